@@ -1,0 +1,32 @@
+# make test : one command on a fresh machine (venv, dependencies, server binaries, lint, tests)
+# make demo : the whole job on private local servers (arrives with issue #8)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint servers demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+servers:
+	@sh scripts/ensure-servers.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+test: $(STAMP) servers lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: $(STAMP) servers
+	$(BIN)/wacdc demo $(DEMO_ARGS)
+
+bench: $(STAMP) servers
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

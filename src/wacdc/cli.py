@@ -1,0 +1,171 @@
+"""The `wacdc` command line (DESIGN §7). Exit codes: 0 ok, 1 a finding, 2 an error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+
+from wacdc import __version__
+from wacdc.config import Settings, load_settings
+from wacdc.errors import EXIT_ERROR, EXIT_OK, SchemaError, WacdcError
+from wacdc.log import configure_logging, redact
+
+DESCRIPTION = """\
+wacdc copies MySQL/MariaDB tables into PostgreSQL and keeps them in sync from the
+binlog, then cuts over with a sub-second write pause.
+
+Typical order:  wacdc check  ->  wacdc schema --apply  ->  wacdc run  ->
+                wacdc verify  ->  wacdc cutover --wait
+
+Configuration comes from the environment (or a TOML file given with --config):
+  WACDC_SOURCE_URL   (else DATABASE_URL)           mysql://user:pass@host:3306/db
+  WACDC_TARGET_URL   (else WHATSAPP_DATABASE_URL)  postgresql://user:pass@host:5432/db
+  WACDC_PROFILE      prisma (default: the 19 WhatsApp tables) | plain | path.toml
+  WACDC_TABLES       comma list (default: the profile's tables; all tables under plain)
+  WACDC_TARGET_SCHEMA  (default public)   WACDC_SERVER_ID   WACDC_LOG_FORMAT json|console
+  WACDC_BAD_VALUES   coerce (default) | strict   -- see docs/types.md
+
+Exit codes: 0 ok, 1 a finding (a check failed, verify found differences), 2 an error.
+"""
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from wacdc.check import exit_code, fix_settings, run_checks
+    from wacdc.schema.profile import load_profile
+
+    profile = load_profile(settings.profile)
+    if args.fix:
+        result = fix_settings(settings)
+        if result.changed:
+            for line in result.changed:
+                print(f"changed {line}")
+            for note in result.notes:
+                print(f"note    {note}")
+        else:
+            print("nothing to fix online: every fixable binlog setting already has the "
+                  "value wacdc needs")
+    findings = run_checks(settings, profile)
+    for finding in findings:
+        print(finding.line())
+    code = exit_code(findings)
+    problems = sum(1 for f in findings if f.status == "PROBLEM")
+    print(f"\n{'all checks passed' if code == 0 else f'{problems} problem(s) found'}")
+    return code
+
+
+def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from wacdc.schema.catalog import load_catalog
+    from wacdc.schema.ddl import apply_steps, plan_ddl
+    from wacdc.schema.profile import load_profile
+    from wacdc.sink.connection import connect_target
+    from wacdc.source.connection import connect
+
+    profile = load_profile(settings.profile)
+    source_url = settings.source()
+    with connect(source_url) as conn:
+        catalog = load_catalog(settings, profile, conn, source_url.database)
+    if catalog.missing:
+        raise SchemaError(f"tables not found in source database {source_url.database}: "
+                          f"{', '.join(catalog.missing)}; fix WACDC_TABLES or the source")
+    tables = catalog.plan(profile, settings.target_schema)
+    steps = plan_ddl(tables, profile, settings.target_schema, indexes=not args.no_indexes)
+    if not args.apply:
+        print(f"-- wacdc {__version__}: profile {profile.name}, "
+              f"{len(tables)} tables, schema {settings.target_schema}")
+        for step in steps:
+            print(step.sql)
+        print("-- foreign keys are created at cutover (NOT VALID, then VALIDATE)")
+        return EXIT_OK
+    with connect_target(settings.target()) as target:
+        changes = apply_steps(target, steps, tables, settings.target_schema)
+    if changes:
+        for change in changes:
+            print(change)
+        print(f"{len(changes)} change(s) applied")
+    else:
+        print("nothing to change: the target already has every object")
+    return EXIT_OK
+
+
+def _not_yet(issue: int) -> Handler:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        print(f"wacdc {args.command}: not available in this build yet (tracked as issue "
+              f"#{issue})", file=sys.stderr)
+        return EXIT_ERROR
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wacdc", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"wacdc {__version__}")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML file with settings (environment variables win)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="preflight: binlog settings, privileges, tables, target",
+                       description="Check that the source and target are ready. Prints one "
+                       "line per check; exit 0 when all pass, 1 when any fails.")
+    p.add_argument("--fix", action="store_true",
+                   help="set what can be set online (binlog_row_metadata=FULL, ...) first")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("schema", help="print (or --apply) the PostgreSQL DDL",
+                       description="Print the target DDL for the configured tables and "
+                       "profile. --apply creates what is missing; a second run changes nothing.")
+    p.add_argument("--apply", action="store_true", help="create the objects in the target")
+    p.add_argument("--no-indexes", action="store_true",
+                   help="leave secondary indexes out (a snapshot builds them after loading)")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("run", help="snapshot, then stream the binlog into PostgreSQL")
+    p.add_argument("--exit-when-caught-up", action="store_true",
+                   help="exit 0 once the applied position equals the source head")
+    p.set_defaults(func=_not_yet(4))
+
+    p = sub.add_parser("status", help="phase, positions, lag and counts (from the target)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_not_yet(6))
+
+    p = sub.add_parser("verify", help="compare source and target row by row")
+    p.add_argument("--table", action="append", metavar="T")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--repair", action="store_true")
+    p.set_defaults(func=_not_yet(7))
+
+    p = sub.add_parser("cutover", help="request the cutover from the running daemon")
+    p.add_argument("--wait", action="store_true")
+    p.add_argument("--abort", action="store_true")
+    p.set_defaults(func=_not_yet(7))
+
+    p = sub.add_parser("demo", help="the whole job on private local servers")
+    p.set_defaults(func=_not_yet(8))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log_format, settings.log_level, settings.secrets())
+        return args.func(args, settings)
+    except WacdcError as exc:
+        print(f"wacdc: error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("wacdc: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - last resort: a redacted traceback and exit 2, never 1
+        print(redact(traceback.format_exc()), file=sys.stderr)
+        print("wacdc: internal error (above); please report it with the command you ran",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

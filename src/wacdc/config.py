@@ -1,0 +1,258 @@
+"""Settings: environment first, then an optional TOML file (`--config`), then defaults.
+
+Every variable of DESIGN §7 is here. Errors name the variable and never echo a
+value, because the values that fail most often are URLs with passwords in them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from wacdc.errors import ConfigError
+
+MYSQL_SCHEMES = {"mysql", "mariadb", "mysql+pymysql"}
+POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg"}
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A parsed connection URL. `str()` and `repr()` never show the password."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    query: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def redacted(self) -> str:
+        auth = f"{self.user}:***@" if self.password else (f"{self.user}@" if self.user else "")
+        return f"{self.scheme}://{auth}{self.host}:{self.port}/{self.database}"
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({self.redacted!r})"
+
+    def with_database(self, database: str) -> DatabaseUrl:
+        return DatabaseUrl(self.scheme, self.host, self.port, self.user, self.password,
+                           database, self.query)
+
+    def conninfo(self) -> str:
+        """libpq keyword/value string for psycopg (PostgreSQL URLs only)."""
+        parts = {"host": self.host, "port": str(self.port), "dbname": self.database,
+                 "user": self.user}
+        if self.password:
+            parts["password"] = self.password
+        parts.update(dict(self.query))
+        return " ".join(f"{k}={_libpq_quote(v)}" for k, v in parts.items() if v)
+
+
+def _libpq_quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def parse_url(raw: str, kind: Literal["mysql", "postgresql"]) -> DatabaseUrl:
+    """Parse `mysql://user:pass@host:port/db` or `postgresql://...`; errors never show the URL."""
+    schemes = MYSQL_SCHEMES if kind == "mysql" else POSTGRES_SCHEMES
+    example = ("mysql://user:password@host:3306/database" if kind == "mysql"
+               else "postgresql://user:password@host:5432/database")
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError as exc:
+        # The message of urlsplit's ValueError does not contain the URL itself.
+        raise ValueError(f"not a valid URL ({exc}); expected {example}") from None
+    if parts.scheme not in schemes:
+        shown = parts.scheme or "none"
+        raise ValueError(f"scheme {shown!r} is not one of {sorted(schemes)}; expected {example}")
+    if not parts.hostname:
+        raise ValueError(f"no host in the URL; expected {example}")
+    database = unquote(parts.path.lstrip("/"))
+    if kind == "postgresql" and not database:
+        raise ValueError(f"no database name in the URL; expected {example}")
+    default_port = 3306 if kind == "mysql" else 5432
+    return DatabaseUrl(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port or default_port,
+        user=unquote(parts.username or ("root" if kind == "mysql" else "postgres")),
+        password=unquote(parts.password or ""),
+        database=database,
+        query=tuple(parse_qsl(parts.query)),
+    )
+
+
+def derive_server_id(seed: str) -> int:
+    """A stable replica server_id for this deployment (away from the small ids people pick)."""
+    return 1_000_000 + zlib.crc32(seed.encode()) % 1_000_000_000
+
+
+class Settings(BaseSettings):
+    """All of wacdc's settings. Field docs are what `--help` and the README show."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True,
+                                      hide_input_in_errors=True)
+
+    source_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("WACDC_SOURCE_URL", "DATABASE_URL",
+                                                    "source_url"),
+        description="MySQL/MariaDB source, mysql://user:pass@host:port/db")
+    target_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WACDC_TARGET_URL", "WHATSAPP_DATABASE_URL", "target_url"),
+        description="PostgreSQL target, postgresql://user:pass@host:port/db")
+    profile: str = Field(
+        default="prisma", validation_alias=AliasChoices("WACDC_PROFILE", "profile"),
+        description="target profile: prisma (the 19 WhatsApp tables), plain, or a TOML path")
+    tables: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("WACDC_TABLES", "tables"),
+        description="comma list of tables (default: the profile's, or all base tables)")
+    target_schema: str = Field(
+        default="public", validation_alias=AliasChoices("WACDC_TARGET_SCHEMA", "target_schema"),
+        description="PostgreSQL schema the tables go into")
+    server_id: int | None = Field(
+        default=None, validation_alias=AliasChoices("WACDC_SERVER_ID", "server_id"),
+        description="replica server_id towards the source (default: derived, stable)")
+    log_format: Literal["json", "console", "auto"] = Field(
+        default="auto", validation_alias=AliasChoices("WACDC_LOG_FORMAT", "log_format"),
+        description="json or console (auto: console on a terminal, else json)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", validation_alias=AliasChoices("WACDC_LOG_LEVEL", "log_level"))
+    pool_min: int = Field(default=1, ge=0,
+                          validation_alias=AliasChoices("WHATSAPP_DB_POOL_MIN", "pool_min"))
+    pool_max: int = Field(default=4, ge=1,
+                          validation_alias=AliasChoices("WHATSAPP_DB_POOL_MAX", "pool_max"))
+    pool_idle_timeout: float = Field(
+        default=300.0, gt=0,
+        validation_alias=AliasChoices("WHATSAPP_DB_POOL_IDLE_TIMEOUT", "pool_idle_timeout"))
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535,
+        validation_alias=AliasChoices("WACDC_METRICS_PORT", "PORT", "metrics_port"))
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("WACDC_ADMIN_TOKEN", "admin_token"))
+    cutover: bool = Field(default=False, validation_alias=AliasChoices("WACDC_CUTOVER",
+                                                                      "cutover"))
+    bad_value_policy: Literal["coerce", "strict"] = Field(
+        default="coerce", validation_alias=AliasChoices("WACDC_BAD_VALUES", "bad_value_policy"),
+        description="coerce: documented default per case, counted and logged; strict: stop")
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _split_tables(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()] or None
+        return value
+
+    @field_validator("source_url", "target_url", "admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file, which arrives as init kwargs.
+        return env_settings, init_settings
+
+    # Parsed views -----------------------------------------------------------------
+
+    def source(self) -> DatabaseUrl:
+        if self.source_url is None:
+            raise ConfigError("WACDC_SOURCE_URL (or DATABASE_URL) is not set; "
+                              "set it to mysql://user:password@host:3306/database")
+        try:
+            url = parse_url(self.source_url.get_secret_value(), "mysql")
+        except ValueError as exc:
+            raise ConfigError(f"WACDC_SOURCE_URL: {exc}") from None
+        if not url.database:
+            raise ConfigError("WACDC_SOURCE_URL: no database name in the URL; "
+                              "expected mysql://user:password@host:3306/database")
+        return url
+
+    def target(self) -> DatabaseUrl:
+        if self.target_url is None:
+            raise ConfigError("WACDC_TARGET_URL (or WHATSAPP_DATABASE_URL) is not set; "
+                              "set it to postgresql://user:password@host:5432/database")
+        try:
+            return parse_url(self.target_url.get_secret_value(), "postgresql")
+        except ValueError as exc:
+            raise ConfigError(f"WACDC_TARGET_URL: {exc}") from None
+
+    def effective_server_id(self) -> int:
+        if self.server_id is not None:
+            return self.server_id
+        seed = self.target_url.get_secret_value() if self.target_url else "wacdc"
+        return derive_server_id(f"{seed}/{self.target_schema}")
+
+    def secrets(self) -> list[str]:
+        """Values the log redactor must never print."""
+        found: list[str] = []
+        for secret in (self.source_url, self.target_url):
+            if secret is None:
+                continue
+            try:
+                kind = "mysql" if secret is self.source_url else "postgresql"
+                password = parse_url(secret.get_secret_value(), kind).password
+            except ValueError:
+                continue
+            if password:
+                found.append(password)
+        if self.admin_token is not None:
+            found.append(self.admin_token.get_secret_value())
+        return found
+
+
+_FIELD_ENV = {
+    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
+           else name)
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings; raise ConfigError with the variable name on bad input."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--config: file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
+        file_values = file_values.get("wacdc", file_values)
+    file_values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc)) from None
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors(include_input=False, include_url=False):
+        field_name = str(err["loc"][0]) if err["loc"] else "?"
+        env = _FIELD_ENV.get(field_name, field_name)
+        messages.append(f"{env}: {err['msg']}")
+    return "; ".join(messages)

@@ -1,0 +1,349 @@
+"""Private MariaDB/MySQL and PostgreSQL servers started from installed binaries.
+
+Used by the test suite, `wacdc demo` and the benchmarks. Each server lives in its
+own temp directory on a free loopback port, so it can be stopped, killed with
+SIGKILL and restarted without touching anything else on the machine. When the
+current user is root, the servers run as the `mysql` / `postgres` system users
+(both refuse to run as root).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+START_TIMEOUT_S = 60.0
+
+_live_servers: list[_Server] = []
+
+
+class EmbeddedServerError(RuntimeError):
+    """A private server could not be set up or started."""
+
+
+def find_binary(name: str, extra_globs: tuple[str, ...] = ()) -> str | None:
+    """Locate an executable on PATH, in sbin, or in versioned install dirs."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if found:
+        return found
+    for pattern in extra_globs:
+        # Highest version first: /usr/lib/postgresql/16/bin before 15.
+        for candidate in sorted(glob.glob(pattern), reverse=True):
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _service_user(name: str) -> str | None:
+    """The system user to run a server as when we are root, else None (run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError as exc:
+        raise EmbeddedServerError(
+            f"running as root, but system user {name!r} does not exist; "
+            f"install the server package (it creates the user) or run as a normal user"
+        ) from exc
+    return name
+
+
+def _make_owned_dir(prefix: str, owner: str | None) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if owner:
+        entry = pwd.getpwnam(owner)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        # The parent (/tmp) is world-traversable; the dir itself stays private to the owner.
+    return path
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log_path: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServerError(
+                f"{what} exited with code {proc.returncode} while starting; "
+                f"last log lines:\n{_tail(log_path)}"
+            )
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise EmbeddedServerError(f"{what} did not listen on port {port} within {START_TIMEOUT_S}s")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+@dataclass
+class _Server:
+    """Common process handling: start, stop, kill -9, restart, cleanup."""
+
+    base_dir: Path
+    port: int
+    run_as: str | None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+    removed: bool = False
+
+    name = "server"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "server.log"
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        try:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                user=self.run_as,
+                # Own process group: Ctrl-C in a terminal must not kill it behind our back.
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        _wait_for_port(self.port, self.proc, self.log_path, self.name)
+        self.wait_ready()
+        if self not in _live_servers:
+            _live_servers.append(self)
+
+    def wait_ready(self) -> None:
+        """Hook: block until the server accepts real queries."""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Clean shutdown (SIGTERM, then SIGKILL if it hangs)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """kill -9: the server gets no chance to flush or say goodbye."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cleanup(self) -> None:
+        self.kill()
+        if not self.removed:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            self.removed = True
+        if self in _live_servers:
+            _live_servers.remove(self)
+
+
+class MariaDBServer(_Server):
+    """A private MariaDB (or MySQL) with row-based binlog, FULL image and FULL metadata."""
+
+    name = "mariadb"
+
+    def __init__(self, server_id: int = 1, extra_args: tuple[str, ...] = ()) -> None:
+        binary = find_binary("mariadbd") or find_binary("mysqld")
+        if binary is None:
+            raise EmbeddedServerError(
+                "no MariaDB/MySQL server binary found; install one: apt-get install mariadb-server"
+            )
+        self.binary = binary
+        self.server_id = server_id
+        self.extra_args = extra_args
+        run_as = _service_user("mysql")
+        super().__init__(base_dir=_make_owned_dir("wacdc-mariadb-", run_as), port=free_port(),
+                         run_as=run_as)
+        self.datadir = self.base_dir / "data"
+        self.socket_path = self.base_dir / "mysqld.sock"
+        self._initialize()
+
+    @property
+    def is_mariadb(self) -> bool:
+        return "mariadb" in Path(self.binary).name or _is_mariadb_binary(self.binary)
+
+    def _initialize(self) -> None:
+        if self.is_mariadb:
+            installer = find_binary("mariadb-install-db") or find_binary("mysql_install_db")
+            if installer is None:
+                raise EmbeddedServerError("mariadb-install-db not found (package mariadb-server)")
+            cmd = [installer, "--no-defaults", f"--datadir={self.datadir}",
+                   "--auth-root-authentication-method=normal", "--skip-test-db",
+                   "--skip-name-resolve"]
+            if self.run_as:
+                cmd.append(f"--user={self.run_as}")
+        else:
+            cmd = [self.binary, "--no-defaults", "--initialize-insecure",
+                   f"--datadir={self.datadir}"]
+            if self.run_as:
+                cmd.append(f"--user={self.run_as}")
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                user=None if self.is_mariadb else self.run_as)
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"initializing MariaDB/MySQL failed: {result.stderr[-2000:]}")
+        # Runs at every start: a TCP root login with no password, like Railway's root user.
+        init_sql = self.base_dir / "init.sql"
+        init_sql.write_text(
+            "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';\n"
+            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n"
+        )
+        if self.run_as:
+            entry = pwd.getpwnam(self.run_as)
+            os.chown(init_sql, entry.pw_uid, entry.pw_gid)
+
+    def command(self) -> list[str]:
+        cmd = [
+            self.binary, "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.socket_path}",
+            f"--pid-file={self.base_dir / 'mysqld.pid'}",
+            f"--init-file={self.base_dir / 'init.sql'}",
+            f"--log-bin={self.base_dir / 'binlog'}",
+            f"--server-id={self.server_id}",
+            "--binlog-format=ROW",
+            "--binlog-row-image=FULL",
+            "--binlog-row-metadata=FULL",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-log-file-size=256M",
+            "--max-allowed-packet=256M",
+            "--max-connections=300",
+            "--sync-binlog=0",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--sql-mode=STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+        ]
+        if self.run_as:
+            cmd.append(f"--user={self.run_as}")
+        return [*cmd, *self.extra_args]
+
+    def wait_ready(self) -> None:
+        import pymysql
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="",
+                                connect_timeout=2).close()
+                return
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline or not self.running:
+                    raise
+                time.sleep(0.1)
+
+    def url(self, database: str = "", user: str = "root", password: str = "") -> str:
+        auth = f"{user}:{password}" if password else user
+        return f"mysql://{auth}@127.0.0.1:{self.port}/{database}"
+
+
+def _is_mariadb_binary(binary: str) -> bool:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return "mariadb" in out.stdout.lower()
+
+
+class PostgresServer(_Server):
+    """A private PostgreSQL cluster with trust auth on loopback."""
+
+    name = "postgres"
+
+    def __init__(self) -> None:
+        globs = ("/usr/lib/postgresql/*/bin/{}", "/usr/local/pgsql/bin/{}")
+        self.initdb = find_binary("initdb", tuple(g.format("initdb") for g in globs))
+        self.postgres = find_binary("postgres", tuple(g.format("postgres") for g in globs))
+        if not self.initdb or not self.postgres:
+            raise EmbeddedServerError(
+                "PostgreSQL binaries (initdb, postgres) not found; "
+                "install them: apt-get install postgresql"
+            )
+        run_as = _service_user("postgres")
+        super().__init__(base_dir=_make_owned_dir("wacdc-pg-", run_as), port=free_port(),
+                         run_as=run_as)
+        self.datadir = self.base_dir / "data"
+        result = subprocess.run(
+            [self.initdb, "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C", "--no-sync"],
+            capture_output=True, text=True, check=False, user=run_as,
+        )
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"initdb failed: {result.stderr[-2000:]}")
+
+    def command(self) -> list[str]:
+        return [
+            self.postgres, "-D", str(self.datadir),
+            "-p", str(self.port),
+            "-k", str(self.base_dir),
+            "-c", "listen_addresses=127.0.0.1",
+            # fsync off is safe against process kills (the OS keeps the page cache);
+            # only a machine crash could lose data, and these are throwaway servers.
+            # synchronous_commit stays on: off would lose commits to a kill -9.
+            "-c", "fsync=off",
+            "-c", "full_page_writes=off",
+            "-c", "max_connections=200",
+            "-c", "shared_buffers=256MB",
+            "-c", "max_wal_size=2GB",
+        ]
+
+    def wait_ready(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or not self.running:
+                    raise
+                time.sleep(0.1)
+
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+
+def cleanup_all() -> None:
+    for server in list(_live_servers):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            server.cleanup()
+
+
+atexit.register(cleanup_all)

@@ -1,0 +1,1 @@
+"""Table model, introspection, type map, converters, target DDL and profiles."""

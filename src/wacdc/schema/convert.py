@@ -1,0 +1,422 @@
+"""Row converters: source values -> PostgreSQL-ready values, compiled once per table.
+
+The same converter accepts what PyMySQL returns on a SELECT and what
+mysql-replication returns from a row event; both paths give the identical
+PostgreSQL value. A table's converter is a tuple of per-column functions built
+once; the per-row loop only calls them. Bad input (DESIGN §4) goes through one
+policy: `coerce` substitutes the documented default and records the coercion,
+`strict` raises BadValueError naming table, key and column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wacdc.errors import BadValueError
+from wacdc.log import get_logger
+from wacdc.schema.types import TargetColumn
+
+log = get_logger(__name__)
+
+UTC = dt.UTC
+# MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC; the binlog gives 0 for the zero value.
+_TIMESTAMP_MIN = dt.datetime(1970, 1, 1, 0, 0, 1)
+_REPLACEMENT = "\ufffd"
+
+
+class _ZeroDate:
+    """Marks a zero or invalid date/datetime from the binlog (the library reports None)."""
+
+    def __repr__(self) -> str:
+        return "ZERO_DATE"
+
+
+ZERO_DATE = _ZeroDate()
+EMPTY_SET: frozenset[str] = frozenset()
+
+
+@dataclass
+class Coercion:
+    table: str
+    column: str
+    reason: str
+    value_repr: str
+    key: Any = None
+    position: str | None = None
+
+
+@dataclass
+class BadValuePolicy:
+    """What happens to a value PostgreSQL cannot store. One per run; shared by all tables."""
+
+    strict: bool = False
+    # Called once per coercion with full context (metrics, logs). Default: log it.
+    on_coercion: Callable[[Coercion], None] | None = None
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def record(self, coercion: Coercion) -> None:
+        key = (coercion.table, coercion.column, coercion.reason)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if self.on_coercion is not None:
+            self.on_coercion(coercion)
+        else:
+            log.warning("value coerced", table=coercion.table, column=coercion.column,
+                        reason=coercion.reason, key=coercion.key, position=coercion.position,
+                        value=coercion.value_repr)
+
+
+class _Bad:
+    """Per-table bad-value hook handed to the column functions."""
+
+    def __init__(self, table: str, policy: BadValuePolicy) -> None:
+        self.table = table
+        self.policy = policy
+        self.pending: list[tuple[str, str, str]] = []
+
+    def __call__(self, column: str, reason: str, raw: Any, substitute: Any,
+                 allowed: bool = True) -> Any:
+        value_repr = _short_repr(raw)
+        if self.policy.strict or not allowed:
+            raise BadValueError(reason, self.table, column, value_repr)
+        self.pending.append((column, reason, value_repr))
+        return substitute
+
+
+def _short_repr(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- column functions ---------------------------------------------------------------
+# Each factory returns f(value) for non-None values; None means "pass through".
+
+Convert = Callable[[Any], Any]
+
+
+def _bool(tc: TargetColumn, bad: _Bad) -> Convert:
+    name = tc.name
+
+    def convert(v: Any) -> Any:
+        if v == 1:
+            return True
+        if v == 0:
+            return False
+        return bad(name, "bool_out_of_range", v, True)
+    return convert
+
+
+def _fix_text(name: str, bad: _Bad, v: str) -> str:
+    return bad(name, "nul_in_text", v, v.replace("\x00", _REPLACEMENT))
+
+
+def _text(tc: TargetColumn, bad: _Bad) -> Convert:
+    name = tc.name
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, bytes | bytearray):
+            try:
+                v = bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                v = bad(name, "invalid_utf8", v, bytes(v).decode("utf-8", "replace"))
+        if "\x00" in v:
+            return _fix_text(name, bad, v)
+        return v
+    return convert
+
+
+def _binary(tc: TargetColumn, bad: _Bad) -> Convert:
+    # BINARY(n) is zero-padded on SELECT, but the binlog drops trailing zero bytes.
+    width = tc.source.char_length or 0 if tc.source else 0
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.encode("utf-8", "surrogateescape")
+        return v if len(v) >= width else bytes(v).ljust(width, b"\x00")
+    return convert
+
+
+def _bytes(tc: TargetColumn, bad: _Bad) -> Convert:
+    def convert(v: Any) -> Any:
+        return v.encode("utf-8", "surrogateescape") if isinstance(v, str) else bytes(v)
+    return convert
+
+
+def _zero_substitute(tc: TargetColumn, minimum: Any) -> Any:
+    # A nullable column gets NULL; a NOT NULL one the type's minimum (documented).
+    return None if tc.nullable else minimum
+
+
+def _datetime(tc: TargetColumn, bad: _Bad) -> Convert:
+    name, substitute = tc.name, _zero_substitute(tc, dt.datetime.min)
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, dt.datetime):
+            return v
+        reason = "zero_date" if v is ZERO_DATE or str(v).startswith("0000-00-00") \
+            else "invalid_date"
+        return bad(name, reason, v, substitute)
+    return convert
+
+
+def _timestamp(tc: TargetColumn, bad: _Bad) -> Convert:
+    name, substitute = tc.name, _zero_substitute(tc, dt.datetime.min.replace(tzinfo=UTC))
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, dt.datetime) and v >= _TIMESTAMP_MIN:
+            return v.replace(tzinfo=UTC)
+        return bad(name, "zero_date", v, substitute)
+    return convert
+
+
+def _date(tc: TargetColumn, bad: _Bad) -> Convert:
+    name, substitute = tc.name, _zero_substitute(tc, dt.date.min)
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, dt.date):
+            return v
+        reason = "zero_date" if v is ZERO_DATE or str(v).startswith("0000-00-00") \
+            else "invalid_date"
+        return bad(name, reason, v, substitute)
+    return convert
+
+
+def _time(tc: TargetColumn, bad: _Bad) -> Convert:
+    if not tc.pg_type.startswith("time"):
+        return _identity  # interval holds every MySQL TIME, negative and > 24h included
+    name = tc.name
+    day = dt.timedelta(days=1)
+
+    def convert(v: Any) -> Any:
+        if dt.timedelta(0) <= v < day:
+            return (dt.datetime.min + v).time()
+        if v == day:
+            return dt.time(0)  # PG accepts 24:00:00; Python time does not: documented as 00:00
+        return bad(name, "time_out_of_range", v, None, allowed=tc.nullable)
+    return convert
+
+
+def _year(tc: TargetColumn, bad: _Bad) -> Convert:
+    def convert(v: Any) -> Any:
+        # The binlog encodes YEAR as year-1900, so the zero year 0000 arrives as 1900.
+        return 0 if v == 1900 else int(v)
+    return convert
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(_decode_json_bytes(value), ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False)
+
+
+def _decode_json_bytes(value: Any) -> Any:
+    """MySQL 8 binary JSON decodes with bytes keys and strings; make them str."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, dict):
+        return {_decode_json_bytes(k): _decode_json_bytes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_json_bytes(v) for v in value]
+    return value
+
+
+def _strip_json_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", _REPLACEMENT)
+    if isinstance(value, dict):
+        return {_strip_json_nul(k): _strip_json_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_json_nul(v) for v in value]
+    return value
+
+
+def _is_partial_json(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and type(value[0]).__name__ == "JsonDiff")
+
+
+def _json(tc: TargetColumn, bad: _Bad) -> Convert:
+    name = tc.name
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            text = v
+        elif _is_partial_json(v):
+            return bad(name, "partial_json", v, None, allowed=False)
+        else:
+            text = _json_text(v)
+        # jsonb rejects \u0000 (and a raw NUL cannot be valid JSON text at all).
+        if "\\u0000" in text or "\x00" in text:
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                return bad(name, "invalid_json", text, None, allowed=False)
+            fixed = _json_text(_strip_json_nul(parsed))
+            if fixed != _json_text(parsed):
+                return bad(name, "nul_in_json", text, fixed)
+        return text
+    return convert
+
+
+def _json_string_array(tc: TargetColumn, bad: _Bad) -> Convert:
+    name = tc.name
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                return bad(name, "invalid_json", v, [v])
+        v = _decode_json_bytes(v)
+        if v is None:
+            return []  # JSON null, like SQL NULL: the PG client types the field non-null
+        if not isinstance(v, list):
+            return bad(name, "tags_not_array", v, [_json_text(v)])
+        if all(isinstance(item, str) for item in v):
+            return [item.replace("\x00", _REPLACEMENT) if "\x00" in item else item
+                    for item in v]
+        fixed = [item if isinstance(item, str) else _json_text(item) for item in v]
+        return bad(name, "tags_non_string", v, fixed)
+    return convert
+
+
+def _enum(tc: TargetColumn, bad: _Bad) -> Convert:
+    if tc.enum_type is None:
+        return _identity  # enum -> text: the empty "invalid" marker is just a string
+    name = tc.name
+
+    def convert(v: Any) -> Any:
+        if v == "":
+            # Index 0: MySQL's marker for an invalid value; no PG enum label matches it.
+            return bad(name, "enum_invalid", v, None, allowed=tc.nullable)
+        return v
+    return convert
+
+
+def _set(tc: TargetColumn, bad: _Bad) -> Convert:
+    order = {member: i for i, member in enumerate(tc.source.values if tc.source else ())}
+
+    def convert(v: Any) -> Any:
+        members = [m for m in v.split(",") if m] if isinstance(v, str) else list(v)
+        return sorted(members, key=lambda m: order.get(m, len(order)))
+    return convert
+
+
+def _bit1(tc: TargetColumn, bad: _Bad) -> Convert:
+    def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.endswith("1")
+        return bool(int.from_bytes(v, "big"))
+    return convert
+
+
+def _bits(tc: TargetColumn, bad: _Bad) -> Convert:
+    width = tc.source.bit_width if tc.source else 1
+
+    def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.zfill(width)  # the binlog gives the bit string already
+        return format(int.from_bytes(v, "big"), f"0{width}b")
+    return convert
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+_FACTORIES: dict[str, Callable[[TargetColumn, _Bad], Convert | None]] = {
+    "int": lambda tc, bad: None,
+    "decimal": lambda tc, bad: None,
+    "float": lambda tc, bad: None,
+    "bool": _bool,
+    "text": _text,
+    "binary": _binary,
+    "bytes": _bytes,
+    "datetime": _datetime,
+    "timestamp": _timestamp,
+    "date": _date,
+    "time": _time,
+    "year": _year,
+    "json": _json,
+    "json_string_array": _json_string_array,
+    "enum": _enum,
+    "set": _set,
+    "bit1": _bit1,
+    "bits": _bits,
+}
+# Families whose function must also see SQL NULL (it has a non-NULL meaning there).
+_SEES_NULL = frozenset({"json_string_array"})
+
+
+class RowConverter:
+    """Converts rows of one table; compiled once from its target columns."""
+
+    def __init__(self, table: str, columns: Sequence[TargetColumn], key: Sequence[str],
+                 policy: BadValuePolicy) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.policy = policy
+        self._bad = _Bad(table, policy)
+        names = [c.name for c in self.columns]
+        self.key_positions = tuple(names.index(k) for k in key)
+        plan = []
+        for tc in self.columns:
+            if tc.source is None:
+                plan.append((None, False, True))  # PG-only column: always NULL
+                continue
+            factory = _FACTORIES[tc.family]
+            plan.append((factory(tc, self._bad), tc.family in _SEES_NULL, False))
+        self._plan = tuple(plan)
+        # Positions of the source columns in the target order (extras excluded).
+        self.source_names = tuple(tc.name for tc in self.columns if tc.source is not None)
+
+    def convert(self, values: Sequence[Any], position: str | None = None) -> tuple:
+        """Source values in `source_names` order -> a full target row (extras as NULL)."""
+        out = []
+        it = iter(values)
+        try:
+            for fn, sees_null, extra in self._plan:
+                if extra:
+                    out.append(None)
+                    continue
+                v = next(it)
+                if fn is None or (v is None and not sees_null):
+                    out.append(v)
+                else:
+                    out.append(fn(v))
+        except BadValueError as exc:
+            key = self._partial_key(out, values)
+            self._bad.pending.clear()
+            raise exc.with_context(key=key, position=position) from None
+        row = tuple(out)
+        if self._bad.pending:
+            self._flush(row, position)
+        return row
+
+    def convert_mapping(self, values: Mapping[str, Any], position: str | None = None) -> tuple:
+        return self.convert([values[n] for n in self.source_names], position)
+
+    def key_of(self, row: Sequence[Any]) -> tuple:
+        return tuple(row[i] for i in self.key_positions)
+
+    def _partial_key(self, converted: list, raw: Sequence[Any]) -> Any:
+        # Key columns come first in practice; fall back to the raw value when not reached yet.
+        raw_by_target = []
+        it = iter(raw)
+        for _fn, _sees_null, extra in self._plan:
+            raw_by_target.append(None if extra else next(it, None))
+        key = tuple(converted[i] if i < len(converted) else raw_by_target[i]
+                    for i in self.key_positions)
+        return key[0] if len(key) == 1 else key
+
+    def _flush(self, row: tuple, position: str | None) -> None:
+        key = self.key_of(row)
+        shown_key = key[0] if len(key) == 1 else key
+        for column, reason, value_repr in self._bad.pending:
+            self.policy.record(Coercion(self.table, column, reason, value_repr, shown_key,
+                                        position))
+        self._bad.pending.clear()

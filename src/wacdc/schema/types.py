@@ -1,0 +1,151 @@
+"""The MySQL -> PostgreSQL type map (DESIGN §4), as one table, plus profile overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wacdc.errors import SchemaError
+from wacdc.schema.model import Column, Table
+from wacdc.schema.profile import Profile
+
+# kind -> (PostgreSQL type when signed, when unsigned, converter family).
+# Placeholders: {p} precision, {s} scale, {n} length/width, {fsp} fractional seconds.
+TYPE_MAP: dict[str, tuple[str, str, str]] = {
+    "boolean": ("boolean", "boolean", "bool"),
+    "tinyint": ("smallint", "smallint", "int"),
+    "smallint": ("smallint", "integer", "int"),
+    "mediumint": ("integer", "integer", "int"),
+    "int": ("integer", "bigint", "int"),
+    "bigint": ("bigint", "numeric(20,0)", "int"),
+    "decimal": ("numeric({p},{s})", "numeric({p},{s})", "decimal"),
+    "float": ("real", "real", "float"),
+    "double": ("double precision", "double precision", "float"),
+    "char": ("varchar({n})", "varchar({n})", "text"),
+    "varchar": ("varchar({n})", "varchar({n})", "text"),
+    "tinytext": ("text", "text", "text"),
+    "text": ("text", "text", "text"),
+    "mediumtext": ("text", "text", "text"),
+    "longtext": ("text", "text", "text"),
+    "binary": ("bytea", "bytea", "binary"),
+    "varbinary": ("bytea", "bytea", "bytes"),
+    "tinyblob": ("bytea", "bytea", "bytes"),
+    "blob": ("bytea", "bytea", "bytes"),
+    "mediumblob": ("bytea", "bytea", "bytes"),
+    "longblob": ("bytea", "bytea", "bytes"),
+    "datetime": ("timestamp({fsp}) without time zone", "", "datetime"),
+    "timestamp": ("timestamp({fsp}) with time zone", "", "timestamp"),
+    "date": ("date", "date", "date"),
+    "time": ("interval", "interval", "time"),
+    "year": ("smallint", "smallint", "year"),
+    "json": ("jsonb", "jsonb", "json"),
+    "enum": ("text", "text", "enum"),
+    "set": ("text[]", "text[]", "set"),
+    "bit1": ("boolean", "boolean", "bit1"),
+    "bit": ("bit varying({n})", "bit varying({n})", "bits"),
+}
+
+SUPPORTED_KINDS = frozenset(TYPE_MAP)
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    """One PostgreSQL column and how values reach it."""
+
+    name: str
+    pg_type: str
+    nullable: bool
+    default_sql: str | None
+    family: str  # converter family: int, text, json, json_string_array, ...
+    source: Column | None  # None for PG-only columns (always NULL)
+    enum_type: str | None = None
+
+
+def _unsupported(table: Table, column: Column) -> SchemaError:
+    return SchemaError(
+        f"{table.name}.{column.name}: MySQL type {column.column_type!r} is not supported; "
+        f"exclude the table (WACDC_TABLES) or add a column override to the profile")
+
+
+def unsupported_columns(table: Table) -> list[Column]:
+    return [c for c in table.columns if c.kind not in SUPPORTED_KINDS]
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pg_type(column: Column, profile: Profile, table: Table) -> tuple[str, str, str | None]:
+    kind = column.kind
+    if kind not in TYPE_MAP:
+        raise _unsupported(table, column)
+    signed, unsigned, family = TYPE_MAP[kind]
+    enum_type = None
+    template = unsigned if column.unsigned and unsigned else signed
+    if kind in ("char", "varchar") and profile.types.varchar == "text":
+        template = "text"
+    if kind == "time" and profile.types.time == "time":
+        template = "time({fsp})"
+    if kind == "enum" and profile.types.enum == "pg_enum":
+        enum = profile.enum_for(table.name, column.name)
+        enum_type = enum.name if enum else f"{table.name}_{column.name}"
+        template = quote_ident(enum_type)
+    pg_type = template.format(p=column.precision, s=column.scale, n=column.char_length
+                              if kind in ("char", "varchar") else column.bit_width,
+                              fsp=column.fsp)
+    return pg_type, family, enum_type
+
+
+def _default_sql(column: Column, family: str, pg_type: str, profile: Profile) -> str | None:
+    default = column.default
+    if default is None or column.auto_increment:
+        return None
+    if default.is_expression:
+        expr = default.value
+        if expr.lower().startswith("current_timestamp"):
+            rule = profile.types.current_timestamp
+            return expr.upper() if rule == "keep" else rule
+        # Other expressions (uuid(), arithmetic) have no portable PG form: the replicator
+        # always writes the source's value, so the target does without a default.
+        return None
+    value = default.value
+    if family == "bool":
+        return "true" if value not in ("0", "") else "false"
+    if family == "bit1":
+        return "true" if value.strip("b'") not in ("0", "") else "false"
+    if family in ("int", "decimal", "float", "year"):
+        return value
+    if family == "json":
+        return quote_literal(value) + "::jsonb"
+    if family == "set":
+        members = [m for m in value.split(",") if m]
+        return "ARRAY[" + ", ".join(map(quote_literal, members)) + "]::text[]" if members \
+            else "ARRAY[]::text[]"
+    if family == "enum" and pg_type.startswith('"'):
+        return f"{quote_literal(value)}::{pg_type}"
+    if family in ("bytes", "binary", "bits"):
+        return None  # rare; the replicator writes every value explicitly
+    return quote_literal(value)
+
+
+def target_columns(table: Table, profile: Profile) -> list[TargetColumn]:
+    """The PostgreSQL columns of a table: source columns in order, then PG-only ones."""
+    result = []
+    for column in table.columns:
+        pg_type, family, enum_type = _pg_type(column, profile, table)
+        nullable = column.nullable
+        default_sql = _default_sql(column, family, pg_type, profile)
+        override = profile.override_for(table.name, column.name)
+        if override is not None:
+            pg_type = override.type or pg_type
+            family = override.convert or family
+            default_sql = override.default if override.default is not None else default_sql
+            nullable = override.nullable if override.nullable is not None else nullable
+        result.append(TargetColumn(column.name, pg_type, nullable, default_sql, family,
+                                   column, enum_type))
+    for extra in profile.extra_columns_for(table.name):
+        result.append(TargetColumn(extra.name, extra.type, True, extra.default, "extra", None))
+    return result

@@ -1,0 +1,1 @@
+"""The PostgreSQL side: connections, COPY and batched upsert/delete."""

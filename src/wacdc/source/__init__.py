@@ -1,0 +1,1 @@
+"""The MySQL/MariaDB side: connections, server facts, snapshot reads, binlog reader."""

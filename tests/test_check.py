@@ -1,0 +1,136 @@
+"""`wacdc check` against real servers: passes when ready, names every problem otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
+
+
+def _set_global(db: SourceDb, name: str, value: str) -> None:
+    with mysql_connect(db.server.url(""), database="") as conn, conn.cursor() as cur:
+        cur.execute(f"SET GLOBAL {name} = {value}")
+
+
+def test_check_passes_on_a_ready_source(source_db: SourceDb, target_db: TargetDb) -> None:
+    result = run_cli("check", env=wacdc_env(source_db, target_db))
+    assert result.code == 0, result.output
+    lines = [ln for ln in result.stdout.splitlines() if ln[:1] in ("o", "w", "P")]
+    assert not [ln for ln in lines if ln.startswith("PROBLEM")]
+    for name in ("source reachable", "binlog_row_metadata", "binlog_format", "privileges",
+                 "server_id", "tables", "target reachable", "target privileges"):
+        assert any(name in ln and ln.startswith("ok") for ln in lines), (name, result.stdout)
+    assert "19 tables" in result.stdout
+    assert "all checks passed" in result.stdout
+
+
+def test_minimal_metadata_is_a_finding_and_fix_clears_it(source_db: SourceDb,
+                                                         target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db)
+    _set_global(source_db, "binlog_row_metadata", "'MINIMAL'")
+    try:
+        result = run_cli("check", env=env)
+        assert result.code == 1, result.output
+        problem = [ln for ln in result.stdout.splitlines() if ln.startswith("PROBLEM")]
+        assert len(problem) == 1 and "binlog_row_metadata" in problem[0], result.stdout
+        assert "MINIMAL" in problem[0]
+
+        fixed = run_cli("check", "--fix", env=env)
+        assert fixed.code == 0, fixed.output
+        assert "changed SET GLOBAL binlog_row_metadata = FULL (was MINIMAL)" in fixed.stdout
+        assert run_cli("check", env=env).code == 0
+    finally:
+        _set_global(source_db, "binlog_row_metadata", "'FULL'")
+
+
+def test_row_image_and_compression_findings(source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db)
+    _set_global(source_db, "binlog_row_image", "'MINIMAL'")
+    _set_global(source_db, "log_bin_compress", "ON")
+    try:
+        result = run_cli("check", env=env)
+        assert result.code == 1
+        problems = "\n".join(ln for ln in result.stdout.splitlines() if ln.startswith("PROBLEM"))
+        assert "binlog_row_image" in problems and "log_bin_compress" in problems
+        assert run_cli("check", "--fix", env=env).code == 0
+    finally:
+        _set_global(source_db, "binlog_row_image", "'FULL'")
+        _set_global(source_db, "log_bin_compress", "OFF")
+
+
+def test_table_without_primary_key_is_named(empty_source_db: SourceDb,
+                                            target_db: TargetDb) -> None:
+    empty_source_db.execute(
+        "CREATE TABLE keyed (id INT PRIMARY KEY, v TEXT)",
+        "CREATE TABLE loose_rows (a INT, b TEXT)",
+        "CREATE TABLE unique_keyed (code VARCHAR(10) NOT NULL, UNIQUE KEY (code))",
+    )
+    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain")
+    result = run_cli("check", env=env)
+    assert result.code == 1, result.output
+    problems = [ln for ln in result.stdout.splitlines() if ln.startswith("PROBLEM")]
+    assert len(problems) == 1, result.stdout
+    assert "table loose_rows" in problems[0] and "no primary key" in problems[0]
+    # The same tables without the keyless one pass: a NOT NULL unique key is enough.
+    env["WACDC_TABLES"] = "keyed,unique_keyed"
+    assert run_cli("check", env=env).code == 0
+
+
+def test_missing_table_is_named(empty_source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(empty_source_db, target_db, WACDC_TABLES="WhatsAppMessage,Nope")
+    result = run_cli("check", env=env)
+    assert result.code == 1
+    assert "table WhatsAppMessage: does not exist" in result.stdout
+    assert "table Nope: does not exist" in result.stdout
+
+
+def test_missing_privilege_is_reported(source_db: SourceDb, target_db: TargetDb) -> None:
+    user = f"lim_{source_db.name[-6:]}"
+    with mysql_connect(source_db.server.url(""), database="") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'Sekr3t-pw'")
+        cur.execute(f"GRANT SELECT, LOCK TABLES ON `{source_db.name}`.* TO '{user}'@'%'")
+        cur.execute(f"GRANT REPLICATION CLIENT ON *.* TO '{user}'@'%'")
+    try:
+        base = source_db.server.url(source_db.name)
+        url = base.replace("root@", f"{user}:Sekr3t-pw@", 1)
+        assert url != base
+        result = run_cli("check", env=wacdc_env(url, target_db))
+        assert result.code == 1, result.output
+        problem = [ln for ln in result.stdout.splitlines()
+                   if ln.startswith("PROBLEM") and "privileges" in ln]
+        assert problem and "REPLICATION SLAVE" in problem[0], result.stdout
+        assert "SELECT" not in problem[0].split("missing", 1)[1]
+        assert "Sekr3t-pw" not in result.output
+    finally:
+        with mysql_connect(source_db.server.url(""), database="") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%'")
+
+
+@pytest.mark.parametrize("source_url, expected", [
+    ("mysql://app:Hunter2-secret@127.0.0.1:notaport/db", "WACDC_SOURCE_URL"),
+    ("postgres://app:Hunter2-secret@127.0.0.1:3306/db", "WACDC_SOURCE_URL: scheme"),
+    ("mysql://app:Hunter2-secret@127.0.0.1:1/db", "cannot connect to the source"),
+])
+def test_bad_or_unreachable_source_is_one_line_exit_2(source_url: str, expected: str,
+                                                       target_db: TargetDb) -> None:
+    result = run_cli("check", env=wacdc_env(source_url, target_db))
+    assert result.code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert expected in result.stderr
+    assert "Hunter2-secret" not in result.output
+
+
+def test_unreachable_target_is_one_line_exit_2(source_db: SourceDb) -> None:
+    result = run_cli("check", env=wacdc_env(
+        source_db, "postgresql://app:Hunter2-secret@127.0.0.1:1/db"))
+    assert result.code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cannot connect to the target postgresql://app:***@127.0.0.1:1/db" in result.stderr
+    assert "Hunter2-secret" not in result.output
+
+
+def test_missing_source_url_names_the_variable(target_db: TargetDb) -> None:
+    result = run_cli("check", env=wacdc_env(None, target_db))
+    assert result.code == 2
+    assert "WACDC_SOURCE_URL (or DATABASE_URL) is not set" in result.stderr
