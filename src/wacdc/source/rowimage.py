@@ -8,9 +8,11 @@ or the right value (an empty SET is an empty array, not NULL).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pymysqlreplication.constants import NONE_SOURCE
+from pymysqlreplication.row_event import RowsEvent
 
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
 
@@ -38,3 +40,24 @@ def unambiguous(values: dict[str, Any], none_sources: dict[str, str]) -> dict[st
                 f"column {name!r} is missing from the row image: the source logs "
                 f"binlog_row_image=MINIMAL/NOBLOB; set binlog_row_image=FULL (wacdc check --fix)")
     return values
+
+
+def _read_time2(self: RowsEvent, column: Any) -> dt.timedelta:
+    """TIME(fsp) as MySQL packs it: one big-endian offset-binary integer, int part + fraction.
+
+    mysql-replication 1.0.17 negates the int part and the fraction separately, which
+    turns -838:59:58.999999 into -838:59:58.000001; this reads the whole value at once.
+    """
+    frac_bytes = (column.fsp + 1) // 2
+    raw = self.packet.read(3 + frac_bytes)
+    value = int.from_bytes(raw, "big") - (1 << (8 * (3 + frac_bytes) - 1))
+    sign = -1 if value < 0 else 1
+    value = abs(value)
+    hms, frac = value >> (8 * frac_bytes), value & ((1 << (8 * frac_bytes)) - 1)
+    micro = frac * 10 ** (6 - 2 * frac_bytes) if frac_bytes else 0
+    return sign * dt.timedelta(hours=(hms >> 12) & 0x3FF, minutes=(hms >> 6) & 0x3F,
+                               seconds=hms & 0x3F, microseconds=micro)
+
+
+# Name-mangled private method of the library; replaced until our own decoder (issue 9) lands.
+RowsEvent._RowsEvent__read_time2 = _read_time2  # type: ignore[attr-defined]
