@@ -230,7 +230,7 @@ def test_fixture_tables_round_trip(profile: str, source_db: SourceDb,
         cur.execute(
             "INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, tags, isOptedIn, "
             "metadata, updatedAt) VALUES "
-            "('c1', 'A', '+1', '[\\"vip\\", \\"goa\\"]', 1, 'null', NOW(3)), "
+            "('c1', 'A', '+1', '[\"vip\", \"goa\"]', 1, 'null', NOW(3)), "
             "('c2', 'B', '+2', NULL, 0, NULL, NOW(3)), "
             "('c3', 'C', '+3', '[]', 1, '{}', NOW(3))")
         cur.execute("INSERT INTO WhatsAppTourPackage (id, productId, title, basePrice, status, "
