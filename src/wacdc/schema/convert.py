@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ UTC = dt.UTC
 # MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC; the binlog gives 0 for the zero value.
 _TIMESTAMP_MIN = dt.datetime(1970, 1, 1, 0, 0, 1)
 _REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _ZeroDate:
@@ -222,14 +224,22 @@ def _decode_json_bytes(value: Any) -> Any:
     return value
 
 
-def _strip_json_nul(value: Any) -> Any:
+def _clean_json_strings(value: Any) -> Any:
+    """Strings PG's jsonb refuses: NUL and lone UTF-16 surrogates become U+FFFD."""
     if isinstance(value, str):
-        return value.replace("\x00", _REPLACEMENT)
+        if "\x00" in value:
+            value = value.replace("\x00", _REPLACEMENT)
+        return _SURROGATE.sub(_REPLACEMENT, value)
     if isinstance(value, dict):
-        return {_strip_json_nul(k): _strip_json_nul(v) for k, v in value.items()}
+        return {_clean_json_strings(k): _clean_json_strings(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_strip_json_nul(v) for v in value]
+        return [_clean_json_strings(v) for v in value]
     return value
+
+
+def _needs_json_check(text: str) -> bool:
+    # jsonb rejects \u0000 and unpaired surrogate escapes; a raw NUL is invalid JSON anyway.
+    return "\\u0000" in text or "\x00" in text or "\\ud" in text or "\\uD" in text
 
 
 def _is_partial_json(value: Any) -> bool:
@@ -247,15 +257,16 @@ def _json(tc: TargetColumn, bad: _Bad) -> Convert:
             return bad(name, "partial_json", v, None, allowed=False)
         else:
             text = _json_text(v)
-        # jsonb rejects \u0000 (and a raw NUL cannot be valid JSON text at all).
-        if "\\u0000" in text or "\x00" in text:
+        if _needs_json_check(text):
             try:
                 parsed = json.loads(text)
             except ValueError:
                 return bad(name, "invalid_json", text, None, allowed=False)
-            fixed = _json_text(_strip_json_nul(parsed))
-            if fixed != _json_text(parsed):
-                return bad(name, "nul_in_json", text, fixed)
+            cleaned = _clean_json_strings(parsed)
+            if cleaned != parsed:
+                reason = "nul_in_json" if "\\u0000" in text or "\x00" in text \
+                    else "invalid_unicode_in_json"
+                return bad(name, reason, text, _json_text(cleaned))
         return text
     return convert
 
@@ -277,8 +288,8 @@ def _json_string_array(tc: TargetColumn, bad: _Bad) -> Convert:
         if not isinstance(v, list):
             return bad(name, "tags_not_array", v, [_json_text(v)])
         if all(isinstance(item, str) for item in v):
-            return [item.replace("\x00", _REPLACEMENT) if "\x00" in item else item
-                    for item in v]
+            cleaned = _clean_json_strings(v)
+            return v if cleaned == v else bad(name, "nul_in_text", v, cleaned)
         fixed = [item if isinstance(item, str) else _json_text(item) for item in v]
         return bad(name, "tags_non_string", v, fixed)
     return convert
