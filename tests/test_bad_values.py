@@ -35,6 +35,7 @@ CASES: list[tuple[str, str, str, tuple, Any, str, str]] = [
     ("zero_datetime_not_null", "DATETIME NOT NULL", "'0000-00-00 00:00:00'", (),
      dt.datetime(1, 1, 1), "zero_date", "plain"),
     ("zero_date", "DATE NULL", "'0000-00-00'", (), None, "zero_date", "plain"),
+    ("zero_month", "DATETIME NULL", "'2024-00-10 10:00:00'", (), None, "zero_date", "plain"),
     ("zero_date_not_null", "DATE NOT NULL", "'0000-00-00'", (), dt.date(1, 1, 1), "zero_date",
      "plain"),
     ("zero_timestamp", "TIMESTAMP NULL", "'0000-00-00 00:00:00'", (), None, "zero_date",

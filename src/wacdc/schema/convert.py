@@ -158,9 +158,8 @@ def _datetime(tc: TargetColumn, bad: _Bad) -> Convert:
     def convert(v: Any) -> Any:
         if isinstance(v, dt.datetime):
             return v
-        reason = "zero_date" if v is ZERO_DATE or str(v).startswith("0000-00-00") \
-            else "invalid_date"
-        return bad(name, reason, v, substitute)
+        # Zero and invalid dates alike: the binlog reports both the same way.
+        return bad(name, "zero_date", v, substitute)
     return convert
 
 
@@ -180,9 +179,8 @@ def _date(tc: TargetColumn, bad: _Bad) -> Convert:
     def convert(v: Any) -> Any:
         if isinstance(v, dt.date):
             return v
-        reason = "zero_date" if v is ZERO_DATE or str(v).startswith("0000-00-00") \
-            else "invalid_date"
-        return bad(name, reason, v, substitute)
+        # Zero and invalid dates alike: the binlog reports both the same way.
+        return bad(name, "zero_date", v, substitute)
     return convert
 
 
