@@ -17,7 +17,7 @@ servers:
 	@sh scripts/ensure-servers.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 
 test: $(STAMP) servers lint
 	$(BIN)/pytest $(PYTEST_ARGS)
