@@ -178,18 +178,26 @@ def _server_id_check(conn: pymysql.connections.Connection, v: dict[str, str],
                       "server_id", "set WACDC_SERVER_ID to a value no server or replica uses")
         return
     try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW SLAVE HOSTS")
-            replica_ids = {int(row[0]) for row in cur.fetchall()}
+        replica_ids = _replica_server_ids(conn)
     except pymysql.err.MySQLError as exc:
         yield Finding(WARN, "server_id", f"{ours} differs from the source's {source_id}; could "
                       f"not list other replicas ({redact(str(exc.args[-1]))})")
         return
     if ours in replica_ids:
-        yield Finding(PROBLEM, "server_id", f"a replica with server_id {ours} is already "
-                      "connected (another wacdc?)", "set a distinct WACDC_SERVER_ID")
+        yield Finding(WARN, "server_id", f"a replica with server_id {ours} is connected: a "
+                      "running wacdc of this deployment (fine), or a clash",
+                      "if no wacdc is running, set a distinct WACDC_SERVER_ID")
     else:
         yield Finding(OK, "server_id", f"{ours} (source is {source_id})")
+
+
+def _replica_server_ids(conn: pymysql.connections.Connection) -> set[int]:
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SHOW REPLICAS")  # MySQL >= 8.0.22
+        except pymysql.err.ProgrammingError:
+            cur.execute("SHOW SLAVE HOSTS")  # MariaDB, older MySQL
+        return {int(row[0]) for row in cur.fetchall()}
 
 
 def _table_checks(settings: Settings, profile: Profile,
