@@ -261,3 +261,20 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> CliResult:
                           capture_output=True, text=True, timeout=timeout, check=False,
                           cwd=REPO)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def fill_whatsapp(db: SourceDb, counts: dict[str, int] | None = None, messages: int = 200,
+                  seed: int = 1) -> dict[str, int]:
+    """Generated rows for the 19 tables (datagen), parents first; returns rows per table."""
+    from wacdc.datagen import default_counts, load_data_profile, populate
+    from wacdc.schema.introspect import introspect_tables
+    from wacdc.schema.profile import load_profile
+
+    profile = load_profile("prisma")
+    url = parse_url(db.url, "mysql")
+    with mysql_connect(url) as conn:
+        conn.autocommit(False)
+        tables = introspect_tables(conn, db.name, profile.tables)
+        wanted = counts or default_counts(messages, load_data_profile())
+        return populate(conn, [tables[n] for n in profile.tables if n in tables], wanted,
+                        profile, seed=seed)

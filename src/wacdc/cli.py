@@ -91,6 +91,13 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from wacdc.daemon import run
+
+    return run(settings, snapshot_only=args.snapshot_only,
+               exit_when_caught_up=args.exit_when_caught_up)
+
+
 def _not_yet(issue: int) -> Handler:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wacdc {args.command}: not available in this build yet (tracked as issue "
@@ -123,10 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave secondary indexes out (a snapshot builds them after loading)")
     p.set_defaults(func=_cmd_schema)
 
-    p = sub.add_parser("run", help="snapshot, then stream the binlog into PostgreSQL")
+    p = sub.add_parser("run", help="snapshot, then stream the binlog into PostgreSQL",
+                       description="Copy the tables (resumable: a restart continues), then "
+                       "follow the binlog. SIGTERM/SIGINT stop cleanly after the current "
+                       "chunk or batch.")
     p.add_argument("--exit-when-caught-up", action="store_true",
                    help="exit 0 once the applied position equals the source head")
-    p.set_defaults(func=_not_yet(4))
+    p.add_argument("--snapshot-only", action="store_true",
+                   help="take (or finish) the snapshot, then exit 0")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("status", help="phase, positions, lag and counts (from the target)")
     p.add_argument("--json", action="store_true")

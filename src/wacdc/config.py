@@ -150,6 +150,14 @@ class Settings(BaseSettings):
         default="coerce", validation_alias=AliasChoices("WACDC_BAD_VALUES", "bad_value_policy"),
         description="coerce: documented default per case, counted and logged; strict: stop")
 
+    snapshot_chunk_rows: int = Field(
+        default=20_000, ge=1,
+        validation_alias=AliasChoices("WACDC_SNAPSHOT_CHUNK_ROWS", "snapshot_chunk_rows"),
+        description="rows per snapshot chunk (each commits with its progress)")
+    snapshot_lock: Literal["tables", "ftwrl"] = Field(
+        default="tables", validation_alias=AliasChoices("WACDC_SNAPSHOT_LOCK", "snapshot_lock"),
+        description="MySQL only: LOCK TABLES <tracked> READ, or FLUSH TABLES WITH READ LOCK")
+
     @field_validator("tables", mode="before")
     @classmethod
     def _split_tables(cls, value: Any) -> Any:
