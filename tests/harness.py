@@ -22,8 +22,8 @@ from wacdc.config import DatabaseUrl, parse_url
 from wacdc.embedded import MariaDBServer, PostgresServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
-WHATSAPP_DDL = FIXTURES / "whatsapp_mysql.sql"
 REPO = Path(__file__).resolve().parent.parent
+WHATSAPP_DDL = REPO / "config" / "whatsapp_mysql.sql"
 
 
 class ServerHandle:

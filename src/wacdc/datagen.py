@@ -209,16 +209,31 @@ class TableGenerator:
             plan.append((gen, null_rate))
         self.plan = plan
 
-    def rows(self, count: int, seed: int = 1, start: int = 0) -> Iterator[tuple]:
+    def rows(self, count: int, seed: int = 1, start: int = 0,
+             pool: int = 0) -> Iterator[tuple]:
+        """Rows start..start+count. With `pool`, bulky text and JSON values are drawn from
+        that many pre-generated ones (same distributions; millions of rows in minutes)."""
         rng = random.Random(f"{self.table.name}:{seed}:{start}")
+        plan = self.plan
+        if pool:
+            plan = [(_pooled(gen, rng, pool) if column.kind in _BULKY else gen, rate)
+                    for (gen, rate), column in zip(self.plan, self.columns, strict=True)]
         for n in range(start, start + count):
             yield tuple(None if rate and rng.random() < rate else gen(rng, n)
-                        for gen, rate in self.plan)
+                        for gen, rate in plan)
 
     def insert_sql(self) -> str:
         cols = ", ".join(quote_ident(c.name) for c in self.columns)
         marks = ", ".join(["%s"] * len(self.columns))
         return f"INSERT INTO {quote_ident(self.table.name)} ({cols}) VALUES ({marks})"
+
+
+_BULKY = frozenset({"json", "text", "mediumtext", "longtext"})
+
+
+def _pooled(gen: Gen, rng: random.Random, size: int) -> Gen:
+    values = [gen(rng, n) for n in range(size)]
+    return lambda rng, n: values[rng.randrange(size)]
 
 
 def _id_gen(table: str) -> Gen:
@@ -260,7 +275,8 @@ def default_counts(total_messages: int, profile_stats: dict) -> dict[str, int]:
 
 def populate(conn: pymysql.connections.Connection, tables: list[Table], counts: dict[str, int],
              profile: Profile | None = None, seed: int = 1, batch: int = 1000,
-             progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+             progress: Callable[[str, int], None] | None = None,
+             pool: int = 0) -> dict[str, int]:
     """Insert generated rows, parents first; returns rows written per table."""
     stats = load_data_profile()
     written: dict[str, int] = {}
@@ -271,7 +287,7 @@ def populate(conn: pymysql.connections.Connection, tables: list[Table], counts: 
         done = 0
         with conn.cursor() as cur:
             buffer: list[tuple] = []
-            for row in gen.rows(count, seed):
+            for row in gen.rows(count, seed, pool=pool):
                 buffer.append(row)
                 if len(buffer) >= batch:
                     cur.executemany(sql, buffer)

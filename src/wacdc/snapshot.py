@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 import pymysql
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from wacdc import metrics, state
 from wacdc.config import Settings
@@ -256,7 +257,10 @@ def _copy_table(view: ReadView, target: psycopg.Connection, table: TargetTable,
         count = 0
         last_raw: tuple | None = None
         with target.transaction():
-            with target.cursor() as cur, cur.copy(copy_sql) as copy:
+            # The queued writer sends from its own thread, so PostgreSQL consumes one
+            # batch while this thread reads and converts the next.
+            with target.cursor() as cur, cur.copy(copy_sql,
+                                                  writer=QueuedLibpqWriter(cur)) as copy:
                 write = copy.write_row
                 for raw, row in reader.chunk(after):
                     write(row)

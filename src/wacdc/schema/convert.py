@@ -103,9 +103,9 @@ def _bool(tc: TargetColumn, bad: _Bad) -> Convert:
     name = tc.name
 
     def convert(v: Any) -> Any:
-        if v == 1:
+        if v == 1 or v == "1":
             return True
-        if v == 0:
+        if v == 0 or v == "0":
             return False
         return bad(name, "bool_out_of_range", v, True)
     return convert
@@ -152,11 +152,19 @@ def _zero_substitute(tc: TargetColumn, minimum: Any) -> Any:
     return None if tc.nullable else minimum
 
 
+def _is_zero_date_text(v: str) -> bool:
+    # 'YYYY-MM-DD...': year 0000, month 00 or day 00 cannot be stored by PostgreSQL.
+    return v[:4] == "0000" or v[5:7] == "00" or v[8:10] == "00"
+
+
+# The snapshot reads values as MySQL's text (PostgreSQL parses the same text in COPY);
+# the binlog gives Python objects. Both shapes are accepted; both reach the same value.
+
 def _datetime(tc: TargetColumn, bad: _Bad) -> Convert:
     name, substitute = tc.name, _zero_substitute(tc, dt.datetime.min)
 
     def convert(v: Any) -> Any:
-        if isinstance(v, dt.datetime):
+        if isinstance(v, dt.datetime) or (isinstance(v, str) and not _is_zero_date_text(v)):
             return v
         # Zero and invalid dates alike: the binlog reports both the same way.
         return bad(name, "zero_date", v, substitute)
@@ -167,6 +175,9 @@ def _timestamp(tc: TargetColumn, bad: _Bad) -> Convert:
     name, substitute = tc.name, _zero_substitute(tc, dt.datetime.min.replace(tzinfo=UTC))
 
     def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            # Read in a UTC session; the target session is UTC too, so the text is exact.
+            return v if not _is_zero_date_text(v) else bad(name, "zero_date", v, substitute)
         if isinstance(v, dt.datetime) and v >= _TIMESTAMP_MIN:
             return v.replace(tzinfo=UTC)
         return bad(name, "zero_date", v, substitute)
@@ -177,11 +188,20 @@ def _date(tc: TargetColumn, bad: _Bad) -> Convert:
     name, substitute = tc.name, _zero_substitute(tc, dt.date.min)
 
     def convert(v: Any) -> Any:
-        if isinstance(v, dt.date):
+        if isinstance(v, dt.date) or (isinstance(v, str) and not _is_zero_date_text(v)):
             return v
-        # Zero and invalid dates alike: the binlog reports both the same way.
         return bad(name, "zero_date", v, substitute)
     return convert
+
+
+def parse_mysql_time(text: str) -> dt.timedelta:
+    """MySQL TIME text ('-838:59:59.000001') -> timedelta."""
+    sign = -1 if text.startswith("-") else 1
+    hours, minutes, seconds = text.lstrip("-").split(":")
+    whole, _, fraction = seconds.partition(".")
+    micro = int((fraction + "000000")[:6]) if fraction else 0
+    return sign * dt.timedelta(hours=int(hours), minutes=int(minutes), seconds=int(whole),
+                               microseconds=micro)
 
 
 def _time(tc: TargetColumn, bad: _Bad) -> Convert:
@@ -191,6 +211,8 @@ def _time(tc: TargetColumn, bad: _Bad) -> Convert:
     day = dt.timedelta(days=1)
 
     def convert(v: Any) -> Any:
+        if isinstance(v, str):
+            v = parse_mysql_time(v)
         if dt.timedelta(0) <= v < day:
             return (dt.datetime.min + v).time()
         if v == day:
@@ -361,8 +383,25 @@ _FACTORIES: dict[str, Callable[[TargetColumn, _Bad], Convert | None]] = {
 _SEES_NULL = frozenset({"json_string_array"})
 
 
+# Inline fast paths for the compiled row function: the common, clean value skips the call.
+_GUARDS = {
+    "text": "{v} if {v} is None or ({v}.__class__ is str and _NUL not in {v}) else {f}({v})",
+    "json": ("{v} if {v} is None or ({v}.__class__ is str and _NUL not in {v} and _ESC0 not in"
+             " {v} and _ESCD not in {v} and _ESCDU not in {v}) else {f}({v})"),
+    "datetime": ("{v} if {v} is None or ({v}.__class__ is str and {v}[:4] != '0000' and "
+                 "{v}[5:7] != '00' and {v}[8:10] != '00') else {f}({v})"),
+}
+_GUARDS["date"] = _GUARDS["datetime"]
+_GUARD_NAMES = {"_NUL": "\x00", "_ESC0": "\\u0000", "_ESCD": "\\ud", "_ESCDU": "\\uD"}
+
+
 class RowConverter:
-    """Converts rows of one table; compiled once from its target columns."""
+    """Converts rows of one table; compiled once from its target columns.
+
+    The per-column functions are bound into one generated function per table
+    (`row -> tuple`), so the per-row work is a single call with no loop, lookup or
+    dispatch; columns that need no conversion are passed through as they are.
+    """
 
     def __init__(self, table: str, columns: Sequence[TargetColumn], key: Sequence[str],
                  policy: BadValuePolicy) -> None:
@@ -372,36 +411,47 @@ class RowConverter:
         self._bad = _Bad(table, policy)
         names = [c.name for c in self.columns]
         self.key_positions = tuple(names.index(k) for k in key)
-        plan = []
-        for tc in self.columns:
-            if tc.source is None:
-                plan.append((None, False, True))  # PG-only column: always NULL
-                continue
-            factory = _FACTORIES[tc.family]
-            plan.append((factory(tc, self._bad), tc.family in _SEES_NULL, False))
-        self._plan = tuple(plan)
         # Positions of the source columns in the target order (extras excluded).
         self.source_names = tuple(tc.name for tc in self.columns if tc.source is not None)
+        self._source_key_positions = tuple(self.source_names.index(k) for k in key)
+        self._row = self._compile()
+
+    def _compile(self) -> Callable[[Sequence[Any]], tuple]:
+        namespace: dict[str, Any] = dict(_GUARD_NAMES)
+        params, exprs = [], []
+        for tc in self.columns:
+            if tc.source is None:
+                exprs.append("None")  # PG-only column: always NULL
+                continue
+            v = f"v{len(params)}"
+            params.append(v)
+            fn = _FACTORIES[tc.family](tc, self._bad)
+            if fn is None or fn is _identity:
+                exprs.append(v)
+                continue
+            f = f"f{len(params)}"
+            namespace[f] = fn
+            if tc.family in _SEES_NULL:
+                exprs.append(f"{f}({v})")
+            elif tc.family in _GUARDS:
+                exprs.append("(" + _GUARDS[tc.family].format(v=v, f=f) + ")")
+            else:
+                exprs.append(f"(None if {v} is None else {f}({v}))")
+        unpack = ", ".join(params) + ("," if len(params) == 1 else "")
+        source = (f"def convert_row(row):\n    {unpack} = row\n"
+                  f"    return ({', '.join(exprs)},)\n")
+        exec(compile(source, f"<wacdc converter {self.table}>", "exec"), namespace)
+        return namespace["convert_row"]
 
     def convert(self, values: Sequence[Any], position: str | None = None) -> tuple:
         """Source values in `source_names` order -> a full target row (extras as NULL)."""
-        out = []
-        it = iter(values)
         try:
-            for fn, sees_null, extra in self._plan:
-                if extra:
-                    out.append(None)
-                    continue
-                v = next(it)
-                if fn is None or (v is None and not sees_null):
-                    out.append(v)
-                else:
-                    out.append(fn(v))
+            row = self._row(values)
         except BadValueError as exc:
-            key = self._partial_key(out, values)
             self._bad.pending.clear()
-            raise exc.with_context(key=key, position=position) from None
-        row = tuple(out)
+            key = tuple(values[i] for i in self._source_key_positions)
+            raise exc.with_context(key=key[0] if len(key) == 1 else key,
+                                   position=position) from None
         if self._bad.pending:
             self._flush(row, position)
         return row
@@ -411,16 +461,6 @@ class RowConverter:
 
     def key_of(self, row: Sequence[Any]) -> tuple:
         return tuple(row[i] for i in self.key_positions)
-
-    def _partial_key(self, converted: list, raw: Sequence[Any]) -> Any:
-        # Key columns come first in practice; fall back to the raw value when not reached yet.
-        raw_by_target = []
-        it = iter(raw)
-        for _fn, _sees_null, extra in self._plan:
-            raw_by_target.append(None if extra else next(it, None))
-        key = tuple(converted[i] if i < len(converted) else raw_by_target[i]
-                    for i in self.key_positions)
-        return key[0] if len(key) == 1 else key
 
     def _flush(self, row: tuple, position: str | None) -> None:
         key = self.key_of(row)
