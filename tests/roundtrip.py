@@ -49,7 +49,8 @@ class Roundtrip:
             return current_position(conn)
 
     def snapshot(self, table: str) -> list[tuple]:
-        with connect(self.source_url) as conn:
+        """The daemon's read path: MySQL text values, the fast row parser, COPY."""
+        with connect(self.source_url, text_values=True) as conn:
             rows = list(read_converted(conn, self.plans["snap"][table].source,
                                        self.converters[table]))
         with psycopg.connect(self.target.url) as pg:

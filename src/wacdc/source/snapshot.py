@@ -41,11 +41,16 @@ def select_sql(table: Table, columns: Sequence[str]) -> str:
 
 def read_converted(conn: pymysql.connections.Connection, table: Table,
                    converter: RowConverter) -> Iterator[tuple]:
-    """All rows in key order, converted; unbuffered so memory stays flat."""
+    """All rows in key order, converted; unbuffered so memory stays flat.
+
+    On a `text_values` connection this is exactly the snapshot's read path.
+    """
     key = ", ".join(quote_ident(k) for k in (table.replica_key or ()))
     sql = select_sql(table, converter.source_names) + (f" ORDER BY {key}" if key else "")
     with conn.cursor(pymysql.cursors.SSCursor) as cur:
         cur.execute(sql)
+        if not conn.decoders:
+            use_fast_row_parser(cur)
         for row in cur:
             yield converter.convert(row)
 
