@@ -170,3 +170,31 @@ def test_schema_refuses_keyless_or_missing_tables(tables: str, empty_source_db: 
                                              WACDC_TABLES=tables))
     assert result.code == 2
     assert tables in result.stderr
+
+
+def test_prefix_fulltext_and_generated_columns(empty_source_db: SourceDb,
+                                               target_db: TargetDb) -> None:
+    from tests.roundtrip import Roundtrip
+
+    empty_source_db.execute(
+        "CREATE TABLE docs (id INT PRIMARY KEY, code VARCHAR(40), body TEXT, "
+        "doubled INT AS (id * 2) VIRTUAL, label VARCHAR(50) AS (CONCAT('doc-', id)) STORED, "
+        "KEY by_body (body(10)), UNIQUE KEY by_code (code(4)), FULLTEXT KEY ft (body))")
+    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain")
+    printed = run_cli("schema", env=env)
+    assert "-- skipped FULLTEXT index docs.ft (body)" in printed.stdout
+    assert 'CREATE INDEX "docs_by_body" ON "public"."docs" ((left("body", 10)))' in printed.stdout
+    rt = Roundtrip(empty_source_db, target_db, ["docs"])
+    start = rt.position()
+    long_body = "x" * 9000  # a full-column btree index would refuse this row
+    empty_source_db.execute(f"INSERT INTO docs (id, code, body) VALUES (1, 'abcd-1', "
+                            f"'{long_body}'), (2, 'zzzz', 'short')")
+    rt.snapshot("docs")
+    rt.stream(start)
+    expected = [(1, "abcd-1", long_body, 2, "doc-1"), (2, "zzzz", "short", 4, "doc-2")]
+    assert rt.read_back("snap", "docs") == expected
+    assert rt.read_back("binl", "docs") == expected
+    with target_db.connect() as pg:
+        unique = pg.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'snap' "
+                            "AND indexname = 'docs_by_code'").fetchone()[0]
+    assert "UNIQUE" in unique and '"left"((code)::text, 4)' in unique

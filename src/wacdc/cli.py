@@ -59,7 +59,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.schema.catalog import load_catalog
-    from wacdc.schema.ddl import apply_steps, plan_ddl
+    from wacdc.schema.ddl import apply_steps, plan_ddl, skipped_index_notes
     from wacdc.schema.profile import load_profile
     from wacdc.sink.connection import connect_target
     from wacdc.source.connection import connect
@@ -78,6 +78,8 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
               f"{len(tables)} tables, schema {settings.target_schema}")
         for step in steps:
             print(step.sql)
+        for note in skipped_index_notes(tables):
+            print(note)
         print("-- foreign keys are created at cutover (NOT VALID, then VALIDATE)")
         return EXIT_OK
     with connect_target(settings.target()) as target:

@@ -28,6 +28,7 @@ class TargetTable:
     columns: tuple[TargetColumn, ...]
     key: tuple[str, ...]
     indexes: tuple[tuple[str, Index], ...]  # (PG index name, source index)
+    skipped: tuple[Index, ...] = ()  # FULLTEXT / SPATIAL: no plain PostgreSQL equivalent
 
     @property
     def name(self) -> str:
@@ -44,16 +45,17 @@ def plan_table(table: Table, profile: Profile, schema: str) -> TargetTable:
         raise SchemaError(
             f"table {table.name} has no primary key and no unique key on NOT NULL columns; "
             f"add a primary key in the source, or leave the table out of WACDC_TABLES")
-    indexes = []
+    indexes, skipped = [], []
     for index in table.secondary_indexes:
         if index.kind in ("FULLTEXT", "SPATIAL"):
-            continue  # no PG equivalent as a plain index; the profile's extras cover search
+            skipped.append(index)  # the profile's extras (GIN, full text) cover search
+            continue
         indexes.append((_index_name(table.name, index.name, profile), index))
     for extra in profile.extra_columns_for(table.name):
         if extra.index:
             indexes.append((extra.index, Index(extra.index, (extra.name,), unique=False)))
     return TargetTable(table, schema, tuple(target_columns(table, profile)), key,
-                       tuple(indexes))
+                       tuple(indexes), tuple(skipped))
 
 
 def _index_name(table: str, index: str, profile: Profile) -> str:
@@ -110,9 +112,23 @@ def create_table_sql(table: TargetTable) -> str:
     return f"CREATE TABLE {table.qualified} (\n" + ",\n".join(lines) + "\n);"
 
 
+def _index_part(table: TargetTable, column: str, prefix: int | None) -> str:
+    if prefix is None:
+        return quote_ident(column)
+    # A MySQL prefix index (col(100)) covers the first n characters (bytes for binary):
+    # an expression index keeps the same meaning, also for UNIQUE, and stays under
+    # PostgreSQL's btree row size limit for long values.
+    family = next(c.family for c in table.columns if c.name == column)
+    if family in ("bytes", "binary"):
+        return f"(substring({quote_ident(column)} from 1 for {prefix}))"
+    return f"(left({quote_ident(column)}, {prefix}))"
+
+
 def create_index_sql(table: TargetTable, name: str, index: Index) -> str:
     unique = "UNIQUE " if index.unique else ""
-    cols = ", ".join(quote_ident(c) for c in index.columns)
+    prefixes = index.prefixes or (None,) * len(index.columns)
+    cols = ", ".join(_index_part(table, c, p)
+                     for c, p in zip(index.columns, prefixes, strict=True))
     return (f"CREATE {unique}INDEX {quote_ident(name)} ON {table.qualified} ({cols});")
 
 
@@ -133,6 +149,11 @@ def plan_ddl(tables: list[TargetTable], profile: Profile, schema: str,
     if indexes:
         steps.extend(index_steps(tables))
     return steps
+
+
+def skipped_index_notes(tables: list[TargetTable]) -> list[str]:
+    return [f"-- skipped {i.kind} index {t.name}.{i.name} ({', '.join(i.columns)}): no plain "
+            "PostgreSQL equivalent" for t in tables for i in t.skipped]
 
 
 def index_steps(tables: list[TargetTable]) -> list[Step]:

@@ -121,7 +121,8 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
                 is_json=is_json,
             ))
         cur.execute(
-            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, INDEX_TYPE "
+            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, INDEX_TYPE, "
+            "SUB_PART "
             "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
             f"AND TABLE_NAME IN ({placeholders}) ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
             (schema, *wanted))
@@ -141,6 +142,7 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
             unique=not int(parts[0]["NON_UNIQUE"]),
             primary=index_name == "PRIMARY",
             kind=str(parts[0]["INDEX_TYPE"]).upper(),
+            prefixes=tuple(int(p["SUB_PART"]) if p["SUB_PART"] else None for p in parts),
         ))
     tables = {}
     for name in wanted:

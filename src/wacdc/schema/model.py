@@ -56,6 +56,7 @@ class Index:
     unique: bool
     primary: bool = False
     kind: str = "BTREE"  # BTREE, HASH, FULLTEXT, SPATIAL
+    prefixes: tuple[int | None, ...] = ()  # SUB_PART per column: index only the first n chars
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,13 @@ import pymysql.cursors
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import WacdcError
+from wacdc.log import get_logger
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.model import Column, Table
 from wacdc.source.connection import connect, quote_ident, server_info
 from wacdc.source.position import BinlogPosition, current_position
+
+log = get_logger("wacdc.source.snapshot")
 
 
 def select_expression(column: Column) -> str:
@@ -87,8 +90,17 @@ def open_read_view(url: DatabaseUrl, tables: list[Table], lock: str = "tables") 
             conn.close()
             raise WacdcError("the source has binary logging off: a snapshot without a binlog "
                              "position cannot be followed by streaming (see wacdc check)")
-        position = BinlogPosition(status["binlog_snapshot_file"],
-                                  int(status["binlog_snapshot_position"]))
+        file, pos = status["binlog_snapshot_file"], int(status["binlog_snapshot_position"])
+        gtid = None
+        try:
+            with conn.cursor() as cur:
+                # The GTID position that corresponds exactly to the view's file:pos.
+                cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
+                gtid = cur.fetchone()[0]
+        except pymysql.err.MySQLError as exc:
+            log.warning("no GTID for the snapshot position; file:pos is used alone",
+                        position=f"{file}:{pos}", error=str(exc.args[-1]))
+        position = BinlogPosition(file, pos, gtid or None)
         return ReadView(view_id, conn, position, "mariadb-consistent-snapshot", 0.0)
 
     locker = connect(url, autocommit=True)
