@@ -55,7 +55,7 @@ def _double_until(conn, table, target: int) -> int:  # type: ignore[no-untyped-d
         cur.execute(f"SELECT COUNT(*) FROM {name}")
         have = cur.fetchone()[0]
         while have < target:
-            batch = min(have, target - have)
+            batch = min(have, target - have, SEED_ROWS)  # bounded temp table per statement
             cur.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {select} FROM {name} "
                         f"LIMIT {batch}")
             conn.commit()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from wacdc import __version__
 from wacdc.config import Settings, load_settings
-from wacdc.errors import EXIT_ERROR, EXIT_OK, SchemaError, WacdcError
+from wacdc.errors import EXIT_ERROR, EXIT_OK, WacdcError
 from wacdc.log import configure_logging, redact
 
 DESCRIPTION = """\
@@ -58,20 +58,11 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from wacdc.schema.catalog import load_catalog
+    from wacdc.schema.catalog import plan_target
     from wacdc.schema.ddl import apply_steps, plan_ddl, skipped_index_notes
-    from wacdc.schema.profile import load_profile
     from wacdc.sink.connection import connect_target
-    from wacdc.source.connection import connect
 
-    profile = load_profile(settings.profile)
-    source_url = settings.source()
-    with connect(source_url) as conn:
-        catalog = load_catalog(settings, profile, conn, source_url.database)
-    if catalog.missing:
-        raise SchemaError(f"tables not found in source database {source_url.database}: "
-                          f"{', '.join(catalog.missing)}; fix WACDC_TABLES or the source")
-    tables = catalog.plan(profile, settings.target_schema)
+    profile, tables = plan_target(settings)
     steps = plan_ddl(tables, profile, settings.target_schema, indexes=not args.no_indexes)
     if not args.apply:
         print(f"-- wacdc {__version__}: profile {profile.name}, "

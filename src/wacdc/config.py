@@ -158,6 +158,15 @@ class Settings(BaseSettings):
         default="tables", validation_alias=AliasChoices("WACDC_SNAPSHOT_LOCK", "snapshot_lock"),
         description="MySQL only: LOCK TABLES <tracked> READ, or FLUSH TABLES WITH READ LOCK")
 
+    batch_max_rows: int = Field(
+        default=5_000, ge=1,
+        validation_alias=AliasChoices("WACDC_BATCH_MAX_ROWS", "batch_max_rows"),
+        description="streaming: row changes per PostgreSQL transaction at most")
+    batch_max_seconds: float = Field(
+        default=0.5, gt=0,
+        validation_alias=AliasChoices("WACDC_BATCH_MAX_SECONDS", "batch_max_seconds"),
+        description="streaming: the oldest pending change waits at most this long")
+
     @field_validator("tables", mode="before")
     @classmethod
     def _split_tables(cls, value: Any) -> Any:

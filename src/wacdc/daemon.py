@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
+import time
 from types import FrameType
 
-from wacdc import metrics
+from pymysqlreplication.event import QueryEvent
+
+from wacdc import metrics, state
 from wacdc.config import Settings
-from wacdc.errors import EXIT_ERROR, EXIT_OK
+from wacdc.errors import EXIT_OK, WacdcError
 from wacdc.log import get_logger
-from wacdc.snapshot import run_snapshot
+from wacdc.schema.catalog import plan_target
+from wacdc.schema.convert import RowConverter
+from wacdc.sink.apply import Applier, TableSink
+from wacdc.sink.connection import connect_target
+from wacdc.snapshot import coercion_policy, run_snapshot
+from wacdc.source.binlog import Heartbeat, Transaction, open_stream, transactions
+from wacdc.source.connection import connect
+from wacdc.source.position import BinlogPosition, current_position
 
 log = get_logger("wacdc.daemon")
+HEARTBEAT_S = 0.1  # an idle source still wakes the loop this often: flush, stop, lag
+
+
+class DdlStop(WacdcError):
+    """A schema change on a tracked table that wacdc does not apply by itself."""
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -42,7 +58,90 @@ def run(settings: Settings, *, snapshot_only: bool = False,
         log.info("snapshot done; streaming starts at the next `wacdc run`",
                  start_position=str(result.start_position))
         return EXIT_OK
-    log.error("snapshot done, but binlog streaming is not available in this build yet "
-              "(issue #5); use `wacdc run --snapshot-only` until then",
-              start_position=str(result.start_position))
-    return EXIT_ERROR
+    return stream(settings, result.positions, stop, exit_when_caught_up)
+
+
+_DDL = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE)\s", re.I)
+
+
+def _touches(query: str, tables: set[str]) -> list[str]:
+    names = set(re.findall(r"`([^`]+)`|\b(\w+)\b", query))
+    flat = {a or b for a, b in names}
+    return sorted(flat & tables)
+
+
+def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
+           stop: threading.Event, exit_when_caught_up: bool) -> int:
+    """Follow the binlog from the checkpoint; apply whole transactions in batches."""
+    _, tables = plan_target(settings)
+    source_url = settings.source()
+    policy = coercion_policy(settings)
+    sinks = {t.name: TableSink(t, RowConverter(t.name, t.columns, t.key, policy),
+                               snapshot_positions.get(t.name)) for t in tables}
+    target = connect_target(settings.target(), autocommit=True)
+    control = connect(source_url)
+    with target, control:
+        checkpoint = state.get_checkpoint(target) or min(snapshot_positions.values())
+        state.set_phase(target, "streaming")
+        metrics.set_phase("streaming")
+        applier = Applier(target, sinks)
+        # file:pos dump on MariaDB too: the library's MariaDB mode positions by GTID only.
+        reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
+                             list(sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
+                             transactions=True)
+        log.info("streaming", start=str(checkpoint), tables=len(sinks))
+        batch: list[Transaction] = []
+        rows = 0
+        first_at = 0.0
+        applied = checkpoint
+        try:
+            for item in transactions(reader, source_url.database, set(sinks)):
+                idle = isinstance(item, Heartbeat)
+                if isinstance(item, Transaction):
+                    if not batch:
+                        first_at = time.monotonic()
+                    batch.append(item)
+                    rows += len(item.changes)
+                elif isinstance(item, QueryEvent):
+                    _check_ddl(item, set(sinks), reader, batch, applier)
+                due = (rows >= settings.batch_max_rows
+                       or (batch and time.monotonic() - first_at >= settings.batch_max_seconds))
+                if batch and (idle or due or stop.is_set()):
+                    applier.apply(batch)
+                    applied = batch[-1].end
+                    batch, rows = [], 0
+                if stop.is_set():
+                    log.info("stopped; checkpoint committed", position=str(applied))
+                    return EXIT_OK
+                if idle and exit_when_caught_up and not batch:
+                    head = current_position(control)
+                    if applied >= head or _at_head(item, head):
+                        log.info("caught up with the source head", position=str(head))
+                        return EXIT_OK
+        finally:
+            reader.close()
+    return EXIT_OK
+
+
+def _at_head(beat: Transaction | Heartbeat | QueryEvent, head: BinlogPosition) -> bool:
+    # Idle with nothing pending: the stream stands at the head even if the last events were
+    # not transactions of ours (rotations, heartbeats of another file).
+    return isinstance(beat, Heartbeat) and beat.position >= head
+
+
+def _check_ddl(event: QueryEvent, tracked: set[str], reader: object, batch: list,
+               applier: Applier) -> None:
+    query = event.query.strip()
+    if not _DDL.match(query):
+        return
+    hit = _touches(query, tracked)
+    if not hit:
+        return
+    if batch:
+        applier.apply(batch)
+        batch.clear()
+    raise DdlStop(
+        f"schema change on tracked table(s) {', '.join(hit)} at "
+        f"{getattr(reader, 'log_file', '?')}:{getattr(reader, 'log_pos', '?')}: "
+        f"{query[:300]!r}. wacdc stopped before applying anything after it. Apply the "
+        "matching change to PostgreSQL, then start wacdc again (see docs/operations.md)")

@@ -236,6 +236,7 @@ class MariaDBServer(_Server):
             "--bind-address=127.0.0.1",
             f"--socket={self.socket_path}",
             f"--pid-file={self.base_dir / 'mysqld.pid'}",
+            f"--tmpdir={self.base_dir}",  # private: nothing else on the machine may clean it
             f"--init-file={self.base_dir / 'init.sql'}",
             f"--log-bin={self.base_dir / 'binlog'}",
             f"--server-id={self.server_id}",

@@ -24,14 +24,12 @@ from psycopg.copy import QueuedLibpqWriter
 
 from wacdc import metrics, state
 from wacdc.config import Settings
-from wacdc.errors import SchemaError, WacdcError
+from wacdc.errors import WacdcError
 from wacdc.log import get_logger
-from wacdc.schema.catalog import load_catalog
+from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import TargetTable, apply_steps, create_index_sql, plan_ddl
-from wacdc.schema.profile import load_profile
 from wacdc.sink.connection import connect_target
-from wacdc.source.connection import connect
 from wacdc.source.position import BinlogPosition
 from wacdc.source.snapshot import ChunkReader, ReadView, open_read_view
 
@@ -148,14 +146,8 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
                  on_chunk: Callable[[str, int], None] | None = None) -> SnapshotResult:
     """Copy what is not copied yet. Returns per-table positions for streaming."""
     stop = stop or threading.Event()
-    profile = load_profile(settings.profile)
+    profile, tables = plan_target(settings)
     source_url = settings.source()
-    with connect(source_url) as conn:
-        catalog = load_catalog(settings, profile, conn, source_url.database)
-    if catalog.missing:
-        raise SchemaError(f"tables not found in source database {source_url.database}: "
-                          f"{', '.join(catalog.missing)}; fix WACDC_TABLES or the source")
-    tables = catalog.plan(profile, settings.target_schema)
     policy = coercion_policy(settings)
     converters = {t.name: RowConverter(t.name, t.columns, t.key, policy) for t in tables}
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import pymysql
 
 from wacdc.config import Settings
+from wacdc.errors import SchemaError
 from wacdc.schema.ddl import TargetTable, plan_table
 from wacdc.schema.introspect import introspect_tables, list_base_tables
 from wacdc.schema.model import Table
-from wacdc.schema.profile import Profile
+from wacdc.schema.profile import Profile, load_profile
+from wacdc.source.connection import connect
 
 
 def wanted_table_names(settings: Settings, profile: Profile,
@@ -40,3 +42,15 @@ def load_catalog(settings: Settings, profile: Profile,
     names = wanted_table_names(settings, profile, conn, database)
     tables = introspect_tables(conn, database, names)
     return Catalog(names=names, tables=tables, missing=[n for n in names if n not in tables])
+
+
+def plan_target(settings: Settings) -> tuple[Profile, list[TargetTable]]:
+    """The profile and the target tables in apply order; names every missing or keyless table."""
+    profile = load_profile(settings.profile)
+    source_url = settings.source()
+    with connect(source_url) as conn:
+        catalog = load_catalog(settings, profile, conn, source_url.database)
+    if catalog.missing:
+        raise SchemaError(f"tables not found in source database {source_url.database}: "
+                          f"{', '.join(catalog.missing)}; fix WACDC_TABLES or the source")
+    return profile, catalog.plan(profile, settings.target_schema)

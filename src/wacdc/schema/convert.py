@@ -160,15 +160,20 @@ def _is_zero_date_text(v: str) -> bool:
 # The snapshot reads values as MySQL's text (PostgreSQL parses the same text in COPY);
 # the binlog gives Python objects. Both shapes are accepted; both reach the same value.
 
-def _datetime(tc: TargetColumn, bad: _Bad) -> Convert:
-    name, substitute = tc.name, _zero_substitute(tc, dt.datetime.min)
+def _calendar(minimum: dt.date) -> Callable[[TargetColumn, _Bad], Convert]:
+    """DATE and DATETIME: valid values pass; zero/invalid dates follow the policy."""
+    kind = type(minimum)
 
-    def convert(v: Any) -> Any:
-        if isinstance(v, dt.datetime) or (isinstance(v, str) and not _is_zero_date_text(v)):
-            return v
-        # Zero and invalid dates alike: the binlog reports both the same way.
-        return bad(name, "zero_date", v, substitute)
-    return convert
+    def factory(tc: TargetColumn, bad: _Bad) -> Convert:
+        name, substitute = tc.name, _zero_substitute(tc, minimum)
+
+        def convert(v: Any) -> Any:
+            if isinstance(v, kind) or (isinstance(v, str) and not _is_zero_date_text(v)):
+                return v
+            # Zero and invalid dates alike: the binlog reports both the same way.
+            return bad(name, "zero_date", v, substitute)
+        return convert
+    return factory
 
 
 def _timestamp(tc: TargetColumn, bad: _Bad) -> Convert:
@@ -180,16 +185,6 @@ def _timestamp(tc: TargetColumn, bad: _Bad) -> Convert:
             return v if not _is_zero_date_text(v) else bad(name, "zero_date", v, substitute)
         if isinstance(v, dt.datetime) and v >= _TIMESTAMP_MIN:
             return v.replace(tzinfo=UTC)
-        return bad(name, "zero_date", v, substitute)
-    return convert
-
-
-def _date(tc: TargetColumn, bad: _Bad) -> Convert:
-    name, substitute = tc.name, _zero_substitute(tc, dt.date.min)
-
-    def convert(v: Any) -> Any:
-        if isinstance(v, dt.date) or (isinstance(v, str) and not _is_zero_date_text(v)):
-            return v
         return bad(name, "zero_date", v, substitute)
     return convert
 
@@ -367,9 +362,9 @@ _FACTORIES: dict[str, Callable[[TargetColumn, _Bad], Convert | None]] = {
     "text": _text,
     "binary": _binary,
     "bytes": _bytes,
-    "datetime": _datetime,
+    "datetime": _calendar(dt.datetime.min),
     "timestamp": _timestamp,
-    "date": _date,
+    "date": _calendar(dt.date.min),
     "time": _time,
     "year": _year,
     "json": _json,

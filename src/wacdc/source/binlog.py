@@ -1,12 +1,27 @@
-"""Binlog reader on mysql-replication: row events of the tracked tables, converted."""
+"""Binlog reader on mysql-replication: whole source transactions of the tracked tables.
+
+The reader yields one `Transaction` per source commit (XID, or a COMMIT query for
+non-transactional engines), also for transactions that touch no tracked table, so
+the applied position advances while the main application is busy elsewhere. With a
+heartbeat the server sends something at least every `heartbeat_s`, so an idle
+source still wakes the loop (to flush, to notice a stop request, to measure lag).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.event import GtidEvent as MysqlGtidEvent
+from pymysqlreplication.event import (
+    HeartbeatLogEvent,
+    MariadbGtidEvent,
+    QueryEvent,
+    RotateEvent,
+    XidEvent,
+)
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from wacdc.config import DatabaseUrl
@@ -26,12 +41,32 @@ class RowChange:
     position: BinlogPosition
 
 
+@dataclass
+class Transaction:
+    """A whole source transaction: its changes to tracked tables and where it ends."""
+
+    end: BinlogPosition  # position right after the commit: the checkpoint after applying it
+    commit_time: float  # source commit timestamp (unix seconds)
+    changes: list[RowChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Nothing new at the source for a while; `position` is where the stream stands."""
+
+    position: BinlogPosition
+
+
 def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
                 tables: list[str] | None, *, blocking: bool = False,
-                is_mariadb: bool = False) -> BinLogStreamReader:
+                is_mariadb: bool = False, heartbeat_s: float | None = None,
+                transactions: bool = False) -> BinLogStreamReader:
     settings = connection_kwargs(url)
     settings.pop("database")
-    # the library hands these to PyMySQL as is
+    events: list[type] = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
+    if transactions:
+        events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
+                   MysqlGtidEvent]
     return BinLogStreamReader(
         connection_settings=settings,
         server_id=server_id,
@@ -39,26 +74,71 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
         log_pos=start.pos,
         resume_stream=True,
         blocking=blocking,
-        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_events=events,
+        # Row events of other tables are dropped before decoding; XID/query events all
+        # pass, so the position advances through transactions on untracked tables too.
         only_schemas=[url.database],
         only_tables=tables,
         is_mariadb=is_mariadb,
+        slave_heartbeat=heartbeat_s,
     )
 
 
+def _row_changes(event: Any, position: BinlogPosition) -> Iterator[RowChange]:
+    table = event.table
+    for row in event.rows:
+        if isinstance(event, WriteRowsEvent):
+            yield RowChange(table, "insert", None,
+                            unambiguous(row["values"], row["none_sources"]), position)
+        elif isinstance(event, DeleteRowsEvent):
+            yield RowChange(table, "delete",
+                            unambiguous(row["values"], row["none_sources"]), None, position)
+        else:
+            yield RowChange(table, "update",
+                            unambiguous(row["before_values"], row["before_none_sources"]),
+                            unambiguous(row["after_values"], row["after_none_sources"]),
+                            position)
+
+
 def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
+    """Every row change of the (filtered) stream, one by one."""
     for event in stream:
-        position = BinlogPosition(stream.log_file, stream.log_pos)
-        table = event.table
-        for row in event.rows:
-            if isinstance(event, WriteRowsEvent):
-                yield RowChange(table, "insert", None,
-                                unambiguous(row["values"], row["none_sources"]), position)
-            elif isinstance(event, DeleteRowsEvent):
-                yield RowChange(table, "delete",
-                                unambiguous(row["values"], row["none_sources"]), None, position)
-            else:
-                yield RowChange(table, "update",
-                                unambiguous(row["before_values"], row["before_none_sources"]),
-                                unambiguous(row["after_values"], row["after_none_sources"]),
-                                position)
+        yield from _row_changes(event, BinlogPosition(stream.log_file, stream.log_pos))
+
+
+def transactions(stream: BinLogStreamReader, schema: str, tables: set[str]
+                 ) -> Iterator[Transaction | Heartbeat | QueryEvent]:
+    """Group the stream into source transactions.
+
+    Yields Transaction at each commit, Heartbeat when the server reports no news, and
+    QueryEvent for DDL on the tracked schema (the caller decides what to do with it).
+    """
+    pending: list[RowChange] = []
+    gtid: str | None = None
+    for event in stream:
+        position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+        if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
+            if event.schema == schema and event.table in tables:
+                pending.extend(_row_changes(event, position))
+        elif isinstance(event, XidEvent):
+            yield Transaction(position, float(event.timestamp), pending)
+            pending = []
+        elif isinstance(event, QueryEvent):
+            query = event.query.strip()
+            upper = query.upper()
+            if upper == "BEGIN":
+                continue
+            if upper == "COMMIT":  # non-transactional engines
+                yield Transaction(position, float(event.timestamp), pending)
+                pending = []
+                continue
+            # DDL and other statements are their own implicit transaction.
+            if (event.schema.decode() if isinstance(event.schema, bytes)
+                    else event.schema) == schema:
+                yield event
+            yield Transaction(position, float(event.timestamp), pending)
+            pending = []
+        elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):
+            gtid = event.gtid  # of the transaction that follows; recorded with its end
+        elif isinstance(event, HeartbeatLogEvent) and not pending:
+            yield Heartbeat(position)

@@ -7,11 +7,29 @@ from dataclasses import dataclass
 import pymysql
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class BinlogPosition:
+    """Ordered by file:pos (binlog file names sort in sequence); the GTID rides along."""
+
     file: str
     pos: int
     gtid: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.file, self.pos)
+
+    def __lt__(self, other: BinlogPosition) -> bool:
+        return self.key < other.key
+
+    def __le__(self, other: BinlogPosition) -> bool:
+        return self.key <= other.key
+
+    def __gt__(self, other: BinlogPosition) -> bool:
+        return self.key > other.key
+
+    def __ge__(self, other: BinlogPosition) -> bool:
+        return self.key >= other.key
 
     def __str__(self) -> str:
         text = f"{self.file}:{self.pos}"

@@ -1,0 +1,144 @@
+"""Apply source transactions to PostgreSQL: upserts and deletes, checkpoint in the same commit.
+
+Several source transactions share one PostgreSQL transaction; inside it the row
+changes run in source order, consecutive changes of the same kind to the same table
+sent together (executemany in pipeline mode). insert -> upsert; update -> upsert of the
+after image, plus a delete of the old key when the key changed; delete -> delete by
+key. A change to a table whose snapshot already holds it (its transaction ends at or
+before that table's snapshot position) is skipped. Replaying from an earlier
+position converges to the same state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from wacdc import metrics, state
+from wacdc.errors import WacdcError
+from wacdc.schema.convert import RowConverter
+from wacdc.schema.ddl import TargetTable
+from wacdc.source.binlog import Transaction
+from wacdc.source.position import BinlogPosition
+
+
+class ApplyError(WacdcError):
+    """A change PostgreSQL refused; names table, key and position. Nothing is skipped."""
+
+
+@dataclass
+class TableSink:
+    table: TargetTable
+    converter: RowConverter
+    snapshot_position: BinlogPosition | None
+    upsert: sql.Composed = field(init=False)
+    delete: sql.Composed = field(init=False)
+
+    def __post_init__(self) -> None:
+        tt = self.table
+        qualified = sql.SQL("{}.{}").format(sql.Identifier(tt.schema), sql.Identifier(tt.name))
+        names = [c.name for c in tt.columns]
+        non_key = [n for n in names if n not in tt.key]
+        keys = sql.SQL(", ").join(map(sql.Identifier, tt.key))
+        action = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in non_key)) \
+            if non_key else sql.SQL("DO NOTHING")
+        self.upsert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
+            qualified, sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.Placeholder() * len(names)), keys, action)
+        self.delete = sql.SQL("DELETE FROM {} WHERE {}").format(
+            qualified, sql.SQL(" AND ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key))
+
+
+@dataclass
+class BatchStats:
+    transactions: int = 0
+    rows: int = 0
+    skipped: int = 0
+
+
+class Applier:
+    def __init__(self, conn: psycopg.Connection, sinks: dict[str, TableSink]) -> None:
+        self.conn = conn
+        self.sinks = sinks
+
+    def apply(self, batch: Sequence[Transaction]) -> BatchStats:
+        """Apply whole transactions and move the checkpoint to the end of the last one."""
+        stats = BatchStats(transactions=len(batch))
+        if not batch:
+            return stats
+        started = time.monotonic()
+        # (statement, [params...]) runs in source order; same-statement neighbours merge.
+        runs: list[tuple[sql.Composed, list[tuple], str, str]] = []
+        counts: dict[tuple[str, str], int] = {}
+
+        def add(statement: sql.Composed, params: tuple, table: str, op: str) -> None:
+            if runs and runs[-1][0] is statement:
+                runs[-1][1].append(params)
+            else:
+                runs.append((statement, [params], table, op))
+
+        for txn in batch:
+            for change in txn.changes:
+                sink = self.sinks[change.table]
+                if sink.snapshot_position is not None and txn.end <= sink.snapshot_position:
+                    stats.skipped += 1
+                    continue
+                where = str(change.position)
+                converter = sink.converter
+                if change.after is not None:
+                    row = converter.convert_mapping(change.after, where)
+                    if change.before is not None:
+                        old_key = converter.key_of(converter.convert_mapping(change.before,
+                                                                             where))
+                        if old_key != converter.key_of(row):
+                            add(sink.delete, old_key, change.table, "delete")
+                    add(sink.upsert, row, change.table, change.op)
+                else:
+                    assert change.before is not None
+                    key = converter.key_of(converter.convert_mapping(change.before, where))
+                    add(sink.delete, key, change.table, "delete")
+                counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
+                stats.rows += 1
+        end = batch[-1].end
+        try:
+            with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
+                for statement, params, _, _ in runs:
+                    cur.executemany(statement, params)
+                state.set_checkpoint(self.conn, end)
+        except psycopg.errors.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                raise
+            raise self._explain(exc, runs, batch) from None
+        for (table, op), n in counts.items():
+            metrics.rows_applied.labels(table=table, op=op).inc(n)
+        metrics.transactions.inc(len(batch))
+        metrics.apply_batch_seconds.observe(time.monotonic() - started)
+        metrics.last_applied_timestamp.set(batch[-1].commit_time)
+        return stats
+
+    def _explain(self, exc: psycopg.errors.Error, runs: list, batch: Sequence[Transaction]
+                 ) -> ApplyError:
+        """Find the first change PostgreSQL refuses, one by one in a rolled-back transaction."""
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        try:
+            with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
+                for statement, params, table, op in runs:
+                    for one in params:
+                        try:
+                            with self.conn.transaction():
+                                cur.execute(statement, one)
+                        except psycopg.errors.Error as inner:
+                            detail = str(inner).strip().splitlines()[0]
+                            return ApplyError(
+                                f"PostgreSQL refused a {op} on {table} key={one!r} in the batch "
+                                f"ending at {batch[-1].end}: {detail}; nothing was applied, "
+                                "the checkpoint did not move (see docs/operations.md)")
+        except psycopg.errors.Error as probe:  # the probe itself failed: report the original
+            first_line += f" (locating the row failed too: {probe})"
+        return ApplyError(f"applying the batch ending at {batch[-1].end} failed: {first_line}")

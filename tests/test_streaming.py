@@ -1,0 +1,120 @@
+"""Streaming: the binlog applied exactly once, in order, across restarts and kill -9."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from tests.compare import table_differences
+from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.workload import TABLES, Workload
+
+
+def _identical(source: SourceDb, target: TargetDb) -> None:
+    assert table_differences(source, target, tables=list(TABLES)) == {}
+
+
+def test_random_workload_is_identical_after_catch_up(source_db: SourceDb,
+                                                     target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 200, "WhatsAppMessage": 200})
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    workload = Workload(source_db)
+    workload.run(400)
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output
+    _identical(source_db, target_db)
+    # More changes, and a second catch-up from the stored checkpoint.
+    workload.run(200)
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    _identical(source_db, target_db)
+
+
+def test_changes_during_the_snapshot_are_applied_once(source_db: SourceDb,
+                                                      target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 3000, "WhatsAppMessage": 300})
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
+                    WACDC_SNAPSHOT_CHUNK_ROWS="100")
+    stop, done = threading.Event(), [0]
+    workload = Workload(source_db, seed=11)
+    writer = threading.Thread(target=workload.run_until, args=(stop, done))
+    writer.start()
+    try:
+        result = run_cli("run", "--exit-when-caught-up", env=env)
+    finally:
+        stop.set()
+        writer.join()
+    assert result.code == 0, result.output
+    assert done[0] > 0
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    _identical(source_db, target_db)
+
+
+def test_sigkill_at_random_moments_loses_and_doubles_nothing(source_db: SourceDb,
+                                                              target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 300, "WhatsAppMessage": 300})
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
+                    WACDC_BATCH_MAX_ROWS="20")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    stop, done = threading.Event(), [0]
+    writer = threading.Thread(target=Workload(source_db, seed=5).run_until, args=(stop, done))
+    writer.start()
+    rng = random.Random(3)
+    try:
+        for _ in range(20):
+            proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env,
+                                    cwd=REPO, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.3, 1.5))  # the random moment of the kill
+            assert proc.poll() is None, "the daemon died on its own"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    finally:
+        stop.set()
+        writer.join()
+    assert done[0] > 100
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output
+    _identical(source_db, target_db)
+
+
+def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
+                                                         target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    stop, done = threading.Event(), [0]
+    writer = threading.Thread(target=Workload(source_db, seed=9).run_until, args=(stop, done))
+    writer.start()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while done[0] < 200:
+            assert proc.poll() is None
+            time.sleep(0.01)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        writer.join()
+    assert proc.returncode == 0, err
+    assert took < 10
+    assert b"checkpoint committed" in err
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    _identical(source_db, target_db)
+
+
+def test_drop_column_stops_with_the_statement_and_position(source_db: SourceDb,
+                                                           target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    source_db.execute("ALTER TABLE WhatsAppCampaign DROP COLUMN organizationId")
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 2
+    assert "schema change on tracked table(s) WhatsAppCampaign" in result.stderr
+    assert "DROP COLUMN organizationId" in result.stderr and "binlog." in result.stderr

@@ -1,0 +1,114 @@
+"""A random application-like workload on the WhatsApp tables (and an untracked table)."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from typing import Any
+
+import pymysql
+
+from tests.harness import SourceDb
+
+TABLES = ("WhatsAppCustomer", "WhatsAppMessage", "WhatsAppCampaign", "WhatsAppTourPackage")
+
+
+class Workload:
+    """Inserts, updates, deletes, key changes, multi-table and rolled-back transactions,
+    unique values swapped inside one transaction, and traffic on an untracked table."""
+
+    def __init__(self, db: SourceDb, seed: int = 7) -> None:
+        self.db = db
+        self.rng = random.Random(seed)
+        self.ids: dict[str, list[str]] = {t: [] for t in TABLES}
+        self.changes = 0
+        db.execute("CREATE TABLE IF NOT EXISTS app_sessions (id INT AUTO_INCREMENT PRIMARY KEY,"
+                   " token VARCHAR(64), seen DATETIME(3))")
+
+    def _customer(self, cur: Any) -> None:
+        cid = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, tags, isOptedIn,"
+                    " metadata, updatedAt) VALUES (%s, %s, %s, %s, %s, %s, NOW(3))",
+                    (cid, self.rng.choice(["Asha", "Ravi", "Zoë 😀"]), f"+91{cid[:10]}",
+                     json.dumps(self.rng.sample(["vip", "goa", "lead"], self.rng.randint(0, 2))),
+                     self.rng.randint(0, 1), self.rng.choice([None, "null", '{"src": "csv"}'])))
+        self.ids["WhatsAppCustomer"].append(cid)
+
+    def _message(self, cur: Any) -> None:
+        mid = str(uuid.uuid4())
+        cur.execute("INSERT INTO WhatsAppMessage (id, message, status, payload, `to`, updatedAt,"
+                    " whatsappCustomerId) VALUES (%s, %s, %s, %s, %s, NOW(3), %s)",
+                    (mid, "hello\n" + "🙏" * self.rng.randint(0, 3),
+                     self.rng.choice(["sent", "delivered", "read"]),
+                     json.dumps({"entry": [{"id": mid, "n": self.rng.random()}]}), "whatsapp:+1",
+                     self.rng.choice(self.ids["WhatsAppCustomer"] or [None])))
+        self.ids["WhatsAppMessage"].append(mid)
+
+    def step(self, conn: pymysql.connections.Connection) -> None:
+        rng = self.rng
+        with conn.cursor() as cur:
+            kind = rng.random()
+            if kind < 0.35 or not self.ids["WhatsAppCustomer"]:
+                self._customer(cur)
+                self._message(cur)  # multi-table transaction
+            elif kind < 0.55:
+                cur.execute("UPDATE WhatsAppMessage SET status = %s, deliveredAt = NOW(3) "
+                            "WHERE id = %s", (rng.choice(["read", "failed"]),
+                                              rng.choice(self.ids["WhatsAppMessage"] or ["x"])))
+            elif kind < 0.65 and len(self.ids["WhatsAppCustomer"]) > 1:
+                a, b = rng.sample(self.ids["WhatsAppCustomer"], 2)  # swap unique phone numbers
+                cur.execute("SELECT id, phoneNumber FROM WhatsAppCustomer WHERE id IN (%s, %s)",
+                            (a, b))
+                phones = dict(cur.fetchall())
+                if len(phones) == 2:
+                    cur.execute("UPDATE WhatsAppCustomer SET phoneNumber = %s WHERE id = %s",
+                                (f"tmp-{a}", a))
+                    cur.execute("UPDATE WhatsAppCustomer SET phoneNumber = %s WHERE id = %s",
+                                (phones[a], b))
+                    cur.execute("UPDATE WhatsAppCustomer SET phoneNumber = %s WHERE id = %s",
+                                (phones[b], a))
+            elif kind < 0.72 and self.ids["WhatsAppMessage"]:
+                old = self.ids["WhatsAppMessage"].pop(rng.randrange(len(self.ids[
+                    "WhatsAppMessage"])))
+                new = str(uuid.uuid4())  # primary key change
+                cur.execute("UPDATE WhatsAppMessage SET id = %s WHERE id = %s", (new, old))
+                self.ids["WhatsAppMessage"].append(new)
+            elif kind < 0.8 and self.ids["WhatsAppMessage"]:
+                victim = self.ids["WhatsAppMessage"].pop(rng.randrange(len(self.ids[
+                    "WhatsAppMessage"])))
+                cur.execute("DELETE FROM WhatsAppMessage WHERE id = %s", (victim,))
+            elif kind < 0.85:
+                cur.execute("INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, "
+                            "updatedAt) VALUES (%s, %s, 't', 'all', NOW(3))",
+                            (str(uuid.uuid4()), f"c-{rng.getrandbits(40)}"))
+                conn.rollback()  # a rolled-back transaction never reaches the binlog
+                self.changes -= 1
+                return
+            elif kind < 0.92:
+                for _ in range(rng.randint(1, 20)):  # untracked table traffic
+                    cur.execute("INSERT INTO app_sessions (token, seen) VALUES (%s, NOW(3))",
+                                (uuid.uuid4().hex,))
+            else:
+                cur.execute("INSERT INTO WhatsAppTourPackage (id, productId, title, status, "
+                            "syncStatus, basePrice, updatedAt) VALUES (%s, %s, 'Goa', %s, %s, "
+                            "%s, NOW(3)) ON DUPLICATE KEY UPDATE title = 'Goa again'",
+                            (f"tp-{rng.randint(0, 30)}", f"prod-{rng.randint(0, 10**9)}",
+                             rng.choice(["draft", "active"]), rng.choice(["pending", "synced"]),
+                             rng.randint(0, 10**6) / 100))
+        conn.commit()
+        self.changes += 1
+
+    def run(self, steps: int) -> None:
+        with self.db.connect() as conn:
+            conn.autocommit(False)
+            for _ in range(steps):
+                self.step(conn)
+
+    def run_until(self, stop: threading.Event, counter: list[int]) -> None:
+        with self.db.connect() as conn:
+            conn.autocommit(False)
+            while not stop.is_set():
+                self.step(conn)
+                counter[0] += 1
