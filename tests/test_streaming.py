@@ -92,9 +92,11 @@ def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
     try:
         proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        while done[0] < 200:
-            assert proc.poll() is None
-            time.sleep(0.01)
+        with target_db.connect() as pg:  # the daemon streams, under load
+            while done[0] < 200 or pg.execute(
+                    "SELECT phase FROM wacdc.state").fetchone() != ("streaming",):
+                assert proc.poll() is None
+                time.sleep(0.01)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)

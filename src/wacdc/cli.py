@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -84,10 +85,13 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+STOP = threading.Event()
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.daemon import run
 
-    return run(settings, snapshot_only=args.snapshot_only,
+    return run(settings, STOP, snapshot_only=args.snapshot_only,
                exit_when_caught_up=args.exit_when_caught_up)
 
 
@@ -155,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        # Before anything slow: a SIGTERM during start-up must also end cleanly (exit 0).
+        from wacdc.daemon import install_stop_handlers
+
+        install_stop_handlers(STOP)
     try:
         settings = load_settings(args.config)
         configure_logging(settings.log_format, settings.log_level, settings.secrets())

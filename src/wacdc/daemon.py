@@ -45,10 +45,9 @@ def install_stop_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run(settings: Settings, *, snapshot_only: bool = False,
+def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = False,
         exit_when_caught_up: bool = False) -> int:
-    stop = threading.Event()
-    install_stop_handlers(stop)
+    """`stop` is set by the signal handlers (install_stop_handlers) to end cleanly."""
     metrics.set_phase("snapshot")
     result = run_snapshot(settings, stop)
     if result.stopped:
