@@ -111,12 +111,46 @@ def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
     _identical(source_db, target_db)
 
 
-def test_drop_column_stops_with_the_statement_and_position(source_db: SourceDb,
-                                                           target_db: TargetDb) -> None:
+def test_add_column_mid_stream_flows_and_drop_column_stops(source_db: SourceDb,
+                                                            target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
     assert run_cli("run", "--snapshot-only", env=env).code == 0
-    source_db.execute("ALTER TABLE WhatsAppCampaign DROP COLUMN organizationId")
+    workload = Workload(source_db, seed=21)
+    workload.run(50)
+    source_db.execute(
+        "ALTER TABLE WhatsAppCustomer ADD COLUMN loyaltyTier VARCHAR(20) NOT NULL "
+        "DEFAULT 'silver', ADD INDEX WhatsAppCustomer_loyaltyTier_idx (loyaltyTier)",
+        "ALTER TABLE WhatsAppCampaign MODIFY rateLimit BIGINT NOT NULL DEFAULT 10")
+    workload.run(50)
+    source_db.execute("UPDATE WhatsAppCustomer SET loyaltyTier = 'gold' LIMIT 3")
     result = run_cli("run", "--exit-when-caught-up", env=env)
-    assert result.code == 2
-    assert "schema change on tracked table(s) WhatsAppCampaign" in result.stderr
-    assert "DROP COLUMN organizationId" in result.stderr and "binlog." in result.stderr
+    assert result.code == 0, result.output
+    _identical(source_db, target_db)
+    with target_db.connect() as pg:
+        gold = pg.execute('SELECT count(*) FROM "WhatsAppCustomer" '
+                          "WHERE \"loyaltyTier\" = 'gold'").fetchone()[0]
+        widened = pg.execute("SELECT data_type FROM information_schema.columns WHERE "
+                             "table_name = 'WhatsAppCampaign' AND column_name = 'rateLimit'"
+                             ).fetchone()[0]
+        index = pg.execute("SELECT 1 FROM pg_indexes WHERE indexname = "
+                           "'WhatsAppCustomer_loyaltyTier_idx'").fetchone()
+    assert gold == 3 and widened == "bigint" and index == (1,)
+
+    source_db.execute("TRUNCATE TABLE WhatsAppTourPackage")
+    source_db.execute("ALTER TABLE WhatsAppCampaign DROP COLUMN organizationId")
+    workload.run(30)
+    stopped = run_cli("run", "--exit-when-caught-up", env=env)
+    assert stopped.code == 2
+    assert "schema change on tracked table WhatsAppCampaign at binlog." in stopped.stderr
+    assert "organizationId dropped or renamed" in stopped.stderr
+    assert "DROP COLUMN organizationId" in stopped.stderr
+    with target_db.connect() as pg:
+        assert pg.execute("SELECT phase FROM wacdc.state").fetchone() == ("failed",)
+        assert pg.execute('SELECT count(*) FROM "WhatsAppTourPackage"').fetchone() == (0,)
+    again = run_cli("run", "--exit-when-caught-up", env=env)
+    assert again.code == 2, "the stop holds until the operator acts"
+    resumed = run_cli("run", "--exit-when-caught-up", "--resume-after-ddl", env=env)
+    assert resumed.code == 0, resumed.output
+    assert "accepted by --resume-after-ddl" in resumed.stderr
+    tables = [t for t in TABLES if t != "WhatsAppCampaign"]
+    assert table_differences(source_db, target_db, tables=tables) == {}

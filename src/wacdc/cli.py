@@ -92,7 +92,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.daemon import run
 
     return run(settings, STOP, snapshot_only=args.snapshot_only,
-               exit_when_caught_up=args.exit_when_caught_up)
+               exit_when_caught_up=args.exit_when_caught_up,
+               resume_after_ddl=args.resume_after_ddl)
 
 
 def _not_yet(issue: int) -> Handler:
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 once the applied position equals the source head")
     p.add_argument("--snapshot-only", action="store_true",
                    help="take (or finish) the snapshot, then exit 0")
+    p.add_argument("--resume-after-ddl", action="store_true",
+                   help="accept the schema change that stopped the last run (after making "
+                   "the matching change in PostgreSQL) and go on")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("status", help="phase, positions, lag and counts (from the target)")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 import time
 from types import FrameType
 
+import psycopg
 from pymysqlreplication.event import QueryEvent
 
 from wacdc import metrics, state
 from wacdc.config import Settings
-from wacdc.errors import EXIT_OK, WacdcError
+from wacdc.errors import EXIT_OK
 from wacdc.log import get_logger
 from wacdc.schema.catalog import plan_target
-from wacdc.schema.convert import RowConverter
+from wacdc.schema.convert import BadValuePolicy
+from wacdc.schema.evolve import DdlStop, SchemaEvolver, truncate_sql
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
@@ -25,10 +26,6 @@ from wacdc.source.position import BinlogPosition, current_position
 
 log = get_logger("wacdc.daemon")
 HEARTBEAT_S = 0.1  # an idle source still wakes the loop this often: flush, stop, lag
-
-
-class DdlStop(WacdcError):
-    """A schema change on a tracked table that wacdc does not apply by itself."""
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -46,7 +43,7 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
 
 def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = False,
-        exit_when_caught_up: bool = False) -> int:
+        exit_when_caught_up: bool = False, resume_after_ddl: bool = False) -> int:
     """`stop` is set by the signal handlers (install_stop_handlers) to end cleanly."""
     metrics.set_phase("snapshot")
     result = run_snapshot(settings, stop)
@@ -57,26 +54,18 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
         log.info("snapshot done; streaming starts at the next `wacdc run`",
                  start_position=str(result.start_position))
         return EXIT_OK
-    return stream(settings, result.positions, stop, exit_when_caught_up)
-
-
-_DDL = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE)\s", re.I)
-
-
-def _touches(query: str, tables: set[str]) -> list[str]:
-    names = set(re.findall(r"`([^`]+)`|\b(\w+)\b", query))
-    flat = {a or b for a, b in names}
-    return sorted(flat & tables)
+    return stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
 
 
 def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
-           stop: threading.Event, exit_when_caught_up: bool) -> int:
+           stop: threading.Event, exit_when_caught_up: bool,
+           resume_after_ddl: bool = False) -> int:
     """Follow the binlog from the checkpoint; apply whole transactions in batches."""
-    _, tables = plan_target(settings)
+    profile, tables = plan_target(settings)
+    evolver = SchemaEvolver(settings, profile, {t.name: t for t in tables}, resume_after_ddl)
     source_url = settings.source()
     policy = coercion_policy(settings)
-    sinks = {t.name: TableSink(t, RowConverter(t.name, t.columns, t.key, policy),
-                               snapshot_positions.get(t.name)) for t in tables}
+    sinks = {t.name: TableSink(t, policy, snapshot_positions.get(t.name)) for t in tables}
     target = connect_target(settings.target(), autocommit=True)
     control = connect(source_url)
     with target, control:
@@ -102,7 +91,11 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
                     batch.append(item)
                     rows += len(item.changes)
                 elif isinstance(item, QueryEvent):
-                    _check_ddl(item, set(sinks), reader, batch, applier)
+                    if batch:  # everything before the statement first
+                        applier.apply(batch)
+                        applied = batch[-1].end
+                        batch, rows = [], 0
+                    _schema_change(item, reader, evolver, sinks, target, policy)
                 due = (rows >= settings.batch_max_rows
                        or (batch and time.monotonic() - first_at >= settings.batch_max_seconds))
                 if batch and (idle or due or stop.is_set()):
@@ -128,19 +121,25 @@ def _at_head(beat: Transaction | Heartbeat | QueryEvent, head: BinlogPosition) -
     return isinstance(beat, Heartbeat) and beat.position >= head
 
 
-def _check_ddl(event: QueryEvent, tracked: set[str], reader: object, batch: list,
-               applier: Applier) -> None:
-    query = event.query.strip()
-    if not _DDL.match(query):
-        return
-    hit = _touches(query, tracked)
-    if not hit:
-        return
-    if batch:
-        applier.apply(batch)
-        batch.clear()
-    raise DdlStop(
-        f"schema change on tracked table(s) {', '.join(hit)} at "
-        f"{getattr(reader, 'log_file', '?')}:{getattr(reader, 'log_pos', '?')}: "
-        f"{query[:300]!r}. wacdc stopped before applying anything after it. Apply the "
-        "matching change to PostgreSQL, then start wacdc again (see docs/operations.md)")
+def _schema_change(event: QueryEvent, reader: object, evolver: SchemaEvolver,
+                   sinks: dict[str, TableSink], target: psycopg.Connection,
+                   policy: BadValuePolicy) -> None:
+    position = BinlogPosition(getattr(reader, "log_file", "?"), getattr(reader, "log_pos", 0))
+    # A table copied after this statement already has it (in data and shape).
+    done = {n for n, s in sinks.items()
+            if s.snapshot_position is not None and position <= s.snapshot_position}
+    try:
+        changes = evolver.handle(event.query.strip(), position, target, done)
+    except DdlStop as exc:
+        state.set_phase(target, "failed", error=str(exc))
+        metrics.set_phase("failed")
+        metrics.errors.labels(kind="ddl").inc()
+        raise
+    for change in changes:
+        sink = sinks[change.table]
+        if change.truncate:
+            with target.transaction():
+                target.execute(truncate_sql(sink.table))
+            log.info("TRUNCATE applied", table=change.table, position=str(position))
+        elif change.refreshed is not None:
+            sinks[change.table] = TableSink(change.refreshed, policy, sink.snapshot_position)

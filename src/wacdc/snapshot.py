@@ -154,12 +154,15 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
     target = connect_target(settings.target(), autocommit=True)
     with target:
         state.ensure_schema(target)
-        apply_steps(target, plan_ddl(tables, profile, settings.target_schema, indexes=False),
-                    tables, settings.target_schema)
         if state.get_phase(target) is None:
             state.set_phase(target, "snapshot", source_url.database)
         state.register_tables(target, {t.name: t.source.estimated_rows for t in tables})
         progress_rows = state.snapshot_progress(target)
+        # Tables already copied follow the source's schema changes through the binlog.
+        to_create = [t for t in tables if progress_rows[t.name].status not in ("done",
+                                                                                "loaded")]
+        apply_steps(target, plan_ddl(to_create, profile, settings.target_schema,
+                                     indexes=False), to_create, settings.target_schema)
         for t in tables:
             metrics.snapshot_rows_estimated.labels(table=t.name).set(t.source.estimated_rows)
 

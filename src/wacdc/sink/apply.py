@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from wacdc import metrics, state
-from wacdc.errors import WacdcError
-from wacdc.schema.convert import RowConverter
+from wacdc.errors import SchemaError, WacdcError
+from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.ddl import TargetTable
 from wacdc.source.binlog import Transaction
 from wacdc.source.position import BinlogPosition
@@ -31,28 +32,61 @@ class ApplyError(WacdcError):
 
 
 @dataclass
-class TableSink:
-    table: TargetTable
-    converter: RowConverter
-    snapshot_position: BinlogPosition | None
-    upsert: sql.Composed = field(init=False)
-    delete: sql.Composed = field(init=False)
+class ImagePlan:
+    """How to apply row images with one particular set of columns."""
 
-    def __post_init__(self) -> None:
+    converter: RowConverter
+    upsert: sql.Composed
+    delete: sql.Composed
+
+
+class TableSink:
+    """One target table. Row images are applied by the columns they carry (names from the
+    binlog's row metadata), so an image logged before an ADD COLUMN never overwrites the
+    new column, and PostgreSQL-only columns are left alone."""
+
+    def __init__(self, table: TargetTable, policy: BadValuePolicy,
+                 snapshot_position: BinlogPosition | None) -> None:
+        self.table = table
+        self.policy = policy
+        self.snapshot_position = snapshot_position
+        self._by_name = {c.name: c for c in table.columns}
+        self._plans: dict[tuple[str, ...], ImagePlan] = {}
+
+    def plan(self, image: dict[str, Any]) -> ImagePlan:
+        names = tuple(image)
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plans[names] = self._build(names)
+        return plan
+
+    def _build(self, names: tuple[str, ...]) -> ImagePlan:
         tt = self.table
+        unknown = [n for n in names if n not in self._by_name]
+        if unknown:
+            raise SchemaError(
+                f"{tt.name}: the binlog has column(s) {', '.join(unknown)} that PostgreSQL "
+                "does not: a schema change reached the source that the target lacks; apply "
+                "it to PostgreSQL (wacdc schema --apply) and run again")
+        missing_key = [k for k in tt.key if k not in names]
+        if missing_key:
+            raise SchemaError(f"{tt.name}: row images lack key column(s) {missing_key}; the "
+                              "source must log binlog_row_image=FULL")
+        columns = [self._by_name[n] for n in names]
+        converter = RowConverter(tt.name, columns, tt.key, self.policy)
         qualified = sql.SQL("{}.{}").format(sql.Identifier(tt.schema), sql.Identifier(tt.name))
-        names = [c.name for c in tt.columns]
         non_key = [n for n in names if n not in tt.key]
         keys = sql.SQL(", ").join(map(sql.Identifier, tt.key))
         action = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in non_key)) \
             if non_key else sql.SQL("DO NOTHING")
-        self.upsert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
+        upsert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
             qualified, sql.SQL(", ").join(map(sql.Identifier, names)),
             sql.SQL(", ").join(sql.Placeholder() * len(names)), keys, action)
-        self.delete = sql.SQL("DELETE FROM {} WHERE {}").format(
+        delete = sql.SQL("DELETE FROM {} WHERE {}").format(
             qualified, sql.SQL(" AND ").join(
                 sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key))
+        return ImagePlan(converter, upsert, delete)
 
 
 @dataclass
@@ -90,19 +124,22 @@ class Applier:
                     stats.skipped += 1
                     continue
                 where = str(change.position)
-                converter = sink.converter
                 if change.after is not None:
-                    row = converter.convert_mapping(change.after, where)
+                    plan = sink.plan(change.after)
+                    row = plan.converter.convert(tuple(change.after.values()), where)
                     if change.before is not None:
-                        old_key = converter.key_of(converter.convert_mapping(change.before,
-                                                                             where))
-                        if old_key != converter.key_of(row):
-                            add(sink.delete, old_key, change.table, "delete")
-                    add(sink.upsert, row, change.table, change.op)
+                        before = sink.plan(change.before)
+                        old_key = before.converter.key_of(
+                            before.converter.convert(tuple(change.before.values()), where))
+                        if old_key != plan.converter.key_of(row):
+                            add(before.delete, old_key, change.table, "delete")
+                    add(plan.upsert, row, change.table, change.op)
                 else:
                     assert change.before is not None
-                    key = converter.key_of(converter.convert_mapping(change.before, where))
-                    add(sink.delete, key, change.table, "delete")
+                    plan = sink.plan(change.before)
+                    key = plan.converter.key_of(
+                        plan.converter.convert(tuple(change.before.values()), where))
+                    add(plan.delete, key, change.table, "delete")
                 counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
                 stats.rows += 1
         end = batch[-1].end

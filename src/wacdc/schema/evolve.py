@@ -1,0 +1,167 @@
+"""Schema changes met in the binlog: apply the additive ones, stop on the rest.
+
+A statement on a tracked table is compared with the table as the source has it now:
+new columns (ADD COLUMN) and new or dropped indexes are applied to PostgreSQL, a
+type that became wider is widened there too; dropped or renamed columns and
+incompatible type changes stop the stream with the statement and its position.
+`wacdc run --resume-after-ddl` accepts the statement that stopped it (after the
+operator has made the matching change to PostgreSQL) and goes on. TRUNCATE is data:
+it is applied in order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from wacdc.config import Settings
+from wacdc.errors import WacdcError
+from wacdc.log import get_logger
+from wacdc.schema.ddl import (
+    TargetTable,
+    column_sql,
+    create_index_sql,
+    existing_columns,
+    normalize_pg_type,
+    plan_table,
+)
+from wacdc.schema.introspect import introspect_tables
+from wacdc.schema.profile import Profile
+from wacdc.source.connection import connect
+from wacdc.source.position import BinlogPosition
+
+log = get_logger("wacdc.schema.evolve")
+
+_STATEMENT = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE)\b", re.I)
+_WIDER = {
+    ("smallint", "integer"), ("smallint", "bigint"), ("integer", "bigint"),
+    ("smallint", "numeric(20,0)"), ("integer", "numeric(20,0)"), ("bigint", "numeric(20,0)"),
+    ("real", "double precision"),
+}
+
+
+class DdlStop(WacdcError):
+    """A schema change on a tracked table that wacdc does not apply by itself."""
+
+
+@dataclass
+class Change:
+    table: str
+    truncate: bool = False
+    refreshed: TargetTable | None = None
+
+
+def tables_named(query: str, tracked: set[str]) -> list[str]:
+    words = {a or b for a, b in re.findall(r"`((?:[^`]|``)+)`|\b([A-Za-z_][\w$]*)\b", query)}
+    return sorted({w.replace("``", "`") for w in words} & tracked)
+
+
+def _is_wider(old: str, new: str) -> bool:
+    old, new = normalize_pg_type(old), normalize_pg_type(new)
+    if (old, new) in _WIDER or (new == "text" and old.startswith("character varying")):
+        return True
+    sizes = [re.fullmatch(r"(character varying|bit varying)\((\d+)\)", t) for t in (old, new)]
+    if sizes[0] and sizes[1] and sizes[0][1] == sizes[1][1]:
+        return int(sizes[1][2]) >= int(sizes[0][2])
+    nums = [re.fullmatch(r"numeric\((\d+),(\d+)\)", t) for t in (old, new)]
+    if nums[0] and nums[1]:
+        (p0, s0), (p1, s1) = map(int, nums[0].groups()), map(int, nums[1].groups())
+        return s1 >= s0 and p1 - s1 >= p0 - s0
+    return False
+
+
+class SchemaEvolver:
+    def __init__(self, settings: Settings, profile: Profile, tables: dict[str, TargetTable],
+                 accept_next: bool = False) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.tables = tables
+        self.accept_next = accept_next
+
+    def handle(self, query: str, position: BinlogPosition, target: psycopg.Connection,
+               skip_tables: set[str]) -> list[Change]:
+        """Act on one statement of the tracked schema; raise DdlStop when it must stop."""
+        if not _STATEMENT.match(query):
+            return []
+        hit = [t for t in tables_named(query, set(self.tables)) if t not in skip_tables]
+        changes = []
+        for name in hit:
+            if re.match(r"^\s*TRUNCATE\b", query, re.I):
+                changes.append(Change(name, truncate=True))
+                continue
+            changes.append(self._evolve(name, query, position, target))
+        return changes
+
+    def _stop(self, table: str, query: str, position: BinlogPosition, why: str) -> None:
+        if self.accept_next:
+            self.accept_next = False
+            log.warning("schema change accepted by --resume-after-ddl", table=table,
+                        statement=query[:300], position=str(position), finding=why)
+            return
+        raise DdlStop(
+            f"schema change on tracked table {table} at {position} ({why}): {query[:300]!r}. "
+            "Nothing after it was applied. Make the matching change in PostgreSQL, then run "
+            "`wacdc run --resume-after-ddl` (docs/operations.md)")
+
+    def _evolve(self, name: str, query: str, position: BinlogPosition,
+                target: psycopg.Connection) -> Change:
+        old = self.tables[name]
+        source_url = self.settings.source()
+        with connect(source_url) as conn:
+            now = introspect_tables(conn, source_url.database, [name]).get(name)
+        if now is None:
+            self._stop(name, query, position, "the table is gone from the source")
+            return Change(name)
+        new = plan_table(now, self.profile, old.schema)
+        # Compare with what PostgreSQL has (not with a model in memory): that is right also
+        # when the change happened while wacdc was down.
+        present = existing_columns(target, old.schema, name)
+        source_names = {c.name for c in new.columns}
+        pg_only = {c.name for c in new.columns if c.source is None}
+        dropped = [n for n in present if n not in source_names and n not in pg_only]
+        if dropped:
+            self._stop(name, query, position, f"column(s) {', '.join(dropped)} dropped or "
+                       "renamed")
+        statements = []
+        for column in new.columns:
+            have = present.get(column.name)
+            want = normalize_pg_type(column.pg_type) if not column.enum_type else None
+            if have is None:
+                statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
+                    sql.SQL(new.qualified), sql.SQL(column_sql(column, new.schema))))
+            elif want is not None and have != want:
+                if _is_wider(have, want):
+                    statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                        sql.SQL(new.qualified), sql.Identifier(column.name),
+                        sql.SQL(column.pg_type)))
+                else:
+                    self._stop(name, query, position, f"column {column.name} changed from "
+                               f"{have} to {column.pg_type}")
+        have_indexes = {row[0] for row in target.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (old.schema, name)).fetchall()}
+        for index_name, index in new.indexes:
+            if index_name not in have_indexes:
+                statements.append(sql.SQL(create_index_sql(new, index_name, index).rstrip(";")))
+        # Drop only what the source dropped: indexes PostgreSQL has for its own reasons
+        # (the profile's extras, a DBA's additions) stay.
+        gone = {i for i, _ in old.indexes} - {i for i, _ in new.indexes}
+        for index_name in sorted(gone & have_indexes):
+            statements.append(sql.SQL("DROP INDEX IF EXISTS {}.{}").format(
+                sql.Identifier(old.schema), sql.Identifier(index_name)))
+        with target.transaction():
+            for statement in statements:
+                target.execute(statement)
+        if statements:
+            log.info("schema change applied", table=name, statement=query[:300],
+                     position=str(position), applied=[s.as_string(target) for s in statements])
+        self.tables[name] = new
+        return Change(name, refreshed=new)
+
+
+def truncate_sql(table: TargetTable) -> sql.Composed:
+    return sql.SQL("TRUNCATE {}").format(sql.SQL(table.qualified))
+
