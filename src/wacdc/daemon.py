@@ -8,14 +8,17 @@ import time
 from types import FrameType
 
 import psycopg
+import pymysql
+import tenacity
 from pymysqlreplication.event import QueryEvent
 
 from wacdc import metrics, state
 from wacdc.config import Settings
-from wacdc.errors import EXIT_OK
-from wacdc.log import get_logger
+from wacdc.errors import EXIT_OK, ConnectError, WacdcError
+from wacdc.log import get_logger, redact
 from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy
+from wacdc.schema.ddl import TargetTable
 from wacdc.schema.evolve import DdlStop, SchemaEvolver, truncate_sql
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
@@ -45,8 +48,12 @@ def install_stop_handlers(stop: threading.Event) -> None:
 def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = False,
         exit_when_caught_up: bool = False, resume_after_ddl: bool = False) -> int:
     """`stop` is set by the signal handlers (install_stop_handlers) to end cleanly."""
-    metrics.set_phase("snapshot")
-    result = run_snapshot(settings, stop)
+    with connect_target(settings.target(), autocommit=True) as lock_conn:
+        if not acquire_writer_lock(lock_conn, settings, stop):
+            return EXIT_OK
+        metrics.set_phase("snapshot")
+        result = run_snapshot(settings, stop)
+    # The lock is released here and taken again by the streaming connection.
     if result.stopped:
         log.info("stopped during the snapshot; run again to continue")
         return EXIT_OK
@@ -57,18 +64,109 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
     return stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
 
 
+class SourceGone(Exception):
+    """The binlog stream ended (server shut down or restarted); reconnect and resume."""
+
+
+class StopRequested(Exception):
+    """A stop signal arrived while waiting to retry."""
+
+
+_PURGED = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: the position is not on the server
+
+
+def _side(exc: BaseException) -> str | None:
+    """Which side a transient failure came from, or None if it is not transient."""
+    if isinstance(exc, psycopg.OperationalError):
+        return "target"
+    if isinstance(exc, SourceGone):
+        return "source"
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and exc.args[0] == _PURGED:
+        return None
+    if isinstance(exc, pymysql.err.OperationalError | ConnectionError | OSError):
+        return "source"
+    if isinstance(exc, ConnectError):
+        return "target" if "target" in str(exc) else "source"
+    return None
+
+
 def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
            stop: threading.Event, exit_when_caught_up: bool,
            resume_after_ddl: bool = False) -> int:
-    """Follow the binlog from the checkpoint; apply whole transactions in batches."""
+    """Follow the binlog from the checkpoint; reconnect and resume on connection loss."""
     profile, tables = plan_target(settings)
     evolver = SchemaEvolver(settings, profile, {t.name: t for t in tables}, resume_after_ddl)
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise StopRequested
+
+    def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        side = _side(exc) if exc else "source"
+        metrics.reconnects.labels(side=side or "source").inc()
+        log.warning("connection lost; reconnecting and resuming from the checkpoint",
+                    side=side, error=redact(str(exc)).splitlines()[0] if exc else "",
+                    attempt=retry_state.attempt_number,
+                    retry_in_s=round(retry_state.upcoming_sleep, 2))
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(lambda e: _side(e) is not None),
+        wait=tenacity.wait_exponential_jitter(initial=0.5, max=30, jitter=1),
+        sleep=sleep, before_sleep=before_sleep, reraise=True)
+    try:
+        for attempt in retrying:
+            with attempt:
+                return _stream_once(settings, tables, evolver, snapshot_positions, stop,
+                                    exit_when_caught_up)
+    except StopRequested:
+        log.info("stopped while reconnecting; the checkpoint is where it was")
+        return EXIT_OK
+    except pymysql.err.MySQLError as exc:
+        if exc.args and exc.args[0] == _PURGED:
+            raise WacdcError(
+                f"the binlog position wacdc needs is no longer on the source ({exc.args[1]}): "
+                "binlogs were purged while wacdc was behind. A new snapshot is needed: see "
+                "docs/operations.md, 'Binlog purged'") from None
+        raise
+    return EXIT_OK
+
+
+def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,
+                        stop: threading.Event) -> bool:
+    """One writer per target: wait (logged) while another wacdc holds the lock."""
+    key = f"wacdc:{settings.target_schema}"
+    waiting_since = None
+    while not stop.is_set():
+        held = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+        if held and held[0]:
+            if waiting_since is not None:
+                log.info("replication lock acquired; this instance applies now",
+                         waited_s=round(time.monotonic() - waiting_since, 1))
+            return True
+        if waiting_since is None:
+            waiting_since = time.monotonic()
+            metrics.set_phase("waiting_for_lock")
+            log.info("another wacdc instance holds the replication lock for this target; "
+                     "waiting (it is the one applying changes)", lock=key)
+        stop.wait(1.0)
+    return False
+
+
+def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaEvolver,
+                 snapshot_positions: dict[str, BinlogPosition], stop: threading.Event,
+                 exit_when_caught_up: bool) -> int:
     source_url = settings.source()
     policy = coercion_policy(settings)
-    sinks = {t.name: TableSink(t, policy, snapshot_positions.get(t.name)) for t in tables}
+    sinks = {name: TableSink(t, policy, snapshot_positions.get(name))
+             for name, t in evolver.tables.items()}
     target = connect_target(settings.target(), autocommit=True)
     control = connect(source_url)
     with target, control:
+        # The lock lives on the applying connection: if that connection dies, so does
+        # the lock, and this instance must win it again before applying anything.
+        if not acquire_writer_lock(target, settings, stop):
+            return EXIT_OK
         checkpoint = state.get_checkpoint(target) or min(snapshot_positions.values())
         state.set_phase(target, "streaming")
         metrics.set_phase("streaming")
@@ -112,7 +210,8 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
                         return EXIT_OK
         finally:
             reader.close()
-    return EXIT_OK
+    # The server ended the dump (shutdown, restart): resume from the checkpoint.
+    raise SourceGone("the source closed the binlog stream")
 
 
 def _at_head(beat: Transaction | Heartbeat | QueryEvent, head: BinlogPosition) -> bool:
@@ -143,3 +242,4 @@ def _schema_change(event: QueryEvent, reader: object, evolver: SchemaEvolver,
             log.info("TRUNCATE applied", table=change.table, position=str(position))
         elif change.refreshed is not None:
             sinks[change.table] = TableSink(change.refreshed, policy, sink.snapshot_position)
+            evolver.tables[change.table] = change.refreshed
