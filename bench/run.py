@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
+from bench import streaming  # noqa: E402
 from bench.generate import generate  # noqa: E402
 from wacdc.embedded import MariaDBServer, PostgresServer  # noqa: E402
 
@@ -146,53 +147,31 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=100_000,
+                        help="row changes in the streaming burst")
+    parser.add_argument("--rate", type=int, default=1000, help="steady changes/s")
+    parser.add_argument("--steady-seconds", type=float, default=30)
+    parser.add_argument("--skip-snapshot", action="store_true",
+                        help="keep the snapshot figures of the last run")
+    parser.add_argument("--skip-streaming", action="store_true",
+                        help="keep the streaming figures of the last run")
     args = parser.parse_args()
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
     mysql, pg = MariaDBServer(), PostgresServer()
     mysql.start()
     pg.start()
     try:
-        print(f"generating {args.messages:,} messages + the other tables ...", flush=True)
-        started = time.monotonic()
-        counts = generate(mysql.url("bench"), args.messages)
-        rows = sum(counts.values())
-        print(f"generated {rows:,} rows in {time.monotonic() - started:.0f}s", flush=True)
-        tables = [t for t, n in counts.items() if n]
-        runs = []
-        for run in range(1, args.runs + 1):
-            target_db = f"bench_{run}"
-            with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {target_db}")
-                conn.execute(f"CREATE DATABASE {target_db}")
-            snap = run_snapshot(mysql.url("bench"), pg.url(target_db))
-            with tempfile.TemporaryDirectory(prefix="wacdc-bench-") as tmp:
-                copy = raw_copy(pg.url(target_db), tables, Path(tmp))
-            read = raw_read(mysql.url("bench"), "bench", tables, mysql.port)
-            result = {
-                "snapshot_seconds": snap["seconds"],
-                "snapshot_rows_per_s": rows / snap["seconds"],
-                "snapshot_mb_per_s": copy["bytes"] / 1e6 / snap["seconds"],
-                "raw_copy_seconds": copy["seconds"],
-                "raw_copy_rows_per_s": rows / copy["seconds"],
-                "raw_read_rows_per_s": read["rows"] / read["seconds"],
-                "ratio_to_raw_copy": copy["seconds"] / snap["seconds"],
-                "peak_rss_mib": snap["peak_rss_mib"],
-                "rss_early_mib": snap["rss_early_mib"], "rss_late_mib": snap["rss_late_mib"],
-                "copy_bytes": copy["bytes"],
-            }
-            runs.append(result)
-            print(f"run {run}: snapshot {result['snapshot_rows_per_s']:,.0f} rows/s "
-                  f"({result['snapshot_mb_per_s']:.1f} MB/s), raw COPY "
-                  f"{result['raw_copy_rows_per_s']:,.0f} rows/s, ratio "
-                  f"{result['ratio_to_raw_copy']:.2f}, peak RSS {result['peak_rss_mib']:.0f} MiB",
-                  flush=True)
-            with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE {target_db}")
-        medians = {k: statistics.median(r[k] for r in runs) for k in runs[0]
-                   if runs[0][k] is not None}
         report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                  "machine": machine(mysql, pg),
-                  "rows": counts, "total_rows": rows, "runs": runs, "median": medians}
+                  "machine": machine(mysql, pg)}
+        if args.skip_snapshot:
+            report["snapshot"] = previous.get("snapshot")
+        else:
+            report["snapshot"] = bench_snapshot(mysql, pg, args)
+        if args.skip_streaming:
+            report["streaming"] = previous.get("streaming")
+        else:
+            report["streaming"] = bench_streaming(mysql, pg, args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(report, indent=2))
         write_report(report)
@@ -203,8 +182,70 @@ def main() -> int:
     return 0
 
 
+def bench_streaming(mysql: MariaDBServer, pg: PostgresServer, args: argparse.Namespace
+                    ) -> dict:
+    print("streaming: generating a source ...", flush=True)
+    generate(mysql.url("stream"), 20_000)
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS stream_t")
+        conn.execute("CREATE DATABASE stream_t")
+    burst = streaming.burst(mysql.url("stream"), pg.url("stream_t"), args.burst)
+    print(f"burst: {burst['changes_per_s']:,.0f} changes/s end to end, raw decode "
+          f"{burst['raw_decode_changes_per_s']:,.0f}/s, ratio {burst['ratio_to_raw_decode']:.2f}",
+          flush=True)
+    steady = streaming.steady(mysql.url("stream"), pg.url("stream_t"), args.rate,
+                              args.steady_seconds)
+    print(f"steady {steady['rate_achieved']:,.0f} changes/s: p50 {steady['p50_s'] * 1000:.0f} ms,"
+          f" p99 {steady['p99_s'] * 1000:.0f} ms, RSS {steady['peak_rss_mib']:.0f} MiB",
+          flush=True)
+    return {"burst": burst, "steady": steady}
+
+
+def bench_snapshot(mysql: MariaDBServer, pg: PostgresServer, args: argparse.Namespace) -> dict:
+    print(f"generating {args.messages:,} messages + the other tables ...", flush=True)
+    started = time.monotonic()
+    counts = generate(mysql.url("bench"), args.messages)
+    rows = sum(counts.values())
+    print(f"generated {rows:,} rows in {time.monotonic() - started:.0f}s", flush=True)
+    tables = [t for t, n in counts.items() if n]
+    runs = []
+    for run in range(1, args.runs + 1):
+        target_db = f"bench_{run}"
+        with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {target_db}")
+            conn.execute(f"CREATE DATABASE {target_db}")
+        snap = run_snapshot(mysql.url("bench"), pg.url(target_db))
+        with tempfile.TemporaryDirectory(prefix="wacdc-bench-") as tmp:
+            copy = raw_copy(pg.url(target_db), tables, Path(tmp))
+        read = raw_read(mysql.url("bench"), "bench", tables, mysql.port)
+        result = {
+            "snapshot_seconds": snap["seconds"],
+            "snapshot_rows_per_s": rows / snap["seconds"],
+            "snapshot_mb_per_s": copy["bytes"] / 1e6 / snap["seconds"],
+            "raw_copy_seconds": copy["seconds"],
+            "raw_copy_rows_per_s": rows / copy["seconds"],
+            "raw_read_rows_per_s": read["rows"] / read["seconds"],
+            "ratio_to_raw_copy": copy["seconds"] / snap["seconds"],
+            "peak_rss_mib": snap["peak_rss_mib"],
+            "rss_early_mib": snap["rss_early_mib"], "rss_late_mib": snap["rss_late_mib"],
+            "copy_bytes": copy["bytes"],
+        }
+        runs.append(result)
+        print(f"run {run}: snapshot {result['snapshot_rows_per_s']:,.0f} rows/s "
+              f"({result['snapshot_mb_per_s']:.1f} MB/s), raw COPY "
+              f"{result['raw_copy_rows_per_s']:,.0f} rows/s, ratio "
+              f"{result['ratio_to_raw_copy']:.2f}, peak RSS {result['peak_rss_mib']:.0f} MiB",
+              flush=True)
+        with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {target_db}")
+    medians = {k: statistics.median(r[k] for r in runs) for k in runs[0]
+               if runs[0][k] is not None}
+    return {"rows": counts, "total_rows": rows, "runs": runs, "median": medians}
+
+
 def write_report(report: dict) -> None:
-    m = report["median"]
+    snap = report.get("snapshot") or {}
+    m = snap.get("median", {})
     mach = report["machine"]
     lines = [
         "# Benchmarks",
@@ -217,9 +258,9 @@ def write_report(report: dict) -> None:
         f"Python {mach['python']}",
         f"- {mach['mariadb']}",
         f"- {mach['postgres']}",
-        f"- data: {report['total_rows']:,} rows over {len(report['rows'])} tables "
-        f"({report['rows'].get('WhatsAppMessage', 0):,} WhatsAppMessage rows), "
-        f"{m['copy_bytes'] / 1e6:,.0f} MB as COPY text; medians of {len(report['runs'])} runs",
+        f"- data: {snap['total_rows']:,} rows over {len(snap['rows'])} tables "
+        f"({snap['rows'].get('WhatsAppMessage', 0):,} WhatsAppMessage rows), "
+        f"{m['copy_bytes'] / 1e6:,.0f} MB as COPY text; medians of {len(snap['runs'])} runs",
         "",
         "## Snapshot (`wacdc run --snapshot-only`)",
         "",
@@ -242,7 +283,7 @@ def write_report(report: dict) -> None:
         "| run | rows/s | MB/s | raw COPY rows/s | ratio | peak RSS MiB |",
         "|---|---|---|---|---|---|",
     ]
-    for i, r in enumerate(report["runs"], 1):
+    for i, r in enumerate(snap["runs"], 1):
         lines.append(f"| {i} | {r['snapshot_rows_per_s']:,.0f} | {r['snapshot_mb_per_s']:.1f} | "
                      f"{r['raw_copy_rows_per_s']:,.0f} | {r['ratio_to_raw_copy']:.2f} | "
                      f"{r['peak_rss_mib']:.0f} |")
@@ -251,7 +292,32 @@ def write_report(report: dict) -> None:
               "per-column conversion loop ~20%, COPY ~25%. After tuning (text protocol without "
               "decoders, a tight row parser, one generated function per table) PostgreSQL's "
               "COPY (JSONB parsing) is the bottleneck.", ""]
+    lines += _streaming_lines(report.get("streaming"))
     REPORT.write_text("\n".join(lines))
+
+
+def _streaming_lines(section: dict | None) -> list[str]:
+    if not section:
+        return []
+    b, st = section["burst"], section["steady"]
+    return [
+        "## Streaming (`wacdc run`)",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| burst: {b['changes']:,} row changes committed at full speed, then applied | "
+        f"{b['changes_per_s']:,.0f} changes/s end to end |",
+        f"| mysql-replication decoding the same binlog range alone | "
+        f"{b['raw_decode_changes_per_s']:,.0f} changes/s |",
+        f"| **ratio to raw decode** | **{b['ratio_to_raw_decode']:.2f}** (target ≥ 0.70) |",
+        f"| steady {st['rate_achieved']:,.0f} changes/s (one row per transaction): apply "
+        f"latency p50 / p99 / max | {st['p50_s'] * 1000:.0f} / {st['p99_s'] * 1000:.0f} / "
+        f"{st['max_s'] * 1000:.0f} ms (target p99 < 1 s) |",
+        f"| rows not seen in PostgreSQL at the end | {st['missing']} |",
+        f"| peak RSS of the daemon (burst / steady) | {b['peak_rss_mib']:.0f} / "
+        f"{st['peak_rss_mib']:.0f} MiB (target < 250 MB) |",
+        "",
+    ]
 
 
 if __name__ == "__main__":

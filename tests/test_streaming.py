@@ -270,3 +270,24 @@ def test_two_daemons_only_one_applies_then_takeover(source_db: SourceDb,
     assert any(b"lock acquired" in line for line in lines)
     assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
     _identical(source_db, target_db)
+
+
+def test_apply_error_stops_with_table_key_and_position(source_db: SourceDb,
+                                                       target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    with target_db.connect() as pg:  # a rule PostgreSQL has and MySQL does not
+        pg.execute('ALTER TABLE "WhatsAppCampaign" ADD CONSTRAINT no_spam '
+                   "CHECK (name NOT LIKE 'spam%')")
+    source_db.execute(
+        "INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, updatedAt) "
+        "VALUES ('ok-1', 'fine', 't', 'all', NOW(3)), ('bad-1', 'spam now', 't', 'all', NOW(3))")
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 2
+    assert "refused the insert of WhatsAppCampaign key=" in result.stderr
+    assert "'bad-1'" in result.stderr and "binlog." in result.stderr
+    assert "no_spam" in result.stderr
+    with target_db.connect() as pg:
+        assert pg.execute('SELECT count(*) FROM "WhatsAppCampaign"').fetchone() == (0,)
+        phase, error = pg.execute("SELECT phase, last_error FROM wacdc.state").fetchone()
+    assert phase == "failed" and "bad-1" in error

@@ -19,7 +19,7 @@ from wacdc.log import get_logger, redact
 from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.schema.ddl import TargetTable
-from wacdc.schema.evolve import DdlStop, SchemaEvolver, truncate_sql
+from wacdc.schema.evolve import SchemaEvolver, truncate_sql
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
@@ -61,7 +61,22 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
         log.info("snapshot done; streaming starts at the next `wacdc run`",
                  start_position=str(result.start_position))
         return EXIT_OK
-    return stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
+    try:
+        return stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
+    except WacdcError as exc:
+        _record_failure(settings, exc)
+        raise
+
+
+def _record_failure(settings: Settings, exc: WacdcError) -> None:
+    """Phase `failed` with the reason, for `wacdc status` and the next operator."""
+    metrics.set_phase("failed")
+    metrics.errors.labels(kind=type(exc).__name__).inc()
+    try:
+        with connect_target(settings.target(), autocommit=True) as conn:
+            state.set_phase(conn, "failed", error=str(exc))
+    except (ConnectError, psycopg.Error) as note:
+        log.error("could not record the failure in the target", error=str(note))
 
 
 class SourceGone(Exception):
@@ -227,13 +242,8 @@ def _schema_change(event: QueryEvent, reader: object, evolver: SchemaEvolver,
     # A table copied after this statement already has it (in data and shape).
     done = {n for n, s in sinks.items()
             if s.snapshot_position is not None and position <= s.snapshot_position}
-    try:
-        changes = evolver.handle(event.query.strip(), position, target, done)
-    except DdlStop as exc:
-        state.set_phase(target, "failed", error=str(exc))
-        metrics.set_phase("failed")
-        metrics.errors.labels(kind="ddl").inc()
-        raise
+    # A DdlStop propagates: run() records phase `failed` with the statement.
+    changes = evolver.handle(event.query.strip(), position, target, done)
     for change in changes:
         sink = sinks[change.table]
         if change.truncate:

@@ -108,14 +108,16 @@ class Applier:
             return stats
         started = time.monotonic()
         # (statement, [params...]) runs in source order; same-statement neighbours merge.
-        runs: list[tuple[sql.Composed, list[tuple], str, str]] = []
+        runs: list[tuple[sql.Composed, list[tuple], str, str, list[tuple]]] = []
         counts: dict[tuple[str, str], int] = {}
 
-        def add(statement: sql.Composed, params: tuple, table: str, op: str) -> None:
+        def add(statement: sql.Composed, params: tuple, table: str, op: str,
+                key: tuple) -> None:
             if runs and runs[-1][0] is statement:
                 runs[-1][1].append(params)
+                runs[-1][4].append(key)
             else:
-                runs.append((statement, [params], table, op))
+                runs.append((statement, [params], table, op, [key]))
 
         for txn in batch:
             for change in txn.changes:
@@ -132,20 +134,20 @@ class Applier:
                         old_key = before.converter.key_of(
                             before.converter.convert(tuple(change.before.values()), where))
                         if old_key != plan.converter.key_of(row):
-                            add(before.delete, old_key, change.table, "delete")
-                    add(plan.upsert, row, change.table, change.op)
+                            add(before.delete, old_key, change.table, "delete", old_key)
+                    add(plan.upsert, row, change.table, change.op, plan.converter.key_of(row))
                 else:
                     assert change.before is not None
                     plan = sink.plan(change.before)
                     key = plan.converter.key_of(
                         plan.converter.convert(tuple(change.before.values()), where))
-                    add(plan.delete, key, change.table, "delete")
+                    add(plan.delete, key, change.table, "delete", key)
                 counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
                 stats.rows += 1
         end = batch[-1].end
         try:
             with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
-                for statement, params, _, _ in runs:
+                for statement, params, _, _, _ in runs:
                     cur.executemany(statement, params)
                 state.set_checkpoint(self.conn, end)
         except psycopg.errors.Error as exc:
@@ -165,16 +167,18 @@ class Applier:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         try:
             with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
-                for statement, params, table, op in runs:
-                    for one in params:
+                for statement, params, table, op, keys in runs:
+                    for one, key in zip(params, keys, strict=True):
                         try:
                             with self.conn.transaction():
                                 cur.execute(statement, one)
                         except psycopg.errors.Error as inner:
                             detail = str(inner).strip().splitlines()[0]
+                            shown = key[0] if len(key) == 1 else key
                             return ApplyError(
-                                f"PostgreSQL refused a {op} on {table} key={one!r} in the batch "
-                                f"ending at {batch[-1].end}: {detail}; nothing was applied, "
+                                f"PostgreSQL refused the {op} of {table} key={shown!r} in "
+                                f"the batch ending at {batch[-1].end}: {detail}; nothing "
+                                "was applied, "
                                 "the checkpoint did not move (see docs/operations.md)")
         except psycopg.errors.Error as probe:  # the probe itself failed: report the original
             first_line += f" (locating the row failed too: {probe})"

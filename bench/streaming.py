@@ -1,0 +1,165 @@
+"""Streaming benchmarks (part of `make bench`).
+
+1. Burst: N row changes are committed on MySQL at full speed while wacdc is
+   stopped; then `wacdc run --exit-when-caught-up` applies them. changes/s is
+   compared with mysql-replication decoding the very same binlog range alone
+   (every row image decoded, nothing applied), measured in the same run.
+2. Steady: a writer commits ~R changes/s (one row per transaction) while the
+   daemon streams; each row's apply latency is the time from its commit until it
+   is visible in PostgreSQL. p50/p99 reported, and the daemon's peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pymysql
+
+from wacdc.config import parse_url
+from wacdc.source.binlog import open_stream, row_changes
+from wacdc.source.connection import connect
+from wacdc.source.position import current_position
+
+REPO = Path(__file__).resolve().parent.parent
+TABLE = "WhatsAppMessage"
+
+
+def _env(source_url: str, target_url: str) -> dict[str, str]:
+    return {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
+            "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE}
+
+
+def _wacdc(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run wacdc to completion; (seconds, peak RSS MiB)."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", *args], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"wacdc {' '.join(args)} failed: {err.decode()[-2000:]}")
+    return time.monotonic() - started, usage.ru_maxrss / 1024
+
+
+def _burst(source_url: str, changes: int) -> None:
+    """Inserts, updates and deletes in 100-row transactions, at full speed."""
+    url = parse_url(source_url, "mysql")
+    with pymysql.connect(host=url.host, port=url.port, user=url.user, password=url.password,
+                         database=url.database, charset="utf8mb4") as conn, conn.cursor() as cur:
+        done = 0
+        while done < changes:
+            ids = [str(uuid.uuid4()) for _ in range(40)]
+            cur.executemany(
+                f"INSERT INTO {TABLE} (id, message, status, payload, `to`, updatedAt) VALUES "
+                "(%s, %s, 'sent', %s, 'whatsapp:+91', NOW(3))",
+                [(i, "hello 🙏 " * 20, '{"entry": [{"changes": [{"value": {"messages": '
+                  '[{"type": "text", "text": {"body": "hi"}}]}}]}], "object": "x"}')
+                 for i in ids])
+            cur.execute(f"UPDATE {TABLE} SET status = 'read', deliveredAt = NOW(3) "
+                        f"WHERE id IN ({', '.join(['%s'] * 40)})", ids)
+            cur.execute(f"DELETE FROM {TABLE} WHERE id IN ({', '.join(['%s'] * 20)})", ids[:20])
+            conn.commit()
+            done += 100
+
+
+def _raw_decode(source_url: str, start, end) -> float:  # type: ignore[no-untyped-def]
+    """mysql-replication alone over [start, end): seconds to decode every row image."""
+    url = parse_url(source_url, "mysql")
+    stream = open_stream(url, 77001, start, [TABLE], blocking=False)
+    started = time.monotonic()
+    count = 0
+    try:
+        for change in row_changes(stream):
+            count += 1
+            if change.position >= end:
+                break
+    finally:
+        stream.close()
+    return time.monotonic() - started
+
+
+def burst(source_url: str, target_url: str, changes: int) -> dict:
+    env = _env(source_url, target_url)
+    _wacdc(["run", "--exit-when-caught-up"], env)  # snapshot + caught up
+    with connect(parse_url(source_url, "mysql")) as conn:
+        start = current_position(conn)
+    _burst(source_url, changes)
+    with connect(parse_url(source_url, "mysql")) as conn:
+        end = current_position(conn)
+    seconds, rss = _wacdc(["run", "--exit-when-caught-up"], env)
+    decode = _raw_decode(source_url, start, end)
+    return {"changes": changes, "seconds": seconds, "changes_per_s": changes / seconds,
+            "raw_decode_changes_per_s": changes / decode,
+            "ratio_to_raw_decode": decode / seconds, "peak_rss_mib": rss}
+
+
+def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
+    """One-row transactions at `rate`/s; latency = commit -> visible in PostgreSQL."""
+    env = _env(source_url, target_url)
+    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    committed: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    url = parse_url(source_url, "mysql")
+
+    def writer() -> None:
+        with pymysql.connect(host=url.host, port=url.port, user=url.user,
+                             password=url.password, database=url.database,
+                             autocommit=True) as conn, conn.cursor() as cur:
+            interval = 1.0 / rate
+            next_at = time.monotonic()
+            n = 0
+            while not stop.is_set():
+                key = f"lat-{n:08d}"
+                cur.execute(f"INSERT INTO {TABLE} (id, status, updatedAt) VALUES "
+                            "(%s, 'sent', NOW(3))", (key,))
+                committed[key] = time.monotonic()
+                n += 1
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+
+    def poller() -> None:
+        with psycopg.connect(target_url, autocommit=True) as pg:
+            last = ""
+            while not stop.is_set() or len(seen) < len(committed):
+                rows = pg.execute(f'SELECT id FROM "{TABLE}" WHERE id > %s AND id LIKE '
+                                  "'lat-%%' ORDER BY id", (last,)).fetchall()
+                now = time.monotonic()
+                for (key,) in rows:
+                    seen.setdefault(key, now)
+                    last = key
+                time.sleep(0.005)
+                if stop.is_set() and time.monotonic() - now > 10:
+                    break
+
+    with psycopg.connect(target_url, autocommit=True) as pg:
+        while pg.execute("SELECT phase FROM wacdc.state").fetchone() != ("streaming",):
+            time.sleep(0.05)
+    threads = [threading.Thread(target=writer), threading.Thread(target=poller)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    proc.send_signal(15)
+    _, _, usage = os.wait4(proc.pid, 0)
+    latencies = sorted(seen[k] - committed[k] for k in committed if k in seen)
+    achieved = len(committed) / seconds
+    return {"rate_target": rate, "rate_achieved": achieved, "rows": len(committed),
+            "p50_s": statistics.median(latencies),
+            "p99_s": latencies[int(len(latencies) * 0.99) - 1],
+            "max_s": latencies[-1], "missing": len(committed) - len(latencies),
+            "peak_rss_mib": usage.ru_maxrss / 1024}
