@@ -134,3 +134,13 @@ def test_missing_source_url_names_the_variable(target_db: TargetDb) -> None:
     result = run_cli("check", env=wacdc_env(None, target_db))
     assert result.code == 2
     assert "WACDC_SOURCE_URL (or DATABASE_URL) is not set" in result.stderr
+
+
+def test_unsupported_column_type_is_named(empty_source_db: SourceDb,
+                                          target_db: TargetDb) -> None:
+    empty_source_db.execute("CREATE TABLE places (id INT PRIMARY KEY, spot POINT)")
+    result = run_cli("check", env=wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain"))
+    assert result.code == 1
+    assert "column spot has unsupported type point" in result.stdout
+    schema = run_cli("schema", env=wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain"))
+    assert schema.code == 2 and "places.spot" in schema.stderr

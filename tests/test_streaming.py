@@ -291,3 +291,35 @@ def test_apply_error_stops_with_table_key_and_position(source_db: SourceDb,
         assert pg.execute('SELECT count(*) FROM "WhatsAppCampaign"').fetchone() == (0,)
         phase, error = pg.execute("SELECT phase, last_error FROM wacdc.state").fetchone()
     assert phase == "failed" and "bad-1" in error
+
+
+def test_composite_and_unique_keys_any_table_set(empty_source_db: SourceDb,
+                                                 target_db: TargetDb) -> None:
+    """Not special-cased to the WhatsApp tables: plain profile, composite and unique keys."""
+    empty_source_db.execute(
+        "CREATE TABLE `order lines` (shop INT NOT NULL, code VARCHAR(12) NOT NULL, "
+        "qty INT, note TEXT, PRIMARY KEY (shop, code))",
+        "CREATE TABLE tokens (token CHAR(8) NOT NULL, used BOOLEAN, UNIQUE KEY (token))",
+        "CREATE TABLE ignored_heap (v INT)")
+    with empty_source_db.connect() as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO `order lines` VALUES (%s, %s, %s, %s)",
+                        [(s, f"c{i:03d}", i, "ñ") for s in (1, 2) for i in range(20)])
+        cur.executemany("INSERT INTO tokens VALUES (%s, %s)", [(f"t{i:07d}", 0)
+                                                              for i in range(15)])
+    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain",
+                    WACDC_TABLES="order lines,tokens", WACDC_SNAPSHOT_CHUNK_ROWS="3")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    empty_source_db.execute(
+        "UPDATE `order lines` SET code = 'moved' WHERE shop = 1 AND code = 'c005'",
+        "UPDATE `order lines` SET qty = qty + 100 WHERE shop = 2",
+        "DELETE FROM `order lines` WHERE shop = 1 AND code < 'c003'",
+        "UPDATE tokens SET token = 'renamed1', used = 1 WHERE token = 't0000004'",
+        "DELETE FROM tokens WHERE token = 't0000009'",
+        "INSERT INTO ignored_heap VALUES (1), (2)")
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    assert table_differences(empty_source_db, target_db, profile="plain",
+                             tables=["order lines", "tokens"]) == {}
+    with target_db.connect() as pg:
+        assert pg.execute('SELECT qty FROM "order lines" WHERE shop = 1 AND code = %s',
+                          ("moved",)).fetchone() == (5,)
+        assert pg.execute("SELECT count(*) FROM tokens").fetchone() == (14,)
