@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("WACDC_BATCH_MAX_ROWS", "batch_max_rows"),
         description="streaming: row changes per PostgreSQL transaction at most")
     batch_max_seconds: float = Field(
-        default=0.5, gt=0,
+        default=0.1, gt=0,
         validation_alias=AliasChoices("WACDC_BATCH_MAX_SECONDS", "batch_max_seconds"),
         description="streaming: the oldest pending change waits at most this long")
 
