@@ -106,7 +106,12 @@ def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
     """One-row transactions at `rate`/s; latency = commit -> visible in PostgreSQL."""
     env = _env(source_url, target_url)
     proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # measure the steady state: start once the daemon streams
+        if b'"event": "streaming"' in line:
+            break
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
     committed: dict[str, float] = {}
     seen: dict[str, float] = {}
     stop = threading.Event()
@@ -144,9 +149,6 @@ def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
                 if stop.is_set() and time.monotonic() - now > 10:
                     break
 
-    with psycopg.connect(target_url, autocommit=True) as pg:
-        while pg.execute("SELECT phase FROM wacdc.state").fetchone() != ("streaming",):
-            time.sleep(0.05)
     threads = [threading.Thread(target=writer), threading.Thread(target=poller)]
     for t in threads:
         t.start()
