@@ -6,21 +6,24 @@ Binlog path: row events (mysql-replication) -> converters -> upsert into schema 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import psycopg
 
 from tests.harness import SourceDb, TargetDb
+from wacdc import state
 from wacdc.config import load_settings
 from wacdc.schema.catalog import load_catalog
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import apply_steps, plan_ddl
 from wacdc.schema.profile import load_profile
-from wacdc.sink import writer
-from wacdc.source.binlog import open_stream, row_changes
+from wacdc.sink.apply import Applier, TableSink
+from wacdc.snapshot import Progress, copy_table
+from wacdc.source.binlog import Transaction, open_stream, row_changes
 from wacdc.source.connection import connect
 from wacdc.source.position import BinlogPosition, current_position
-from wacdc.source.snapshot import read_converted
+from wacdc.source.snapshot import open_read_view
 
 
 class Roundtrip:
@@ -48,41 +51,36 @@ class Roundtrip:
         with connect(self.source_url) as conn:
             return current_position(conn)
 
-    def snapshot(self, table: str) -> list[tuple]:
-        """The daemon's read path: MySQL text values, the fast row parser, COPY."""
-        with connect(self.source_url, text_values=True) as conn:
-            rows = list(read_converted(conn, self.plans["snap"][table].source,
-                                       self.converters[table]))
-        with psycopg.connect(self.target.url) as pg:
-            writer.copy_rows(pg, self.plans["snap"][table], rows)
-        return rows
+    def snapshot(self, table: str) -> None:
+        """The daemon's snapshot code: a read view, keyset chunks, text values, COPY."""
+        view = open_read_view(self.source_url, [self.plans["snap"][table].source])
+        try:
+            with psycopg.connect(self.target.url, autocommit=True,
+                                 options="-c TimeZone=UTC") as pg:
+                state.ensure_schema(pg)
+                state.register_tables(pg, {table: 0})
+                copy_table(view, pg, self.plans["snap"][table], self.converters[table],
+                           chunk_rows=3, progress=Progress(tty=False),
+                           stop=threading.Event(), on_chunk=None)
+        finally:
+            view.close()
 
-    def stream(self, start: BinlogPosition) -> list[tuple[str, str, tuple]]:
-        """Apply every row event since `start` to schema binl; return what was applied."""
-        applied = []
+    def stream(self, start: BinlogPosition) -> list[tuple[str, str]]:
+        """The daemon's apply code on every row event since `start` (schema binl)."""
         stream = open_stream(self.source_url, 4000 + start.pos % 1000, start,
                              list(self.converters))
         try:
             changes = list(row_changes(stream))
         finally:
             stream.close()
-        with psycopg.connect(self.target.url) as pg:
-            for change in changes:
-                converter = self.converters[change.table]
-                tt = self.plans["binl"][change.table]
-                if change.after is not None:
-                    row = converter.convert_mapping(change.after, str(change.position))
-                    if change.before is not None:
-                        old = converter.convert_mapping(change.before, str(change.position))
-                        if converter.key_of(old) != converter.key_of(row):
-                            writer.delete_keys(pg, tt, [converter.key_of(old)])
-                    writer.upsert_rows(pg, tt, [row])
-                    applied.append((change.table, change.op, row))
-                else:
-                    old = converter.convert_mapping(change.before, str(change.position))
-                    writer.delete_keys(pg, tt, [converter.key_of(old)])
-                    applied.append((change.table, change.op, old))
-        return applied
+        sinks = {name: TableSink(tt, self.policy, None) for name, tt in self.plans["binl"].items()}
+        with psycopg.connect(self.target.url, autocommit=True, options="-c TimeZone=UTC") as pg:
+            state.ensure_schema(pg)
+            state.set_phase(pg, "streaming")
+            applier = Applier(pg, sinks)
+            for change in changes:  # one source transaction per change keeps errors precise
+                applier.apply([Transaction(change.position, 0.0, [change])])
+        return [(c.table, c.op) for c in changes]
 
     def read_back(self, schema: str, table: str) -> list[tuple[Any, ...]]:
         tt = self.plans[schema][table]

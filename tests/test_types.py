@@ -167,7 +167,7 @@ def test_every_type_round_trips_by_snapshot_and_binlog(source_db: SourceDb,
     assert sorted(zero_dates) == [("dt0", "zero_date", 3), ("dte", "zero_date", 3),
                                   ("ts0", "zero_date", 3)]
     applied = rt.stream(start)
-    assert [op for _, op, _ in applied] == ["insert"] * len(ROWS)
+    assert [op for _, op in applied] == ["insert"] * len(ROWS)
     assert len(rt.coercions) == 6
 
     _check_rows(rt, "snap")
@@ -196,7 +196,7 @@ def test_updates_and_deletes_carry_before_and_after_images(source_db: SourceDb,
     with target_db.connect() as pg:
         pg.execute("INSERT INTO binl.alltypes SELECT * FROM snap.alltypes")
     applied = rt.stream(start)
-    assert [op for _, op, _ in applied] == ["update", "update", "delete"]
+    assert [op for _, op in applied] == ["update", "update", "delete"]
     rows = {r[0]: r for r in rt.read_back("binl", "alltypes")}
     names = rt.column_names("alltypes")
     assert sorted(rows) == [2, 3, 4, 6, 100]

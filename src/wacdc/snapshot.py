@@ -213,7 +213,7 @@ def _copy_tables(settings: Settings, target: psycopg.Connection, todo: list[Targ
                 log.info("stop requested: snapshot paused; a restart copies the rest",
                          table=table.name)
                 return
-            copied = _copy_table(view, target, table, converters[table.name],
+            copied = copy_table(view, target, table, converters[table.name],
                                  settings.snapshot_chunk_rows, progress, stop, on_chunk)
             if copied is None:
                 result.stopped = True
@@ -229,7 +229,7 @@ def _copy_tables(settings: Settings, target: psycopg.Connection, todo: list[Targ
         view.close()
 
 
-def _copy_table(view: ReadView, target: psycopg.Connection, table: TargetTable,
+def copy_table(view: ReadView, target: psycopg.Connection, table: TargetTable,
                 converter: RowConverter, chunk_rows: int, progress: Progress,
                 stop: threading.Event, on_chunk: Callable[[str, int], None] | None
                 ) -> int | None:
