@@ -13,7 +13,7 @@ import psycopg
 
 from tests.compare import table_differences
 from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
-from tests.workload import TABLES, Workload
+from tests.workload import TABLES, Workload, in_background
 
 
 def _phase(pg: psycopg.Connection) -> str | None:
@@ -49,21 +49,12 @@ def test_changes_during_the_snapshot_are_applied_once(source_db: SourceDb,
     fill_whatsapp(source_db, counts={"WhatsAppCustomer": 3000, "WhatsAppMessage": 300})
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
                     WACDC_SNAPSHOT_CHUNK_ROWS="100")
-    stop, done = threading.Event(), [0]
-    workload = Workload(source_db, seed=11)
-    writer = threading.Thread(target=workload.run_until, args=(stop, done))
-    writer.start()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run",
-                                 "--exit-when-caught-up"], env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with in_background(Workload(source_db, seed=11)) as done:
+        proc = _start_daemon(env, "--exit-when-caught-up")
         with target_db.connect() as pg:  # writes go on through the whole snapshot
             while _phase(pg) != "streaming":
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 time.sleep(0.01)
-    finally:
-        stop.set()
-        writer.join()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert done[0] > 0
@@ -77,22 +68,16 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(source_db: SourceDb
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
                     WACDC_BATCH_MAX_ROWS="20")
     assert run_cli("run", "--snapshot-only", env=env).code == 0
-    stop, done = threading.Event(), [0]
-    writer = threading.Thread(target=Workload(source_db, seed=5).run_until, args=(stop, done))
-    writer.start()
     rng = random.Random(3)
-    try:
+    with in_background(Workload(source_db, seed=5)) as done:
         for _ in range(20):
-            proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env,
-                                    cwd=REPO, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = _start_daemon(env)
             time.sleep(rng.uniform(0.3, 1.5))  # the random moment of the kill
             assert proc.poll() is None, "the daemon died on its own"
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-    finally:
-        stop.set()
-        writer.join()
+            assert proc.stderr is not None
+            proc.stderr.close()
     assert done[0] > 100
     result = run_cli("run", "--exit-when-caught-up", env=env)
     assert result.code == 0, result.output
@@ -103,24 +88,16 @@ def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
                                                          target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
     assert run_cli("run", "--snapshot-only", env=env).code == 0
-    stop, done = threading.Event(), [0]
-    writer = threading.Thread(target=Workload(source_db, seed=9).run_until, args=(stop, done))
-    writer.start()
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with in_background(Workload(source_db, seed=9)) as done:
+        proc = _start_daemon(env)
         with target_db.connect() as pg:  # the daemon streams, under load
-            while done[0] < 200 or pg.execute(
-                    "SELECT phase FROM wacdc.state").fetchone() != ("streaming",):
+            while done[0] < 200 or _phase(pg) != "streaming":
                 assert proc.poll() is None
                 time.sleep(0.01)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
         took = time.monotonic() - started
-    finally:
-        stop.set()
-        writer.join()
     assert proc.returncode == 0, err
     assert took < 10
     assert b"checkpoint committed" in err
@@ -173,9 +150,9 @@ def test_add_column_mid_stream_flows_and_drop_column_stops(source_db: SourceDb,
     assert table_differences(source_db, target_db, tables=tables) == {}
 
 
-def _start_daemon(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start_daemon(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run", *args], env=env,
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _wait_streaming(target: TargetDb, proc: subprocess.Popen) -> None:

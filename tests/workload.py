@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -112,3 +114,16 @@ class Workload:
             while not stop.is_set():
                 self.step(conn)
                 counter[0] += 1
+
+
+@contextlib.contextmanager
+def in_background(workload: Workload) -> Iterator[list[int]]:
+    """Run the workload in a thread for the duration of the block; yields [steps done]."""
+    stop, done = threading.Event(), [0]
+    thread = threading.Thread(target=workload.run_until, args=(stop, done))
+    thread.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        thread.join()
