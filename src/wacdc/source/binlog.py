@@ -59,7 +59,7 @@ class Heartbeat:
 
 def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
                 tables: list[str] | None, *, blocking: bool = False,
-                is_mariadb: bool = False, heartbeat_s: float | None = None,
+                heartbeat_s: float | None = None,
                 transactions: bool = False) -> BinLogStreamReader:
     settings = connection_kwargs(url)
     settings.pop("database")
@@ -79,7 +79,7 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
         # pass, so the position advances through transactions on untracked tables too.
         only_schemas=[url.database],
         only_tables=tables,
-        is_mariadb=is_mariadb,
+        # Dump by file:pos on MariaDB too: the library's MariaDB mode positions by GTID only.
         slave_heartbeat=heartbeat_s,
     )
 
