@@ -300,3 +300,46 @@ def test_composite_and_unique_keys_any_table_set(empty_source_db: SourceDb,
         assert pg.execute('SELECT qty FROM "order lines" WHERE shop = 1 AND code = %s',
                           ("moved",)).fetchone() == (5,)
         assert pg.execute("SELECT count(*) FROM tokens").fetchone() == (14,)
+
+
+def test_resume_by_gtid_after_the_file_positions_are_gone(source_db: SourceDb,
+                                                           target_db: TargetDb) -> None:
+    """WACDC_RESUME_FROM=gtid resumes from the GTID state alone (as after a failover)."""
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 100, "WhatsAppMessage": 100})
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
+                    WACDC_RESUME_FROM="gtid", WACDC_BATCH_MAX_ROWS="20")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    rng = random.Random(8)
+    with in_background(Workload(source_db, seed=21)) as done:
+        for _ in range(4):
+            proc = _start_daemon(env)
+            time.sleep(rng.uniform(0.5, 1.5))
+            assert proc.poll() is None, "the daemon died on its own"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
+            with target_db.connect() as pg:  # a new primary: its binlog files differ
+                pg.execute("UPDATE wacdc.state SET binlog_file = 'elsewhere-bin.000042', "
+                           "binlog_pos = 4")
+    assert done[0] > 50
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output
+    assert '"resume_by": "gtid"' in result.output or "resume_by=gtid" in result.output
+    _identical(source_db, target_db)
+    with target_db.connect() as pg, source_db.connect() as my, my.cursor() as cur:
+        stored = pg.execute("SELECT gtid FROM wacdc.state").fetchone()[0]
+        cur.execute("SELECT @@global.gtid_binlog_pos")
+        assert stored == cur.fetchone()[0]
+
+
+def test_resume_by_gtid_without_a_gtid_state_says_what_to_do(source_db: SourceDb,
+                                                              target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer",
+                    WACDC_RESUME_FROM="gtid")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    with target_db.connect() as pg:
+        pg.execute("UPDATE wacdc.snapshot_tables SET gtid = NULL")
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 2
+    assert "WACDC_RESUME_FROM=gtid" in result.output and "no GTID state" in result.output

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("WACDC_BATCH_MAX_SECONDS", "batch_max_seconds"),
         description="streaming: the oldest pending change waits at most this long")
 
+    resume_from: Literal["position", "gtid"] = Field(
+        default="position",
+        validation_alias=AliasChoices("WACDC_RESUME_FROM", "resume_from"),
+        description="streaming resumes by binlog file:pos, or by GTID auto-position "
+                    "(after a source failover: other file names, same GTIDs)")
+
     @field_validator("tables", mode="before")
     @classmethod
     def _split_tables(cls, value: Any) -> Any:

@@ -24,8 +24,8 @@ from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
 from wacdc.source.binlog import Heartbeat, Transaction, open_stream, transactions
-from wacdc.source.connection import connect
-from wacdc.source.position import BinlogPosition, current_position
+from wacdc.source.connection import connect, server_info
+from wacdc.source.position import BinlogPosition, GtidState, current_position
 
 log = get_logger("wacdc.daemon")
 HEARTBEAT_S = 0.1  # an idle source still wakes the loop this often: flush, stop, lag
@@ -183,20 +183,25 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         if not acquire_writer_lock(target, settings, stop):
             return EXIT_OK
         checkpoint = state.get_checkpoint(target) or min(snapshot_positions.values())
+        mariadb = server_info(control).is_mariadb
+        auto_position = _auto_position(settings, checkpoint)
         state.set_phase(target, "streaming")
         metrics.set_phase("streaming")
         applier = Applier(target, sinks)
-        # file:pos dump on MariaDB too: the library's MariaDB mode positions by GTID only.
         reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
                              list(sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
-                             transactions=True)
-        log.info("streaming", start=str(checkpoint), tables=len(sinks))
+                             transactions=True, auto_position=auto_position, mariadb=mariadb)
+        gtids = GtidState(checkpoint.gtid, mariadb) if checkpoint.gtid or not mariadb else None
+        log.info("streaming", start=str(checkpoint), tables=len(sinks),
+                 resume_by="gtid" if auto_position else "position")
         batch: list[Transaction] = []
         rows = 0
         first_at = 0.0
-        applied = checkpoint
+        # By GTID the checkpoint's file:pos may name another server's binlog: only the
+        # stream's own positions count towards "caught up".
+        applied = BinlogPosition("", 0) if auto_position else checkpoint
         try:
-            for item in transactions(reader, source_url.database, set(sinks)):
+            for item in transactions(reader, source_url.database, set(sinks), gtids):
                 idle = isinstance(item, Heartbeat)
                 if isinstance(item, Transaction):
                     if not batch:
@@ -227,6 +232,18 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
             reader.close()
     # The server ended the dump (shutdown, restart): resume from the checkpoint.
     raise SourceGone("the source closed the binlog stream")
+
+
+def _auto_position(settings: Settings, checkpoint: BinlogPosition) -> str | None:
+    """The GTID state to dump from under WACDC_RESUME_FROM=gtid, else None (file:pos)."""
+    if settings.resume_from != "gtid":
+        return None
+    if not checkpoint.gtid:
+        raise WacdcError(
+            f"WACDC_RESUME_FROM=gtid, but the checkpoint {checkpoint} has no GTID state: the "
+            "source had no GTIDs when it was written (MySQL: gtid_mode=ON). Resume by "
+            "position (unset WACDC_RESUME_FROM) or take a new snapshot")
+    return checkpoint.gtid
 
 
 def _at_head(beat: Transaction | Heartbeat | QueryEvent, head: BinlogPosition) -> bool:

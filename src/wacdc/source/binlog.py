@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication import BinLogStreamReader, binlogstream
 from pymysqlreplication.event import GtidEvent as MysqlGtidEvent
 from pymysqlreplication.event import (
     HeartbeatLogEvent,
@@ -26,8 +26,13 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from wacdc.config import DatabaseUrl
 from wacdc.source.connection import connection_kwargs
-from wacdc.source.position import BinlogPosition
+from wacdc.source.position import BinlogPosition, GtidState
 from wacdc.source.rowimage import unambiguous
+
+# The library silently re-dumps after "server gone" errors, from its own idea of the
+# position (and, in GTID mode, from the original start). wacdc wants that failure
+# instead: it retries from the committed checkpoint, logged and counted per side.
+binlogstream.MYSQL_EXPECTED_ERROR_CODES = []
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,9 @@ class Heartbeat:
 
 def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
                 tables: list[str] | None, *, blocking: bool = False,
-                heartbeat_s: float | None = None,
-                transactions: bool = False) -> BinLogStreamReader:
+                heartbeat_s: float | None = None, transactions: bool = False,
+                auto_position: str | None = None, mariadb: bool = True) -> BinLogStreamReader:
+    """A dump from `start` (file:pos) or, with `auto_position`, from a GTID state."""
     settings = connection_kwargs(url)
     settings.pop("database")
     events: list[type] = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
@@ -70,16 +76,18 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     return BinLogStreamReader(
         connection_settings=settings,
         server_id=server_id,
-        log_file=start.file,
-        log_pos=start.pos,
+        log_file=None if auto_position else start.file,
+        log_pos=None if auto_position else start.pos,
         resume_stream=True,
+        auto_position=auto_position,
+        # The library's MariaDB flag switches to its GTID dump, so only with auto_position.
+        is_mariadb=bool(auto_position) and mariadb,
         blocking=blocking,
         only_events=events,
         # Row events of other tables are dropped before decoding; XID/query events all
         # pass, so the position advances through transactions on untracked tables too.
         only_schemas=[url.database],
         only_tables=tables,
-        # Dump by file:pos on MariaDB too: the library's MariaDB mode positions by GTID only.
         slave_heartbeat=heartbeat_s,
     )
 
@@ -106,22 +114,33 @@ def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
         yield from _row_changes(event, BinlogPosition(stream.log_file, stream.log_pos))
 
 
-def transactions(stream: BinLogStreamReader, schema: str, tables: set[str]
+def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
+                 gtids: GtidState | None = None
                  ) -> Iterator[Transaction | Heartbeat | QueryEvent]:
     """Group the stream into source transactions.
 
     Yields Transaction at each commit, Heartbeat when the server reports no news, and
     QueryEvent for DDL on the tracked schema (the caller decides what to do with it).
+    With `gtids`, each Transaction's end carries the GTID state after its commit.
     """
     pending: list[RowChange] = []
-    gtid: str | None = None
+    next_gtid: str | None = None  # the GTID event precedes its transaction
+
+    def committed() -> BinlogPosition:
+        nonlocal next_gtid
+        if gtids is not None and next_gtid is not None:
+            gtids.advance(next_gtid)
+        next_gtid = None
+        return BinlogPosition(stream.log_file, stream.log_pos,
+                              (str(gtids) or None) if gtids is not None else None)
+
     for event in stream:
-        position = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+        position = BinlogPosition(stream.log_file, stream.log_pos)
         if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
             if event.schema == schema and event.table in tables:
                 pending.extend(_row_changes(event, position))
         elif isinstance(event, XidEvent):
-            yield Transaction(position, float(event.timestamp), pending)
+            yield Transaction(committed(), float(event.timestamp), pending)
             pending = []
         elif isinstance(event, QueryEvent):
             query = event.query.strip()
@@ -129,16 +148,16 @@ def transactions(stream: BinLogStreamReader, schema: str, tables: set[str]
             if upper == "BEGIN":
                 continue
             if upper == "COMMIT":  # non-transactional engines
-                yield Transaction(position, float(event.timestamp), pending)
+                yield Transaction(committed(), float(event.timestamp), pending)
                 pending = []
                 continue
             # DDL and other statements are their own implicit transaction.
             if (event.schema.decode() if isinstance(event.schema, bytes)
                     else event.schema) == schema:
                 yield event
-            yield Transaction(position, float(event.timestamp), pending)
+            yield Transaction(committed(), float(event.timestamp), pending)
             pending = []
         elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):
-            gtid = event.gtid  # of the transaction that follows; recorded with its end
+            next_gtid = event.gtid
         elif isinstance(event, HeartbeatLogEvent) and not pending:
             yield Heartbeat(position)

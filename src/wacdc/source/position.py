@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pymysql
+from pymysqlreplication.gtid import Gtid, GtidSet
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,36 @@ def current_position(conn: pymysql.connections.Connection) -> BinlogPosition:
 
 def _is_mariadb(conn: pymysql.connections.Connection) -> bool:
     return "mariadb" in conn.get_server_info().lower()
+
+
+class GtidState:
+    """The source's GTID state after each applied transaction, for auto-position resume.
+
+    MariaDB's state is one `domain-server-seq` per replication domain; MySQL's is the
+    executed GTID set (`uuid:1-100,...`). Starting from the snapshot's state, each
+    transaction's GTID is folded in at its commit, so the checkpoint carries a state a
+    new primary (after a failover, other binlog file names) can resume from.
+    """
+
+    def __init__(self, start: str | None, mariadb: bool) -> None:
+        self.mariadb = mariadb
+        self._domains: dict[str, str] = {}
+        self._mysql_set: GtidSet | None = None
+        if mariadb:
+            for item in (start or "").split(","):
+                if item.strip():
+                    self._domains[item.strip().split("-", 1)[0]] = item.strip()
+        else:
+            self._mysql_set = GtidSet(start or "")
+
+    def advance(self, gtid: str) -> None:
+        if self.mariadb:
+            self._domains[gtid.split("-", 1)[0]] = gtid
+        else:
+            assert self._mysql_set is not None
+            self._mysql_set = self._mysql_set + Gtid(gtid)
+
+    def __str__(self) -> str:
+        if self.mariadb:
+            return ",".join(self._domains[d] for d in sorted(self._domains, key=int))
+        return str(self._mysql_set).replace("\n", "")
