@@ -1,0 +1,298 @@
+"""The ops monitoring files (deploy/prometheus, deploy/grafana) are well-formed and only
+reference metrics the daemon exposes. Pure: no servers.
+
+`referenced_metric_names()` and `exposed_metric_names(text)` are reusable: a live test can
+pass the text scraped from the daemon's /metrics to `exposed_metric_names`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from wacdc import metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+DASHBOARD = DEPLOY / "grafana" / "wacdc.json"
+GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "provisioning" / "dashboards" / "wacdc.yml"
+
+METRIC_RE = re.compile(r"\b(wacdc_[a-z_]+|process_[a-z_]+)\b")
+TYPE_RE = re.compile(r"^# TYPE (\S+) (\S+)\s*$", re.MULTILINE)
+# Prometheus model.ParseDuration: units largest first, each at most once, non-empty.
+DURATION_RE = re.compile(r"^(?!$)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
+SEVERITIES = {"warning", "critical"}
+RULE_KEYS = {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
+
+
+# --- reusable helpers ----------------------------------------------------------------------
+
+
+def dashboard_exprs(dashboard: dict | None = None) -> list[str]:
+    """Every PromQL `expr` in the dashboard, including those of panels nested in rows."""
+    if dashboard is None:
+        dashboard = json.loads(DASHBOARD.read_text())
+    exprs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "expr" and isinstance(value, str):
+                    exprs.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    return exprs
+
+
+def referenced_metric_names() -> set[str]:
+    """wacdc_* / process_* names in the alert rules (whole file: exprs and annotations alike
+    must name real metrics) and in the dashboard's exprs."""
+    texts = [ALERTS.read_text(), *dashboard_exprs()]
+    return {name for text in texts for name in METRIC_RE.findall(text)}
+
+
+def exposed_metric_names(text: str) -> set[str]:
+    """Every series name that may appear for the metric families in a Prometheus text (or
+    OpenMetrics) exposition, from its `# TYPE` lines.
+
+    prometheus_client's text format names a counter family with `_total` in the TYPE line
+    (`# TYPE wacdc_transactions_total counter`); OpenMetrics names it without. Both forms are
+    accepted. Histogram families add `_bucket`, `_sum`, `_count` (and `_created`), summaries
+    `_sum`, `_count` (and `_created`).
+    """
+    names: set[str] = set()
+    for name, kind in TYPE_RE.findall(text):
+        names.add(name)
+        if kind == "counter":
+            base = name.removesuffix("_total")
+            names.update({base + "_total", base + "_created"})
+        elif kind in ("histogram", "gaugehistogram"):
+            names.update(name + s for s in ("_bucket", "_sum", "_count", "_created",
+                                            "_gsum", "_gcount"))
+        elif kind == "summary":
+            names.update(name + s for s in ("_sum", "_count", "_created"))
+    return names
+
+
+def unknown_metric_names(referenced: set[str], exposition: str) -> set[str]:
+    return referenced - exposed_metric_names(exposition)
+
+
+def _local_exposition() -> str:
+    metrics.set_phase("streaming")
+    return generate_latest(metrics.REGISTRY).decode()
+
+
+def _load_yaml(path: Path) -> object:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (dev extra)")
+    return yaml.safe_load(path.read_text())
+
+
+def _alert_rules() -> list[dict]:
+    doc = _load_yaml(ALERTS)
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+# --- metric names --------------------------------------------------------------------------
+
+
+def test_exposed_metric_names_parses_the_exposition():
+    names = exposed_metric_names(_local_exposition())
+    for expected in ("wacdc_phase", "wacdc_lag_seconds", "wacdc_rows_applied_total",
+                     "wacdc_transactions_total", "wacdc_apply_batch_seconds_bucket",
+                     "wacdc_apply_batch_seconds_sum", "wacdc_apply_batch_seconds_count",
+                     "wacdc_snapshot_rows_estimated", "process_resident_memory_bytes",
+                     "process_cpu_seconds_total"):
+        assert expected in names
+    assert "wacdc_lag_seconds_bucket" not in names
+    # OpenMetrics spelling of a counter family (no `_total` in the TYPE line).
+    assert "foo_total" in exposed_metric_names("# TYPE foo counter\nfoo_total 1\n")
+
+
+def test_referenced_metrics_are_exposed_by_the_daemon():
+    referenced = referenced_metric_names()
+    # Sanity: the scan finds the metrics the files are about.
+    assert {"wacdc_phase", "wacdc_lag_seconds", "wacdc_lag_bytes",
+            "wacdc_apply_batch_seconds_bucket", "process_cpu_seconds_total"} <= referenced
+    missing = unknown_metric_names(referenced, _local_exposition())
+    assert not missing, f"deploy/ references metrics the daemon does not expose: {missing}"
+
+
+def test_an_unknown_metric_is_caught():
+    referenced = referenced_metric_names() | {"wacdc_no_such_metric_total"}
+    assert unknown_metric_names(referenced, _local_exposition()) == {
+        "wacdc_no_such_metric_total"}
+
+
+# --- Prometheus ----------------------------------------------------------------------------
+
+
+def test_alert_rules_structure():
+    doc = _load_yaml(ALERTS)
+    assert isinstance(doc, dict) and set(doc) == {"groups"}
+    assert isinstance(doc["groups"], list) and doc["groups"]
+    group_names = [group["name"] for group in doc["groups"]]
+    assert len(group_names) == len(set(group_names))
+    alert_names = []
+    for group in doc["groups"]:
+        assert set(group) <= {"name", "interval", "limit", "rules", "labels"}
+        assert isinstance(group["rules"], list) and group["rules"]
+        for rule in group["rules"]:
+            where = rule.get("alert", rule)
+            assert set(rule) <= RULE_KEYS, where
+            assert isinstance(rule.get("alert"), str) and rule["alert"], where
+            assert isinstance(rule.get("expr"), str) and rule["expr"].strip(), where
+            assert isinstance(rule.get("for"), str) and DURATION_RE.match(rule["for"]), where
+            assert rule["labels"]["severity"] in SEVERITIES, where
+            annotations = rule["annotations"]
+            assert annotations["summary"].strip() and annotations["description"].strip(), where
+            assert all(isinstance(v, str) for v in annotations.values()), where
+            # PromQL sanity that a YAML mistake would break.
+            assert rule["expr"].count("(") == rule["expr"].count(")"), where
+            alert_names.append(rule["alert"])
+    assert len(alert_names) == len(set(alert_names)), "duplicate alert names"
+
+
+def test_alerts_cover_the_required_conditions():
+    by_name = {rule["alert"]: rule for rule in _alert_rules()}
+    exprs = " ".join(rule["expr"] for rule in by_name.values())
+    for needle in ("wacdc_lag_seconds > 60", "wacdc_lag_bytes", "wacdc_transactions_total",
+                   "absent(wacdc_phase", 'up{job="wacdc"}', 'wacdc_phase{phase="failed"}',
+                   "wacdc_errors_total", "wacdc_values_coerced_total",
+                   "wacdc_reconnects_total"):
+        assert needle in exprs, needle
+    assert by_name["WacdcValuesCoerced"]["labels"]["severity"] == "warning"
+    assert by_name["WacdcDaemonDown"]["labels"]["severity"] == "critical"
+
+
+def test_runbook_urls_point_at_existing_doc_sections():
+    for rule in _alert_rules():
+        url = rule["annotations"].get("runbook_url")
+        if not url:
+            continue
+        path, _, anchor = url.partition("#")
+        doc = ROOT / path
+        assert doc.is_file(), url
+        if anchor:
+            anchors = {_github_anchor(line.lstrip("#"))
+                       for line in doc.read_text().splitlines() if line.startswith("#")}
+            assert anchor in anchors, url
+
+
+def _github_anchor(heading: str) -> str:
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_prometheus_config():
+    doc = _load_yaml(PROMETHEUS_CONFIG)
+    for rule_file in doc["rule_files"]:
+        assert (PROMETHEUS_CONFIG.parent / rule_file).is_file(), rule_file
+    assert "alerts.yml" in doc["rule_files"]
+    jobs = {job["job_name"]: job for job in doc["scrape_configs"]}
+    targets = [t for sc in jobs["wacdc"]["static_configs"] for t in sc["targets"]]
+    assert targets == ["wacdc:9108"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not on PATH")
+def test_promtool_check():
+    for args in (["check", "rules", str(ALERTS)], ["check", "config", str(PROMETHEUS_CONFIG)]):
+        result = subprocess.run(["promtool", *args], capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Grafana -------------------------------------------------------------------------------
+
+
+def _panels(dashboard: dict) -> list[dict]:
+    """Top-level panels plus those nested in collapsed rows."""
+    out = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def test_dashboard_structure():
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert {"title", "uid", "panels", "schemaVersion", "templating"} <= set(dashboard)
+    assert dashboard["uid"] == "wacdc" and dashboard["title"]
+    assert isinstance(dashboard["schemaVersion"], int) and dashboard["schemaVersion"] >= 36
+
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+
+    panels = _panels(dashboard)
+    assert panels
+    ids = [panel["id"] for panel in panels]
+    assert all(isinstance(i, int) for i in ids) and len(ids) == len(set(ids)), ids
+    for panel in panels:
+        where = panel.get("title", panel["id"])
+        assert isinstance(panel.get("type"), str) and panel["type"], where
+        assert isinstance(panel.get("title"), str) and panel["title"], where
+        grid = panel["gridPos"]
+        for key in ("x", "y", "w", "h"):
+            assert isinstance(grid[key], int) and not isinstance(grid[key], bool), where
+        assert grid["x"] >= 0 and grid["y"] >= 0 and grid["w"] > 0 and grid["h"] > 0, where
+        assert grid["x"] + grid["w"] <= 24, where
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == "${datasource}", where
+        assert panel["targets"], where
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), where
+        for target in panel["targets"]:
+            assert isinstance(target["refId"], str) and target["refId"], where
+            assert isinstance(target["expr"], str) and target["expr"].strip(), where
+            assert target["expr"].count("(") == target["expr"].count(")"), where
+            assert target.get("datasource", panel["datasource"])["uid"] == "${datasource}"
+
+
+def test_dashboard_panels_do_not_overlap():
+    occupied: dict[tuple[int, int], str] = {}
+    for panel in _panels(json.loads(DASHBOARD.read_text())):
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in occupied, (panel["title"], occupied.get((x, y)))
+                occupied[(x, y)] = panel["title"]
+
+
+def test_dashboard_covers_the_required_metrics():
+    exprs = " ".join(dashboard_exprs())
+    for needle in ("wacdc_phase", "wacdc_lag_seconds", "wacdc_lag_bytes", "wacdc_cutover_ready",
+                   "sum by (table, op) (rate(wacdc_rows_applied_total[1m]))",
+                   "wacdc_transactions_total", "histogram_quantile(0.5",
+                   "histogram_quantile(0.99", "wacdc_apply_batch_seconds_bucket",
+                   "wacdc_snapshot_rows_total", "wacdc_snapshot_rows_estimated",
+                   "wacdc_reconnects_total", "wacdc_errors_total", "wacdc_values_coerced_total",
+                   "wacdc_cutover_freeze_seconds", "process_resident_memory_bytes",
+                   "process_cpu_seconds_total"):
+        assert needle in exprs, needle
+
+
+def test_grafana_provisioning():
+    datasources = _load_yaml(GRAFANA_DATASOURCES)
+    assert datasources["apiVersion"] == 1
+    (prometheus,) = [d for d in datasources["datasources"] if d["type"] == "prometheus"]
+    assert prometheus["url"] == "http://prometheus:9090"
+    providers = _load_yaml(GRAFANA_DASHBOARDS)
+    assert providers["apiVersion"] == 1
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
