@@ -252,6 +252,7 @@ def wacdc_env(source: SourceDb | str | None, target: TargetDb | str | None,
     if target is not None:
         env["WACDC_TARGET_URL"] = target if isinstance(target, str) else target.url
     env["WACDC_LOG_FORMAT"] = "json"
+    env["WACDC_METRICS_PORT"] = "0"  # tests that scrape pick a free port themselves
     env.update(extra)
     return env
 

@@ -24,6 +24,9 @@ def _phase(pg: psycopg.Connection) -> str | None:
     return row[0] if row else None
 
 
+STREAMING = ("catchup", "streaming")  # past the snapshot, applying the binlog
+
+
 def _identical(source: SourceDb, target: TargetDb) -> None:
     assert table_differences(source, target, tables=list(TABLES)) == {}
 
@@ -52,7 +55,7 @@ def test_changes_during_the_snapshot_are_applied_once(source_db: SourceDb,
     with in_background(Workload(source_db, seed=11)) as done:
         proc = _start_daemon(env, "--exit-when-caught-up")
         with target_db.connect() as pg:  # writes go on through the whole snapshot
-            while _phase(pg) != "streaming":
+            while _phase(pg) not in STREAMING:
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 time.sleep(0.01)
     _, err = proc.communicate(timeout=120)
@@ -91,7 +94,7 @@ def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
     with in_background(Workload(source_db, seed=9)) as done:
         proc = _start_daemon(env)
         with target_db.connect() as pg:  # the daemon streams, under load
-            while done[0] < 200 or _phase(pg) != "streaming":
+            while done[0] < 200 or _phase(pg) not in STREAMING:
                 assert proc.poll() is None
                 time.sleep(0.01)
         started = time.monotonic()
@@ -157,7 +160,7 @@ def _start_daemon(env: dict[str, str], *args: str) -> subprocess.Popen:
 
 def _wait_streaming(target: TargetDb, proc: subprocess.Popen) -> None:
     with target.connect() as pg:
-        while _phase(pg) != "streaming":
+        while _phase(pg) not in STREAMING:
             assert proc.poll() is None
             time.sleep(0.01)
 

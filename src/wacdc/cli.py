@@ -90,7 +90,9 @@ STOP = threading.Event()
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.daemon import run
+    from wacdc.health import serve
 
+    serve(settings.metrics_port)
     return run(settings, STOP, snapshot_only=args.snapshot_only,
                exit_when_caught_up=args.exit_when_caught_up,
                resume_after_ddl=args.resume_after_ddl)

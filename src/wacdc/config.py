@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=9108, ge=0, le=65535,
         validation_alias=AliasChoices("WACDC_METRICS_PORT", "PORT", "metrics_port"))
+    stall_seconds: float = Field(
+        default=60.0, gt=0,
+        validation_alias=AliasChoices("WACDC_STALL_SECONDS", "stall_seconds"),
+        description="/healthz turns 503 after this long without progress (a server down, "
+                    "an apply blocked)")
     admin_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("WACDC_ADMIN_TOKEN", "admin_token"))
     cutover: bool = Field(default=False, validation_alias=AliasChoices("WACDC_CUTOVER",

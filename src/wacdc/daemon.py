@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import time
 from types import FrameType
@@ -15,6 +17,7 @@ from pymysqlreplication.event import QueryEvent
 from wacdc import metrics, state
 from wacdc.config import Settings
 from wacdc.errors import EXIT_OK, ConnectError, WacdcError
+from wacdc.health import STATUS
 from wacdc.log import get_logger, redact
 from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy
@@ -25,10 +28,16 @@ from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
 from wacdc.source.binlog import Heartbeat, Transaction, open_stream, transactions
 from wacdc.source.connection import connect, server_info
-from wacdc.source.position import BinlogPosition, GtidState, current_position
+from wacdc.source.position import (
+    BinlogPosition,
+    GtidState,
+    binlog_file_sizes,
+    current_position,
+)
 
 log = get_logger("wacdc.daemon")
 HEARTBEAT_S = 0.1  # an idle source still wakes the loop this often: flush, stop, lag
+POLL_S = 0.5  # source head polled (for lag) and liveness written to `wacdc` this often
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -48,11 +57,17 @@ def install_stop_handlers(stop: threading.Event) -> None:
 def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = False,
         exit_when_caught_up: bool = False, resume_after_ddl: bool = False) -> int:
     """`stop` is set by the signal handlers (install_stop_handlers) to end cleanly."""
-    with connect_target(settings.target(), autocommit=True) as lock_conn:
-        if not acquire_writer_lock(lock_conn, settings, stop):
-            return EXIT_OK
-        metrics.set_phase("snapshot")
-        result = run_snapshot(settings, stop)
+    STATUS.stall_seconds = settings.stall_seconds
+    try:
+        with connect_target(settings.target(), autocommit=True) as lock_conn:
+            if not acquire_writer_lock(lock_conn, settings, stop):
+                return EXIT_OK
+            STATUS.set_phase("snapshot")
+            result = run_snapshot(settings, stop, on_chunk=lambda table, rows:
+                                  STATUS.progressed())
+    except WacdcError as exc:
+        _record_failure(settings, exc)
+        raise
     # The lock is released here and taken again by the streaming connection.
     if result.stopped:
         log.info("stopped during the snapshot; run again to continue")
@@ -70,7 +85,7 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
 
 def _record_failure(settings: Settings, exc: WacdcError) -> None:
     """Phase `failed` with the reason, for `wacdc status` and the next operator."""
-    metrics.set_phase("failed")
+    STATUS.failed(str(exc))
     metrics.errors.labels(kind=type(exc).__name__).inc()
     try:
         with connect_target(settings.target(), autocommit=True) as conn:
@@ -150,22 +165,28 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
 def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,
                         stop: threading.Event) -> bool:
     """One writer per target: wait (logged) while another wacdc holds the lock."""
-    key = f"wacdc:{settings.target_schema}"
+    key = state.writer_lock_key(settings.target_schema)
     waiting_since = None
-    while not stop.is_set():
-        held = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
-        if held and held[0]:
-            if waiting_since is not None:
-                log.info("replication lock acquired; this instance applies now",
-                         waited_s=round(time.monotonic() - waiting_since, 1))
-            return True
-        if waiting_since is None:
-            waiting_since = time.monotonic()
-            metrics.set_phase("waiting_for_lock")
-            log.info("another wacdc instance holds the replication lock for this target; "
-                     "waiting (it is the one applying changes)", lock=key)
-        stop.wait(1.0)
-    return False
+    try:
+        while not stop.is_set():
+            held = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            if held and held[0]:
+                if waiting_since is not None:
+                    log.info("replication lock acquired; this instance applies now",
+                             waited_s=round(time.monotonic() - waiting_since, 1))
+                return True
+            STATUS.progressed()  # connected and doing what it should: waiting
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                STATUS.set_phase("waiting_for_lock")
+                STATUS.waiting_for = ("the replication lock: another wacdc instance "
+                                      "applies to this target")
+                log.info("another wacdc instance holds the replication lock for this target; "
+                         "waiting (it is the one applying changes)", lock=key)
+            stop.wait(1.0)
+        return False
+    finally:
+        STATUS.waiting_for = None
 
 
 def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaEvolver,
@@ -185,8 +206,13 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         checkpoint = state.get_checkpoint(target) or min(snapshot_positions.values())
         mariadb = server_info(control).is_mariadb
         auto_position = _auto_position(settings, checkpoint)
-        state.set_phase(target, "streaming")
-        metrics.set_phase("streaming")
+        state.set_phase(target, "catchup")
+        STATUS.set_phase("catchup")
+        lag = STATUS.lag
+        lag.applied, lag.oldest_pending, lag.behind_since = (
+            None if auto_position else checkpoint), None, None
+        daemon_id = f"{socket.gethostname()}:{os.getpid()}"
+        poll_at = 0.0
         applier = Applier(target, sinks)
         reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
                              list(sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
@@ -208,18 +234,27 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
                         first_at = time.monotonic()
                     batch.append(item)
                     rows += len(item.changes)
+                    lag.read(item.end, bool(item.changes), item.commit_time)
                 elif isinstance(item, QueryEvent):
                     if batch:  # everything before the statement first
-                        applier.apply(batch)
-                        applied = batch[-1].end
+                        applied = _flush(applier, batch)
                         batch, rows = [], 0
                     _schema_change(item, reader, evolver, sinks, target, policy)
+                else:
+                    lag.idle(item.position)
+                    STATUS.progressed()  # idle and connected
                 due = (rows >= settings.batch_max_rows
                        or (batch and time.monotonic() - first_at >= settings.batch_max_seconds))
                 if batch and (idle or due or stop.is_set()):
-                    applier.apply(batch)
-                    applied = batch[-1].end
+                    applied = _flush(applier, batch)
                     batch, rows = [], 0
+                if time.monotonic() >= poll_at:
+                    poll_at = time.monotonic() + POLL_S
+                    _poll_source(control, target, daemon_id)
+                if STATUS.phase == "catchup" and lag.caught_up():
+                    state.set_phase(target, "streaming")
+                    STATUS.set_phase("streaming")
+                    log.info("caught up: streaming", position=str(lag.applied))
                 if stop.is_set():
                     log.info("stopped; checkpoint committed", position=str(applied))
                     return EXIT_OK
@@ -232,6 +267,23 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
             reader.close()
     # The server ended the dump (shutdown, restart): resume from the checkpoint.
     raise SourceGone("the source closed the binlog stream")
+
+
+def _flush(applier: Applier, batch: list[Transaction]) -> BinlogPosition:
+    applier.apply(batch)
+    STATUS.lag.applied_up_to(batch[-1].end)
+    STATUS.progressed()
+    return batch[-1].end
+
+
+def _poll_source(control: pymysql.connections.Connection, target: psycopg.Connection,
+                 daemon_id: str) -> None:
+    """The source head for lag; liveness and lag into `wacdc.state` for `wacdc status`."""
+    lag = STATUS.lag
+    head = current_position(control)
+    behind_a_file = lag.applied is not None and lag.applied.file != head.file
+    lag.polled(head, binlog_file_sizes(control) if behind_a_file else None)
+    state.report_liveness(target, head, STATUS.lag_seconds(), lag.bytes(), daemon_id)
 
 
 def _auto_position(settings: Settings, checkpoint: BinlogPosition) -> str | None:

@@ -25,6 +25,7 @@ from psycopg.copy import QueuedLibpqWriter
 from wacdc import metrics, state
 from wacdc.config import Settings
 from wacdc.errors import WacdcError
+from wacdc.health import STATUS
 from wacdc.log import get_logger
 from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
@@ -154,7 +155,7 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
     target = connect_target(settings.target(), autocommit=True)
     with target:
         state.ensure_schema(target)
-        if state.get_phase(target) is None:
+        if state.get_phase(target) in (None, "failed"):
             state.set_phase(target, "snapshot", source_url.database)
         state.register_tables(target, {t.name: t.source.estimated_rows for t in tables})
         progress_rows = state.snapshot_progress(target)
@@ -188,7 +189,8 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
                 _copy_tables(settings, target, todo, converters, builder, result, stop,
                              on_chunk)
         finally:
-            builder.finish()
+            with STATUS.busy("building secondary indexes"):
+                builder.finish()
         if not result.stopped:
             log.info("snapshot complete", tables=len(tables),
                      start_position=str(result.start_position))

@@ -42,6 +42,21 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_tables (
     finished_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- Liveness and lag as the daemon last saw them, for `wacdc status` from anywhere.
+ALTER TABLE {STATE_SCHEMA}.state
+    ADD COLUMN IF NOT EXISTS seen_at timestamptz,
+    ADD COLUMN IF NOT EXISTS source_head_file text,
+    ADD COLUMN IF NOT EXISTS source_head_pos bigint,
+    ADD COLUMN IF NOT EXISTS lag_seconds double precision,
+    ADD COLUMN IF NOT EXISTS lag_bytes bigint,
+    ADD COLUMN IF NOT EXISTS daemon text;
+-- Row changes applied per table and operation, committed with the data they count.
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.applied_rows (
+    table_name text NOT NULL,
+    op text NOT NULL,
+    rows bigint NOT NULL,
+    PRIMARY KEY (table_name, op)
+);
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_views (
     view_id text PRIMARY KEY,
     binlog_file text NOT NULL,
@@ -152,3 +167,77 @@ def set_table_status(conn: psycopg.Connection, table: str, status: str) -> None:
     finished = ", finished_at = now()" if status == "done" else ""
     conn.execute(f"UPDATE {STATE_SCHEMA}.snapshot_tables SET status = %s, updated_at = now()"
                  f"{finished} WHERE table_name = %s", (status, table))
+
+
+def writer_lock_key(target_schema: str) -> str:
+    """The advisory lock (hashtext of this) that makes one wacdc the writer of a target."""
+    return f"wacdc:{target_schema}"
+
+
+def add_applied_rows(conn: psycopg.Connection, counts: dict[tuple[str, str], int]) -> None:
+    """Call inside the transaction that applies those rows."""
+    if counts:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {STATE_SCHEMA}.applied_rows (table_name, op, rows) "
+                "VALUES (%s, %s, %s) ON CONFLICT (table_name, op) "
+                "DO UPDATE SET rows = applied_rows.rows + EXCLUDED.rows",
+                [(table, op, n) for (table, op), n in counts.items()])
+
+
+def report_liveness(conn: psycopg.Connection, head: BinlogPosition | None, lag_seconds: float,
+                    lag_bytes: int, daemon: str) -> None:
+    conn.execute(
+        f"UPDATE {STATE_SCHEMA}.state SET seen_at = now(), source_head_file = %s, "
+        "source_head_pos = %s, lag_seconds = %s, lag_bytes = %s, daemon = %s WHERE id = 1",
+        (head.file if head else None, head.pos if head else None, lag_seconds, lag_bytes,
+         daemon))
+
+
+@dataclass
+class StoredStatus:
+    phase: str
+    checkpoint: BinlogPosition | None
+    source_head: BinlogPosition | None
+    lag_seconds: float | None
+    lag_bytes: int | None
+    last_error: str | None
+    updated_at: dt.datetime
+    seen_at: dt.datetime | None
+    daemon: str | None
+    applied_rows: dict[str, dict[str, int]]
+    snapshot: dict[str, TableProgress]
+    writer_pid: int | None  # the PostgreSQL backend holding the writer lock, if any
+
+
+def read_status(conn: psycopg.Connection, target_schema: str) -> StoredStatus | None:
+    """Everything `wacdc status` shows, from PostgreSQL alone; None before the first run."""
+    try:
+        row = conn.execute(
+            "SELECT phase, binlog_file, binlog_pos, gtid, source_head_file, source_head_pos, "
+            "lag_seconds, lag_bytes, last_error, updated_at, seen_at, daemon "
+            f"FROM {STATE_SCHEMA}.state WHERE id = 1").fetchone()
+    except psycopg.errors.UndefinedTable:
+        conn.rollback()
+        return None
+    if row is None:
+        return None
+    (phase, file, pos, gtid, head_file, head_pos, lag_s, lag_b, error, updated, seen,
+     daemon) = row
+    applied: dict[str, dict[str, int]] = {}
+    for table, op, rows in conn.execute(
+            f"SELECT table_name, op, rows FROM {STATE_SCHEMA}.applied_rows ORDER BY 1, 2"):
+        applied.setdefault(table, {})[op] = int(rows)
+    (key,) = conn.execute("SELECT hashtext(%s)::bigint",
+                          (writer_lock_key(target_schema),)).fetchone()  # type: ignore[misc]
+    holder = conn.execute(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()
+    return StoredStatus(
+        phase=phase,
+        checkpoint=BinlogPosition(file, int(pos), gtid) if file else None,
+        source_head=BinlogPosition(head_file, int(head_pos)) if head_file else None,
+        lag_seconds=lag_s, lag_bytes=lag_b, last_error=error, updated_at=updated,
+        seen_at=seen, daemon=daemon, applied_rows=applied,
+        snapshot=snapshot_progress(conn), writer_pid=holder[0] if holder else None)

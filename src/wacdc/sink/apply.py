@@ -149,6 +149,7 @@ class Applier:
             with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
                 for statement, params, _, _, _ in runs:
                     cur.executemany(statement, params)
+                state.add_applied_rows(self.conn, counts)
                 state.set_checkpoint(self.conn, end)
         except psycopg.errors.Error as exc:
             if isinstance(exc, psycopg.OperationalError):

@@ -93,3 +93,10 @@ class GtidState:
         if self.mariadb:
             return ",".join(self._domains[d] for d in sorted(self._domains, key=int))
         return str(self._mysql_set).replace("\n", "")
+
+
+def binlog_file_sizes(conn: pymysql.connections.Connection) -> dict[str, int]:
+    """SHOW BINARY LOGS: every binlog file on the source and its size in bytes."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        return {row[0]: int(row[1]) for row in cur.fetchall()}
