@@ -154,7 +154,7 @@ def mysql_connect(url: DatabaseUrl | str, database: str | None = None,
     return pymysql.connect(host=parsed.host, port=parsed.port, user=parsed.user,
                            password=parsed.password,
                            database=parsed.database if database is None else database,
-                           charset="utf8mb4", autocommit=True, **kwargs)  # type: ignore[arg-type]
+                           charset="utf8mb4", **{"autocommit": True, **kwargs})  # type: ignore[arg-type]
 
 
 def split_sql(text: str) -> list[str]:

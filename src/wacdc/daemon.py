@@ -203,7 +203,10 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         # the lock, and this instance must win it again before applying anything.
         if not acquire_writer_lock(target, settings, stop):
             return EXIT_OK
-        checkpoint = state.get_checkpoint(target) or min(snapshot_positions.values())
+        checkpoint = state.get_checkpoint(target)
+        if checkpoint is None:  # first start after the snapshot: the stream begins here
+            checkpoint = min(snapshot_positions.values())
+            state.set_checkpoint(target, checkpoint)
         mariadb = server_info(control).is_mariadb
         auto_position = _auto_position(settings, checkpoint)
         state.set_phase(target, "catchup")

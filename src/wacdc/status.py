@@ -1,0 +1,145 @@
+"""`wacdc status`: what wacdc is doing, read from schema `wacdc` in PostgreSQL.
+
+Works from any machine that reaches the target, also while the daemon is down (then
+it says since when). Where the source is configured and reachable, the binlog
+distance from the checkpoint to the source's head right now is added.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pymysql
+
+from wacdc.config import Settings
+from wacdc.errors import EXIT_FINDING, EXIT_OK, ConfigError, ConnectError
+from wacdc.lag import binlog_distance
+from wacdc.log import redact
+from wacdc.sink.connection import connect_target
+from wacdc.source.connection import connect
+from wacdc.source.position import BinlogPosition, binlog_file_sizes, current_position
+from wacdc.state import StoredStatus, read_status
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _position(position: BinlogPosition | None) -> dict[str, Any] | None:
+    if position is None:
+        return None
+    return {"file": position.file, "pos": position.pos, "gtid": position.gtid}
+
+
+def collect(settings: Settings) -> dict[str, Any] | None:
+    """The status document; None if wacdc has never run against this target."""
+    with connect_target(settings.target(), autocommit=True) as conn:
+        stored = read_status(conn, settings.target_schema)
+        now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    if stored is None:
+        return None
+    return document(stored, now, _source_now(settings, stored.checkpoint))
+
+
+def document(stored: StoredStatus, now: dt.datetime,
+             source_now: dict[str, Any]) -> dict[str, Any]:
+    seen = stored.seen_at or stored.updated_at
+    running = stored.writer_pid is not None
+    tables: dict[str, dict[str, Any]] = {}
+    for name, progress in sorted(stored.snapshot.items()):
+        tables[name] = {"snapshot": progress.status, "rows_copied": progress.rows_copied,
+                        "rows_estimated": progress.rows_estimated, "applied": {}}
+    for name, ops in stored.applied_rows.items():
+        tables.setdefault(name, {"applied": {}})["applied"] = ops
+    return {
+        "phase": stored.phase,
+        "daemon": {
+            "running": running,
+            "id": stored.daemon,
+            "last_seen": _iso(seen),
+            "seconds_since_seen": round((now - seen).total_seconds(), 1),
+            "stopped_since": None if running else _iso(seen),
+        },
+        "checkpoint": _position(stored.checkpoint),
+        "source_head": _position(stored.source_head),
+        "lag_seconds": stored.lag_seconds,
+        "lag_bytes": stored.lag_bytes,
+        "lag_as_of": _iso(stored.seen_at),
+        "source_now": source_now,
+        "tables": tables,
+        "last_error": redact(stored.last_error) if stored.last_error else None,
+        "updated_at": _iso(stored.updated_at),
+    }
+
+
+def _source_now(settings: Settings, checkpoint: BinlogPosition | None) -> dict[str, Any]:
+    """The source's head now and the binlog bytes the checkpoint is behind it."""
+    if settings.source_url is None:
+        return {"reachable": False, "note": "WACDC_SOURCE_URL is not set"}
+    try:
+        with connect(settings.source()) as conn:
+            head = current_position(conn)
+            sizes = binlog_file_sizes(conn)
+    except (ConnectError, ConfigError, pymysql.err.MySQLError) as exc:
+        return {"reachable": False, "note": redact(str(exc)).splitlines()[0]}
+    behind = binlog_distance(checkpoint, head, sizes) if checkpoint else None
+    return {"reachable": True, "head": _position(head), "bytes_behind": behind}
+
+
+def exit_code(doc: dict[str, Any] | None) -> int:
+    """0: status shown (running or cleanly stopped); 1: never ran here, or phase failed."""
+    if doc is None or doc["phase"] == "failed":
+        return EXIT_FINDING
+    return EXIT_OK
+
+
+def render(doc: dict[str, Any] | None) -> str:
+    if doc is None:
+        return ("wacdc has not run against this target yet (no schema wacdc): start "
+                "`wacdc run`")
+    d = doc["daemon"]
+    if d["running"]:
+        daemon = f"running ({d['id'] or 'id unknown'}; seen {d['seconds_since_seen']:.0f}s ago)"
+    else:
+        daemon = (f"NOT RUNNING since {d['stopped_since']} "
+                  f"({_ago(d['seconds_since_seen'])} ago; last instance {d['id'] or '?'})")
+    lines = [f"phase        {doc['phase']}", f"daemon       {daemon}",
+             f"checkpoint   {_pos(doc['checkpoint'])}",
+             f"source head  {_pos(doc['source_head'])} (as the daemon last saw it)"]
+    if doc["lag_seconds"] is not None:
+        lines.append(f"lag          {doc['lag_seconds']:.3f} s, {doc['lag_bytes']:,} bytes "
+                     f"(as of {doc['lag_as_of']})")
+    now = doc["source_now"]
+    if now.get("reachable"):
+        behind = now["bytes_behind"]
+        lines.append(f"source now   {_pos(now['head'])}; checkpoint behind by "
+                     f"{'?' if behind is None else f'{behind:,}'} bytes")
+    else:
+        lines.append(f"source now   not checked: {now['note']}")
+    if doc["last_error"]:
+        lines.append(f"last error   {doc['last_error']}")
+    lines += ["", f"{'table':<30} {'snapshot':<9} {'copied':>10} {'inserts':>9} "
+              f"{'updates':>9} {'deletes':>9}"]
+    for name, t in doc["tables"].items():
+        applied = t.get("applied", {})
+        lines.append(f"{name:<30} {t.get('snapshot', '-'):<9} {t.get('rows_copied', 0):>10,} "
+                     f"{applied.get('insert', 0):>9,} {applied.get('update', 0):>9,} "
+                     f"{applied.get('delete', 0):>9,}")
+    return "\n".join(lines)
+
+
+def _pos(position: dict[str, Any] | None) -> str:
+    if not position:
+        return "-"
+    text = f"{position['file']}:{position['pos']}"
+    return f"{text} (gtid {position['gtid']})" if position.get("gtid") else text
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
