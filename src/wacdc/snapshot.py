@@ -49,8 +49,10 @@ def coercion_policy(settings: Settings) -> BadValuePolicy:
 class Progress:
     """Per-table progress: a log line every few seconds, a live bar on a terminal."""
 
-    def __init__(self, tty: bool | None = None) -> None:
+    def __init__(self, tty: bool | None = None, what: str = "snapshot",
+                 done_event: str = "table copied") -> None:
         self.tty = sys.stderr.isatty() if tty is None else tty
+        self.what, self.done_event = what, done_event
         self.table = ""
         self.done = 0
         self.estimate = 0
@@ -69,7 +71,7 @@ class Progress:
         if now - self.last_log >= PROGRESS_EVERY_S:
             self.last_log = now
             rate, eta = self.rate_eta()
-            log.info("snapshot progress", table=self.table, rows=self.done,
+            log.info(f"{self.what} progress", table=self.table, rows=self.done,
                      estimated=self.estimate, rows_per_s=round(rate), eta_s=eta)
 
     def rate_eta(self) -> tuple[float, float | None]:
@@ -83,7 +85,7 @@ class Progress:
             self._draw()
             sys.stderr.write("\n")
         rate, _ = self.rate_eta()
-        log.info("table copied", table=self.table, rows=self.done, rows_per_s=round(rate),
+        log.info(self.done_event, table=self.table, rows=self.done, rows_per_s=round(rate),
                  seconds=round(time.monotonic() - self.started, 2))
 
     def _draw(self) -> None:
