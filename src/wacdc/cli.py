@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from wacdc import __version__
 from wacdc.config import Settings, load_settings
-from wacdc.errors import EXIT_ERROR, EXIT_OK, WacdcError
+from wacdc.errors import EXIT_ERROR, EXIT_FINDING, EXIT_OK, WacdcError
 from wacdc.log import configure_logging, redact
 
 DESCRIPTION = """\
@@ -89,9 +89,11 @@ STOP = threading.Event()
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from wacdc.cutover import http_endpoint
     from wacdc.daemon import run
-    from wacdc.health import serve
+    from wacdc.health import register_post, serve
 
+    register_post("/cutover", http_endpoint(settings))
     serve(settings.metrics_port)
     return run(settings, STOP, snapshot_only=args.snapshot_only,
                exit_when_caught_up=args.exit_when_caught_up,
@@ -120,6 +122,50 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(render(reports, args.repair))
     return exit_code(reports)
+
+
+def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    import socket
+    import time
+
+    from wacdc import cutover
+    from wacdc.sink.connection import connect_target
+    from wacdc.state import read_status
+
+    with connect_target(settings.target(), autocommit=True) as conn:
+        if args.abort:
+            ok, message = cutover.abort(conn)
+            print(message)
+            return EXIT_OK if ok else EXIT_FINDING
+        cutover_id = cutover.request(conn, f"wacdc cutover on {socket.gethostname()}")
+        status = read_status(conn, settings.target_schema)
+        running = status is not None and status.writer_pid is not None
+        print(f"cutover #{cutover_id} requested" + ("" if running else
+              " -- no wacdc daemon runs against this target now; it starts when one does"))
+        if not args.wait:
+            print("follow it with `wacdc cutover --wait` or `wacdc status`")
+            return EXIT_OK
+        seen = None
+        idle_since = time.monotonic()
+        while True:
+            doc = cutover.latest(conn)
+            assert doc is not None
+            if doc["status"] != seen:
+                seen = doc["status"]
+                print(f"  {time.strftime('%H:%M:%S')} {seen}"
+                      + (f": {doc['reason']}" if doc["reason"] else ""), flush=True)
+            if doc["status"] in cutover.FINAL:
+                print(json.dumps(doc, indent=2, default=str))
+                return EXIT_OK if doc["status"] == "done" else EXIT_FINDING
+            status = read_status(conn, settings.target_schema)
+            if status is not None and status.writer_pid is not None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > 30:
+                print("no wacdc daemon has run against this target for 30 s; the request "
+                      "stays and runs when `wacdc run` starts", file=sys.stderr)
+                return EXIT_ERROR
+            time.sleep(0.2)
 
 
 def _not_yet(issue: int) -> Handler:
@@ -191,10 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "rows only PostgreSQL has), then check them again")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("cutover", help="request the cutover from the running daemon")
-    p.add_argument("--wait", action="store_true")
-    p.add_argument("--abort", action="store_true")
-    p.set_defaults(func=_not_yet(7))
+    p = sub.add_parser("cutover", help="request the cutover from the running daemon",
+                       description="Ask the running `wacdc run` to cut over (a control row in "
+                       "schema wacdc; it sees it within a second): wait for lag <= "
+                       "WACDC_CUTOVER_MAX_LAG, freeze the source tables (writes wait, reads go "
+                       "on), drain, compare row counts, fence the source (rename the tables "
+                       "<name>__wacdc_retired), finalize PostgreSQL. See docs/cutover.md. "
+                       "Exit 0 requested/done, 1 refused or aborted, 2 an error.")
+    p.add_argument("--wait", action="store_true",
+                   help="follow it to the end: exit 0 when done, 1 when refused or aborted")
+    p.add_argument("--abort", action="store_true",
+                   help="cancel a requested cutover that has not frozen the source yet")
+    p.set_defaults(func=_cmd_cutover)
 
     p = sub.add_parser("demo", help="the whole job on private local servers")
     p.set_defaults(func=_not_yet(8))

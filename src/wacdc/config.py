@@ -149,8 +149,29 @@ class Settings(BaseSettings):
                     "an apply blocked)")
     admin_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("WACDC_ADMIN_TOKEN", "admin_token"))
-    cutover: bool = Field(default=False, validation_alias=AliasChoices("WACDC_CUTOVER",
-                                                                      "cutover"))
+    cutover: bool = Field(
+        default=False, validation_alias=AliasChoices("WACDC_CUTOVER", "cutover"),
+        description="request the cutover at start (it runs once streaming and lag allow)")
+    cutover_max_lag: float = Field(
+        default=1.0, ge=0,
+        validation_alias=AliasChoices("WACDC_CUTOVER_MAX_LAG", "cutover_max_lag"),
+        description="cutover: freeze only once lag is at most this many seconds")
+    cutover_timeout: float = Field(
+        default=120.0, gt=0,
+        validation_alias=AliasChoices("WACDC_CUTOVER_TIMEOUT", "cutover_timeout"),
+        description="cutover: give up (back to streaming) if lag is not low enough by then")
+    cutover_max_freeze: float = Field(
+        default=5.0, gt=0,
+        validation_alias=AliasChoices("WACDC_CUTOVER_MAX_FREEZE", "cutover_max_freeze"),
+        description="cutover: longest write pause; past it, unlock and abort (nothing lost)")
+    fence: Literal["rename", "none"] = Field(
+        default="rename", validation_alias=AliasChoices("WACDC_FENCE", "fence"),
+        description="after the cutover: rename the source tables <name>__wacdc_retired so a "
+                    "stale app fails loudly, or none (you stopped the app yourself)")
+    orphans: Literal["fail", "apply"] = Field(
+        default="fail", validation_alias=AliasChoices("WACDC_ORPHANS", "orphans"),
+        description="rows breaking a profile foreign key: refuse the cutover, or apply the "
+                    "relation's onDelete action (SET NULL / CASCADE) and record it")
     bad_value_policy: Literal["coerce", "strict"] = Field(
         default="coerce", validation_alias=AliasChoices("WACDC_BAD_VALUES", "bad_value_policy"),
         description="coerce: documented default per case, counted and logged; strict: stop")

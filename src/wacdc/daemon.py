@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import psycopg
@@ -62,6 +63,11 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
         with connect_target(settings.target(), autocommit=True) as lock_conn:
             if not acquire_writer_lock(lock_conn, settings, stop):
                 return EXIT_OK
+            if _phase(lock_conn) == "done":
+                STATUS.set_phase("done")
+                log.info("the cutover is done: PostgreSQL is the primary; nothing to "
+                         "replicate (see `wacdc status`)")
+                return EXIT_OK
             STATUS.set_phase("snapshot")
             result = run_snapshot(settings, stop, on_chunk=lambda table, rows:
                                   STATUS.progressed())
@@ -81,6 +87,13 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
     except WacdcError as exc:
         _record_failure(settings, exc)
         raise
+
+
+def _phase(conn: psycopg.Connection) -> str | None:
+    try:
+        return state.get_phase(conn)
+    except psycopg.errors.UndefinedTable:  # first run: no schema wacdc yet
+        return None
 
 
 def _record_failure(settings: Settings, exc: WacdcError) -> None:
@@ -124,7 +137,8 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
            stop: threading.Event, exit_when_caught_up: bool,
            resume_after_ddl: bool = False) -> int:
     """Follow the binlog from the checkpoint; reconnect and resume on connection loss."""
-    profile, tables = plan_target(settings)
+    # A cutover interrupted after its fence finds the source tables renamed.
+    profile, tables = plan_target(settings, allow_retired=True)
     evolver = SchemaEvolver(settings, profile, {t.name: t for t in tables}, resume_after_ddl)
 
     def sleep(seconds: float) -> None:
@@ -193,9 +207,6 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
                  snapshot_positions: dict[str, BinlogPosition], stop: threading.Event,
                  exit_when_caught_up: bool) -> int:
     source_url = settings.source()
-    policy = coercion_policy(settings)
-    sinks = {name: TableSink(t, policy, snapshot_positions.get(name))
-             for name, t in evolver.tables.items()}
     target = connect_target(settings.target(), autocommit=True)
     control = connect(source_url)
     with target, control:
@@ -203,6 +214,26 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         # the lock, and this instance must win it again before applying anything.
         if not acquire_writer_lock(target, settings, stop):
             return EXIT_OK
+        session = StreamSession(settings, evolver, snapshot_positions, stop, target, control)
+        try:
+            return session.run(exit_when_caught_up)
+        finally:
+            session.reader.close()
+
+
+class StreamSession:
+    """One connected stretch of streaming: the loop, and the drains the cutover needs."""
+
+    def __init__(self, settings: Settings, evolver: SchemaEvolver,
+                 snapshot_positions: dict[str, BinlogPosition], stop: threading.Event,
+                 target: psycopg.Connection, control: pymysql.connections.Connection) -> None:
+        from wacdc.cutover import CutoverController
+
+        self.settings, self.evolver, self.stop = settings, evolver, stop
+        self.target, self.control = target, control
+        self.policy = coercion_policy(settings)
+        self.sinks = {name: TableSink(t, self.policy, snapshot_positions.get(name))
+                      for name, t in evolver.tables.items()}
         checkpoint = state.get_checkpoint(target)
         if checkpoint is None:  # first start after the snapshot: the stream begins here
             checkpoint = min(snapshot_positions.values())
@@ -211,72 +242,118 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         auto_position = _auto_position(settings, checkpoint)
         state.set_phase(target, "catchup")
         STATUS.set_phase("catchup")
-        lag = STATUS.lag
-        lag.applied, lag.oldest_pending, lag.behind_since = (
-            None if auto_position else checkpoint), None, None
-        daemon_id = f"{socket.gethostname()}:{os.getpid()}"
-        poll_at = 0.0
-        applier = Applier(target, sinks)
-        reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
-                             list(sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
-                             transactions=True, auto_position=auto_position, mariadb=mariadb)
+        self.lag = STATUS.lag
+        self.lag.applied = None if auto_position else checkpoint
+        self.lag.oldest_pending = self.lag.behind_since = None
+        self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.poll_at = 0.0
+        self.applier = Applier(target, self.sinks)
+        source_url = settings.source()
+        self.reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
+                                  list(self.sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
+                                  transactions=True, auto_position=auto_position,
+                                  mariadb=mariadb)
         gtids = GtidState(checkpoint.gtid, mariadb) if checkpoint.gtid or not mariadb else None
-        log.info("streaming", start=str(checkpoint), tables=len(sinks),
+        self.items = transactions(self.reader, source_url.database, set(self.sinks), gtids)
+        log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
                  resume_by="gtid" if auto_position else "position")
-        batch: list[Transaction] = []
-        rows = 0
-        first_at = 0.0
+        self.batch: list[Transaction] = []
+        self.rows = 0
+        self.first_at = 0.0
         # By GTID the checkpoint's file:pos may name another server's binlog: only the
         # stream's own positions count towards "caught up".
-        applied = BinlogPosition("", 0) if auto_position else checkpoint
-        try:
-            for item in transactions(reader, source_url.database, set(sinks), gtids):
-                idle = isinstance(item, Heartbeat)
-                if isinstance(item, Transaction):
-                    if not batch:
-                        first_at = time.monotonic()
-                    batch.append(item)
-                    rows += len(item.changes)
-                    lag.read(item.end, bool(item.changes), item.commit_time)
-                elif isinstance(item, QueryEvent):
-                    if batch:  # everything before the statement first
-                        applied = _flush(applier, batch)
-                        batch, rows = [], 0
-                    _schema_change(item, reader, evolver, sinks, target, policy)
-                else:
-                    lag.idle(item.position)
-                    STATUS.progressed()  # idle and connected
-                due = (rows >= settings.batch_max_rows
-                       or (batch and time.monotonic() - first_at >= settings.batch_max_seconds))
-                if batch and (idle or due or stop.is_set()):
-                    applied = _flush(applier, batch)
-                    batch, rows = [], 0
-                if time.monotonic() >= poll_at:
-                    poll_at = time.monotonic() + POLL_S
-                    _poll_source(control, target, daemon_id)
-                if STATUS.phase == "catchup" and lag.caught_up():
-                    state.set_phase(target, "streaming")
-                    STATUS.set_phase("streaming")
-                    log.info("caught up: streaming", position=str(lag.applied))
-                if stop.is_set():
-                    log.info("stopped; checkpoint committed", position=str(applied))
+        self.applied = BinlogPosition("", 0) if auto_position else checkpoint
+        self.fence_marker: str | None = None  # cutover: the RENAME that ends the stream
+        self.fence_seen = False
+        self.cutover = CutoverController(settings, self)
+
+    def run(self, exit_when_caught_up: bool) -> int:
+        for item in self.items:
+            self.step(item)
+            if self.stop.is_set():
+                log.info("stopped; checkpoint committed", position=str(self.applied))
+                return EXIT_OK
+            if self.cutover.tick() == "done":
+                return EXIT_OK
+            if isinstance(item, Heartbeat) and exit_when_caught_up and not self.batch:
+                head = current_position(self.control)
+                if self.applied >= head or _at_head(item, head):
+                    log.info("caught up with the source head", position=str(head))
                     return EXIT_OK
-                if idle and exit_when_caught_up and not batch:
-                    head = current_position(control)
-                    if applied >= head or _at_head(item, head):
-                        log.info("caught up with the source head", position=str(head))
-                        return EXIT_OK
-        finally:
-            reader.close()
-    # The server ended the dump (shutdown, restart): resume from the checkpoint.
-    raise SourceGone("the source closed the binlog stream")
+        # The server ended the dump (shutdown, restart): resume from the checkpoint.
+        raise SourceGone("the source closed the binlog stream")
 
+    def step(self, item: Transaction | Heartbeat | QueryEvent) -> None:
+        """Take one stream item: batch it, apply when due, keep lag and liveness."""
+        idle = isinstance(item, Heartbeat)
+        if isinstance(item, Transaction):
+            if not self.batch:
+                self.first_at = time.monotonic()
+            self.batch.append(item)
+            self.rows += len(item.changes)
+            self.lag.read(item.end, bool(item.changes), item.commit_time)
+        elif isinstance(item, QueryEvent):
+            self.flush()  # everything before the statement first
+            if self.fence_marker and self.fence_marker in item.query:
+                self.fence_seen = True  # the cutover's own fence: the end of the stream
+            else:
+                _schema_change(item, self.reader, self.evolver, self.sinks, self.target,
+                               self.policy)
+        else:
+            self.lag.idle(item.position)
+            STATUS.progressed()  # idle and connected
+        due = (self.rows >= self.settings.batch_max_rows
+               or (self.batch and time.monotonic() - self.first_at
+                   >= self.settings.batch_max_seconds))
+        if idle or due or self.stop.is_set():
+            self.flush()
+        if time.monotonic() >= self.poll_at:
+            self.poll_at = time.monotonic() + POLL_S
+            _poll_source(self.control, self.target, self.daemon_id)
+            self.cutover.poll()
+        if STATUS.phase == "catchup" and self.lag.caught_up():
+            state.set_phase(self.target, "streaming")
+            STATUS.set_phase("streaming")
+            log.info("caught up: streaming", position=str(self.lag.applied))
 
-def _flush(applier: Applier, batch: list[Transaction]) -> BinlogPosition:
-    applier.apply(batch)
-    STATUS.lag.applied_up_to(batch[-1].end)
-    STATUS.progressed()
-    return batch[-1].end
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        self.applier.apply(self.batch)
+        self.applied = self.batch[-1].end
+        self.lag.applied_up_to(self.applied)
+        STATUS.progressed()
+        self.batch, self.rows = [], 0
+
+    def drain_to(self, head: BinlogPosition, give_up: Callable[[], bool]) -> bool:
+        """Apply everything up to `head` now (no batching delay); False if `give_up`."""
+        self.flush()
+        if self.applied >= head:
+            return True
+        for item in self.items:
+            self.step(item)
+            if isinstance(item, Transaction) and item.end >= head:
+                self.flush()
+            if self.applied >= head or (isinstance(item, Heartbeat) and not self.batch
+                                        and item.position >= head):
+                return True
+            if give_up():
+                return False
+        raise SourceGone("the source closed the binlog stream during the cutover")
+
+    def drain_until_fence(self, marker: str, timeout: float) -> bool:
+        """Apply until the fence statement itself is read: nothing written before it is
+        left behind. False if it does not show up in time."""
+        self.fence_marker, self.fence_seen = marker, False
+        deadline = time.monotonic() + timeout
+        for item in self.items:
+            self.step(item)
+            if self.fence_seen:
+                self.flush()
+                return True
+            if time.monotonic() > deadline:
+                return False
+        raise SourceGone("the source closed the binlog stream during the cutover")
 
 
 def _poll_source(control: pymysql.connections.Connection, target: psycopg.Connection,

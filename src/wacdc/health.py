@@ -178,6 +178,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # scrapes every few seconds would drown the log; errors are logged by callers
 
 
+def register_post(path: str, handler: PostHandler) -> None:
+    _Handler.post_routes[path] = handler
+
+
 def serve(port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
     """Start the HTTP server in a daemon thread; port 0 turns it off."""
     if port == 0:

@@ -149,7 +149,8 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
                  on_chunk: Callable[[str, int], None] | None = None) -> SnapshotResult:
     """Copy what is not copied yet. Returns per-table positions for streaming."""
     stop = stop or threading.Event()
-    profile, tables = plan_target(settings)
+    # allow_retired: a restart after an interrupted cutover finds the tables fenced.
+    profile, tables = plan_target(settings, allow_retired=True)
     source_url = settings.source()
     policy = coercion_policy(settings)
     converters = {t.name: RowConverter(t.name, t.columns, t.key, policy) for t in tables}

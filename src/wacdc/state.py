@@ -57,6 +57,23 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.applied_rows (
     rows bigint NOT NULL,
     PRIMARY KEY (table_name, op)
 );
+-- Cutover requests (the control row: `wacdc cutover`, POST /cutover) and their outcome.
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.cutover (
+    id bigserial PRIMARY KEY,
+    status text NOT NULL,      -- requested, waiting, frozen, done, refused, aborted,
+                               -- abort_requested
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    requested_by text,
+    reason text,
+    final_file text,
+    final_pos bigint,
+    freeze_seconds double precision,
+    counts jsonb,
+    orphans jsonb,
+    fence text,
+    finished_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_views (
     view_id text PRIMARY KEY,
     binlog_file text NOT NULL,

@@ -16,7 +16,7 @@ after the read, so only differences that persist are reported.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -25,9 +25,10 @@ from psycopg import sql
 from wacdc.config import Settings
 from wacdc.errors import ConfigError
 from wacdc.log import get_logger
-from wacdc.schema.catalog import plan_target
+from wacdc.schema.catalog import RETIRED_SUFFIX, plan_target, retired_tables
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.ddl import TargetTable
+from wacdc.schema.model import Table
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import Progress, coercion_policy
 from wacdc.source.connection import connect, quote_ident
@@ -78,8 +79,9 @@ class TableReport:
 class TableVerifier:
     """One table: the SQL that compares a chunk staged in `wv_src` with the target."""
 
-    def __init__(self, table: TargetTable, settings: Settings) -> None:
+    def __init__(self, table: TargetTable, settings: Settings, source: Table) -> None:
         self.table = table
+        self.source = source  # where rows are read: the table, or its retired name
         self.columns = [c for c in table.columns if c.source is not None]
         self.names = [c.name for c in self.columns]
         self.key = list(table.key)
@@ -161,7 +163,7 @@ class TableVerifier:
     def source_rows(self, source: Any, keys: list[list[str | None]]) -> list[tuple]:
         """The source's rows with these keys now, converted."""
         rows: list[tuple] = []
-        base = select_sql(self.table.source, self.converter.source_names)
+        base = select_sql(self.source, self.converter.source_names)
         key_cols = ", ".join(quote_ident(k) for k in self.key)
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
@@ -217,7 +219,9 @@ class TableVerifier:
 
 def verify(settings: Settings, only: list[str] | None = None, repair: bool = False
            ) -> list[TableReport]:
-    _, tables = plan_target(settings)
+    _, tables = plan_target(settings, allow_retired=True)
+    # After the cutover the source tables carry the fence's name: read those.
+    retired = retired_tables(settings, [t.name for t in tables])
     if only:
         unknown = sorted(set(only) - {t.name for t in tables})
         if unknown:
@@ -230,8 +234,10 @@ def verify(settings: Settings, only: list[str] | None = None, repair: bool = Fal
             connect(source_url, read_timeout=None, text_values=True) as source:
         progress = Progress(what="verify", done_event="table verified")
         for table in tables:
-            reports.append(_verify_table(TableVerifier(table, settings), settings, target,
-                                         source, progress, repair))
+            reader_table = (replace(table.source, name=table.name + RETIRED_SUFFIX)
+                            if table.name in retired else table.source)
+            reports.append(_verify_table(TableVerifier(table, settings, reader_table),
+                                         settings, target, source, progress, repair))
     return reports
 
 
@@ -241,7 +247,7 @@ def _verify_table(v: TableVerifier, settings: Settings, target: psycopg.Connecti
     report = TableReport(v.table.name)
     v.prepare(target)
     view = ReadView("verify", source, BinlogPosition("", 0), "live", 0.0)
-    reader = ChunkReader(view, v.table.source, v.converter, settings.snapshot_chunk_rows)
+    reader = ChunkReader(view, v.source, v.converter, settings.snapshot_chunk_rows)
     progress.begin(v.table.name, v.table.source.estimated_rows)
     suspects: list[RowDifference] = []
     after: tuple | None = None

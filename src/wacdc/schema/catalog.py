@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pymysql
 
@@ -44,12 +44,37 @@ def load_catalog(settings: Settings, profile: Profile,
     return Catalog(names=names, tables=tables, missing=[n for n in names if n not in tables])
 
 
-def plan_target(settings: Settings) -> tuple[Profile, list[TargetTable]]:
-    """The profile and the target tables in apply order; names every missing or keyless table."""
+RETIRED_SUFFIX = "__wacdc_retired"  # the cutover's fence renames source tables so
+
+
+def retired_tables(settings: Settings, names: list[str]) -> set[str]:
+    """Which of these source tables the cutover's fence has renamed."""
+    source_url = settings.source()
+    with connect(source_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                    (source_url.database,))
+        present = {row[0] for row in cur.fetchall()}
+    return {n for n in names if n not in present and n + RETIRED_SUFFIX in present}
+
+
+def plan_target(settings: Settings, allow_retired: bool = False
+                ) -> tuple[Profile, list[TargetTable]]:
+    """The profile and the target tables in apply order; names every missing or keyless table.
+
+    With `allow_retired`, a table the cutover renamed to <name>__wacdc_retired stands in
+    for <name> (same shape; callers that read rows use the retired name)."""
     profile = load_profile(settings.profile)
     source_url = settings.source()
     with connect(source_url) as conn:
         catalog = load_catalog(settings, profile, conn, source_url.database)
+        if allow_retired and catalog.missing:
+            renamed = introspect_tables(conn, source_url.database,
+                                        [n + RETIRED_SUFFIX for n in catalog.missing])
+            for name in list(catalog.missing):
+                table = renamed.get(name + RETIRED_SUFFIX)
+                if table is not None:
+                    catalog.tables[name] = replace(table, name=name)
+                    catalog.missing.remove(name)
     if catalog.missing:
         raise SchemaError(f"tables not found in source database {source_url.database}: "
                           f"{', '.join(catalog.missing)}; fix WACDC_TABLES or the source")

@@ -1,0 +1,231 @@
+"""The cutover: freeze, drain, verify, fence, finalize — under a live writer, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pymysql
+
+from tests.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.test_observability import Daemon, daemon
+
+NO_SUCH_TABLE = 1146
+
+
+class Writer(threading.Thread):
+    """The app: inserts customers at a steady rate; keeps what MySQL acknowledged."""
+
+    def __init__(self, db: SourceDb, rate: float = 100) -> None:
+        super().__init__()
+        self.db, self.rate = db, rate
+        self.stop = threading.Event()
+        self.acked: list[str] = []
+        self.calls: list[tuple[float, float]] = []  # (started, seconds) per statement
+        self.error: pymysql.err.MySQLError | None = None
+
+    def run(self) -> None:
+        with self.db.connect() as conn, conn.cursor() as cur:
+            n, started = 0, time.monotonic()
+            while not self.stop.is_set():
+                key = f"app-{n:06d}"
+                t0 = time.monotonic()
+                try:
+                    cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, "
+                                "updatedAt) VALUES (%s, 'App', %s, NOW(3))",
+                                (key, f"+3{n:09d}"))
+                except pymysql.err.MySQLError as exc:
+                    self.error = exc
+                    return
+                self.calls.append((t0, time.monotonic() - t0))
+                self.acked.append(key)
+                n += 1
+                ahead = started + n / self.rate - time.monotonic()
+                if ahead > 0:
+                    self.stop.wait(ahead)
+
+
+def _latest(target: TargetDb) -> dict:
+    with target.connect() as pg:
+        row = pg.execute("SELECT status, reason, freeze_seconds, orphans, counts "
+                         "FROM wacdc.cutover ORDER BY id DESC LIMIT 1").fetchone()
+    assert row is not None
+    return dict(zip(("status", "reason", "freeze_seconds", "orphans", "counts"), row,
+                    strict=True))
+
+
+def test_cutover_under_a_steady_writer_loses_nothing_and_fences_the_source(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=300)
+    env = wacdc_env(source_db, target_db)  # the profile's 19 tables
+    with daemon(env) as d:
+        writer = Writer(source_db, rate=500)
+        writer.start()
+        try:
+            d.wait_for("the writer's rows to flow", lambda: len(writer.acked) > 300)
+            result = run_cli("cutover", "--wait", env=env, timeout=120)
+            assert result.code == 0, result.output
+            writer.join(timeout=15)  # it stops at its first failed write: the fence
+        finally:
+            writer.stop.set()
+            writer.join()
+        d.proc.wait(timeout=30)
+        assert d.proc.returncode == 0, d.log.decode()[-3000:]
+    assert writer.error is not None and writer.error.args[0] == NO_SUCH_TABLE, writer.error
+    done = _latest(target_db)
+    assert done["status"] == "done"
+    assert 0 < done["freeze_seconds"] < 1.0
+    assert all(c["source"] == c["target"] for c in done["counts"].values())
+    # Every write MySQL acknowledged is in PostgreSQL.
+    with target_db.connect() as pg:
+        have = {r[0] for r in pg.execute(
+            "SELECT id FROM \"WhatsAppCustomer\" WHERE id LIKE 'app-%'").fetchall()}
+        assert set(writer.acked) <= have and len(writer.acked) > 100
+        # The profile's foreign keys exist and are validated.
+        fks = pg.execute("SELECT count(*), bool_and(convalidated) FROM pg_constraint "
+                         "WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
+                         ).fetchone()
+        assert fks == (20, True)
+        assert pg.execute("SELECT phase FROM wacdc.state").fetchone()[0] == "done"
+    # Writes that arrived during the freeze waited for it instead of failing: the writer
+    # (500/s, one every 2 ms) has a statement that took a good part of the freeze.
+    slowest = max(seconds for _, seconds in writer.calls)
+    assert slowest > done["freeze_seconds"] / 3, (slowest, done["freeze_seconds"])
+    # The retired tables stay readable; verify compares them with PostgreSQL.
+    with source_db.connect() as conn, conn.cursor() as cur, target_db.connect() as pg:
+        cur.execute("SELECT COUNT(*) FROM WhatsAppCustomer__wacdc_retired")
+        assert cur.fetchone()[0] == pg.execute(
+            'SELECT count(*) FROM "WhatsAppCustomer"').fetchone()[0]
+    verify = run_cli("verify", env=env, timeout=300)
+    assert verify.code == 0, verify.output
+    again = run_cli("run", env=env)
+    assert again.code == 0 and "cutover is done" in again.output
+
+
+def test_cutover_refused_when_lag_does_not_converge_leaves_everything_running(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer",
+                    WACDC_CUTOVER_TIMEOUT="2")
+    with daemon(env) as d, target_db.connect() as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute('LOCK TABLE "WhatsAppCustomer" IN ACCESS EXCLUSIVE MODE')
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt)"
+                        " VALUES ('stuck', 'S', '+4', NOW(3))")
+        d.wait_for("lag to build up", lambda: d.status()["lag_seconds"] > 0.5)
+        assert run_cli("cutover", env=env).code == 0
+        with target_db.connect() as pg:
+            d.wait_for("the timeout to pass", lambda: pg.execute(
+                "SELECT now() - requested_at > interval '2.5 s' FROM wacdc.cutover"
+            ).fetchone()[0])
+        blocker.execute("ROLLBACK")  # PostgreSQL free again: the daemon applies, then refuses
+        d.wait_for("the outcome", lambda: _latest(target_db)["status"] in ("refused", "done"))
+        refused = _latest(target_db)
+        assert refused["status"] == "refused" and "lag did not reach" in refused["reason"]
+        d.wait_for("streaming", lambda: d.status()["phase"] == "streaming")
+        with source_db.connect() as conn, conn.cursor() as cur:  # the source stays writable
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt)"
+                        " VALUES ('later', 'L', '+5', NOW(3))")
+        with target_db.connect() as pg:
+            d.wait_for("replication", lambda: pg.execute(
+                "SELECT count(*) FROM \"WhatsAppCustomer\" WHERE id IN ('stuck', 'later')"
+            ).fetchone()[0] == 2)
+
+
+def test_a_freeze_past_its_limit_unlocks_and_aborts_cleanly(source_db: SourceDb,
+                                                          target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer,WhatsAppMessage",
+                    WACDC_CUTOVER_MAX_FREEZE="0.3", WACDC_CUTOVER_MAX_LAG="3600")
+    with daemon(env) as d:
+        with source_db.connect(autocommit=False) as conn, conn.cursor() as cur:
+            for batch in range(200):  # a backlog that takes seconds to apply
+                cur.executemany("INSERT INTO WhatsAppMessage (id, message, updatedAt) "
+                                "VALUES (%s, REPEAT('x', 500), NOW(3))",
+                                [(f"burst-{batch}-{i}",) for i in range(100)])
+                conn.commit()
+        writer = Writer(source_db, rate=50)
+        writer.start()
+        try:
+            result = run_cli("cutover", "--wait", env=env, timeout=120)
+        finally:
+            writer.stop.set()
+            writer.join()
+        assert result.code == 1, result.output
+        aborted = _latest(target_db)
+        assert aborted["status"] == "aborted"
+        assert "freeze reached its limit" in aborted["reason"], aborted["reason"]
+        assert writer.error is None and writer.acked  # writes waited, none failed
+        d.wait_for("streaming and caught up", lambda: d.status()["cutover_ready"], 120)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW TABLES LIKE '%%wacdc_retired'")
+        assert cur.fetchall() == ()  # not fenced
+    verify = run_cli("verify", env=env, timeout=300)
+    assert verify.code == 0, verify.output
+
+
+def test_orphans_refuse_under_fail_and_follow_on_delete_under_apply(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=100)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO WhatsAppMessage (id, sessionId, updatedAt) "
+                    "VALUES ('orphan-msg', 'no-such-session', NOW(3))")
+    env = wacdc_env(source_db, target_db)
+    with daemon(env):
+        result = run_cli("cutover", "--wait", env=env)
+        assert result.code == 1, result.output
+        refused = _latest(target_db)
+        assert refused["status"] == "refused"
+        assert "WhatsAppMessage" in refused["reason"] and "orphan-msg" in refused["reason"]
+    token = "s3cret-admin-token"
+    apply_env = {**env, "WACDC_ORPHANS": "apply", "WACDC_ADMIN_TOKEN": token}
+    d = Daemon(apply_env)
+    try:
+        d.wait_for("streaming", lambda: d.status()["phase"] == "streaming")
+        url = f"http://127.0.0.1:{d.port}/cutover"
+        for headers, code in (({}, 401), ({"Authorization": "Bearer wrong"}, 403),
+                              ({"Authorization": f"Bearer {token}"}, 202)):
+            req = urllib.request.Request(url, method="POST", headers=headers, data=b"")
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    got = resp.status
+            except urllib.error.HTTPError as exc:
+                got = exc.code
+            assert got == code, (headers, got)
+        result = run_cli("cutover", "--wait", env=apply_env, timeout=120)
+        assert result.code == 0, result.output
+        d.proc.wait(timeout=30)
+    finally:
+        d.stop()
+    assert token not in d.log.decode()
+    done = _latest(target_db)
+    orphan = done["orphans"]["WhatsAppMessage_sessionId_fkey"]
+    assert "orphan-msg" in orphan["keys"] and orphan["applied"] == "SET NULL"
+    with target_db.connect() as pg:
+        assert pg.execute("SELECT \"sessionId\" FROM \"WhatsAppMessage\" "
+                          "WHERE id = 'orphan-msg'").fetchone() == (None,)
+        assert pg.execute("SELECT convalidated FROM pg_constraint WHERE conname = "
+                          "'WhatsAppMessage_sessionId_fkey'").fetchone() == (True,)
+
+
+def test_abort_before_the_freeze_and_cutover_requested_at_start(source_db: SourceDb,
+                                                                target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    requested = run_cli("cutover", env=env)
+    assert requested.code == 0 and "no wacdc daemon runs" in requested.output
+    assert run_cli("cutover", "--abort", env=env).code == 0
+    with daemon(env) as d:
+        d.wait_for("the abort to be recorded", lambda: _latest(target_db)["status"] == "aborted")
+        assert _latest(target_db)["reason"] == "aborted by the operator"
+        assert d.status()["phase"] == "streaming"
+    too_late = run_cli("cutover", "--abort", env=env)
+    assert too_late.code == 1 and "too late" in too_late.output
+    # WACDC_CUTOVER=1: the daemon cuts over by itself once streaming, then exits 0.
+    result = run_cli("run", env={**env, "WACDC_CUTOVER": "1"}, timeout=120)
+    assert result.code == 0, result.output
+    assert _latest(target_db)["status"] == "done"
+    status = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert status["phase"] == "done"
