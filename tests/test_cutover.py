@@ -229,3 +229,35 @@ def test_abort_before_the_freeze_and_cutover_requested_at_start(source_db: Sourc
     assert _latest(target_db)["status"] == "done"
     status = json.loads(run_cli("status", "--json", env=env).stdout)
     assert status["phase"] == "done"
+
+
+def test_a_cutover_interrupted_after_its_fence_finishes_on_restart(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer")
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    # As if wacdc died right after the fence: the request frozen, a straggler written
+    # just before the rename, the tables renamed.
+    with target_db.connect() as pg:
+        pg.execute("INSERT INTO wacdc.cutover (status, fence) VALUES ('frozen', 'rename')")
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
+                    "VALUES ('straggler', 'S', '+6', NOW(3))")
+        cur.execute("RENAME TABLE WhatsAppCustomer TO WhatsAppCustomer__wacdc_retired")
+    result = run_cli("run", env=env, timeout=60)
+    assert result.code == 0, result.output
+    assert _latest(target_db)["status"] == "done"
+    with target_db.connect() as pg:
+        assert pg.execute("SELECT count(*) FROM \"WhatsAppCustomer\" WHERE id = 'straggler'"
+                          ).fetchone()[0] == 1
+        assert pg.execute("SELECT phase FROM wacdc.state").fetchone()[0] == "done"
+
+
+def test_a_cutover_interrupted_during_the_freeze_is_recorded_as_aborted(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer")
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    with target_db.connect() as pg:
+        pg.execute("INSERT INTO wacdc.cutover (status) VALUES ('frozen')")
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    aborted = _latest(target_db)
+    assert aborted["status"] == "aborted" and "nothing was lost" in aborted["reason"]
