@@ -1,5 +1,5 @@
 # make test : one command on a fresh machine (venv, dependencies, server binaries, lint, tests)
-# make demo : the whole job on private local servers (arrives with issue #8)
+# make demo : the whole job on private local servers (DEMO_ARGS="--rows N --duration S")
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

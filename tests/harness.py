@@ -159,8 +159,9 @@ def mysql_connect(url: DatabaseUrl | str, database: str | None = None,
 
 def split_sql(text: str) -> list[str]:
     """Statements of a DDL file (no semicolons inside literals in our fixtures)."""
-    lines = [ln for ln in text.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    from wacdc.datagen import sql_statements
+
+    return sql_statements(text)
 
 
 @dataclass
@@ -253,6 +254,7 @@ def wacdc_env(source: SourceDb | str | None, target: TargetDb | str | None,
         env["WACDC_TARGET_URL"] = target if isinstance(target, str) else target.url
     env["WACDC_LOG_FORMAT"] = "json"
     env["WACDC_METRICS_PORT"] = "0"  # tests that scrape pick a free port themselves
+    env["WACDC_MATVIEW_REFRESH"] = "0"  # after a cutover: exit (tests of the schedule set it)
     env.update(extra)
     return env
 

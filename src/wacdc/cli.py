@@ -76,6 +76,13 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     with connect_target(settings.target()) as target:
         changes = apply_steps(target, steps, tables, settings.target_schema)
+    if args.extras:
+        from wacdc.schema.extras import apply_extras
+
+        with connect_target(settings.target(), autocommit=True) as target:
+            for name in apply_extras(target, profile, settings.target_schema,
+                                     {t.name for t in tables}):
+                changes.append(f"extra {name} in place")
     if changes:
         for change in changes:
             print(change)
@@ -168,12 +175,10 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
             time.sleep(0.2)
 
 
-def _not_yet(issue: int) -> Handler:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"wacdc {args.command}: not available in this build yet (tracked as issue "
-              f"#{issue})", file=sys.stderr)
-        return EXIT_ERROR
-    return handler
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from wacdc.demo import run_demo
+
+    return run_demo(rows=args.rows, rate=args.rate, duration=args.duration, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help="create the objects in the target")
     p.add_argument("--no-indexes", action="store_true",
                    help="leave secondary indexes out (a snapshot builds them after loading)")
+    p.add_argument("--extras", action="store_true",
+                   help="with --apply: also the profile's PostgreSQL extras (full-text and "
+                   "tags GIN indexes, the campaign_stats materialized view) that the "
+                   "cutover creates")
     p.set_defaults(func=_cmd_schema)
 
     p = sub.add_parser("run", help="snapshot, then stream the binlog into PostgreSQL",
@@ -250,8 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cancel a requested cutover that has not frozen the source yet")
     p.set_defaults(func=_cmd_cutover)
 
-    p = sub.add_parser("demo", help="the whole job on private local servers")
-    p.set_defaults(func=_not_yet(8))
+    p = sub.add_parser("demo", help="the whole job on private local servers",
+                       description="Start private MariaDB/MySQL and PostgreSQL servers (temp "
+                       "dirs, free ports), load the 19 WhatsApp tables, run `wacdc run` while "
+                       "app-like traffic writes (campaign bursts, inbound messages, analytics "
+                       "events, customer edits), show a live view, cut over under that "
+                       "traffic and print the verification report and the write pause. "
+                       "Everything is stopped and removed at the end or on Ctrl-C. Exit 0 "
+                       "when the cutover is done and verify finds the tables identical.")
+    p.add_argument("--rows", type=int, default=20_000, metavar="N",
+                   help="WhatsAppMessage rows to load; the other tables in proportion "
+                   "(default 20000)")
+    p.add_argument("--rate", type=float, default=50, metavar="TPS",
+                   help="app transactions per second during the demo (default 50)")
+    p.add_argument("--duration", type=float, default=20, metavar="S",
+                   help="seconds of streaming under traffic before the cutover (default 20)")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the servers running at the end and print their URLs")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

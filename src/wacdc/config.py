@@ -164,6 +164,11 @@ class Settings(BaseSettings):
         default=5.0, gt=0,
         validation_alias=AliasChoices("WACDC_CUTOVER_MAX_FREEZE", "cutover_max_freeze"),
         description="cutover: longest write pause; past it, unlock and abort (nothing lost)")
+    matview_refresh: float = Field(
+        default=3600.0, ge=0,
+        validation_alias=AliasChoices("WACDC_MATVIEW_REFRESH", "matview_refresh"),
+        description="after the cutover: refresh the profile's materialized views every so "
+                    "many seconds (0: do not, and exit once the cutover is done)")
     fence: Literal["rename", "none"] = Field(
         default="rename", validation_alias=AliasChoices("WACDC_FENCE", "fence"),
         description="after the cutover: rename the source tables <name>__wacdc_retired so a "

@@ -40,6 +40,7 @@ from wacdc.errors import WacdcError
 from wacdc.health import STATUS
 from wacdc.log import get_logger
 from wacdc.schema.catalog import RETIRED_SUFFIX, retired_tables
+from wacdc.schema.extras import apply_extras
 from wacdc.schema.profile import ForeignKey, load_profile
 from wacdc.source.connection import connect, quote_ident
 from wacdc.source.position import current_position
@@ -96,7 +97,7 @@ def latest(conn: psycopg.Connection) -> dict[str, Any] | None:
     try:
         row = conn.execute(
             "SELECT id, status, requested_at, requested_by, reason, final_file, final_pos, "
-            "freeze_seconds, counts, orphans, fence, finished_at "
+            "freeze_seconds, counts, orphans, fence, extras, finished_at "
             f"FROM {state.STATE_SCHEMA}.cutover ORDER BY id DESC LIMIT 1").fetchone()
     except psycopg.errors.UndefinedTable:
         conn.rollback()
@@ -104,7 +105,8 @@ def latest(conn: psycopg.Connection) -> dict[str, Any] | None:
     if row is None:
         return None
     keys = ("id", "status", "requested_at", "requested_by", "reason", "final_file",
-            "final_pos", "freeze_seconds", "counts", "orphans", "fence", "finished_at")
+            "final_pos", "freeze_seconds", "counts", "orphans", "fence", "extras",
+            "finished_at")
     doc = dict(zip(keys, row, strict=True))
     for k in ("requested_at", "finished_at"):
         doc[k] = doc[k].isoformat() if doc[k] else None
@@ -180,12 +182,16 @@ class CutoverController:
         self.current: Request | None = None
         self.profile = load_profile(settings.profile)
         self.finishing: Request | None = None
+        self.checked: int | None = None  # the request whose pre-freeze checks passed
+        self.auto_request = settings.cutover  # WACDC_CUTOVER=1: ask once streaming
         self.resume_interrupted()
-        if settings.cutover:
-            cutover_id = request(session.target, "WACDC_CUTOVER=1")
-            log.info("cutover requested by WACDC_CUTOVER=1", cutover=cutover_id)
 
     def poll(self) -> None:
+        if self.auto_request and STATUS.phase == "streaming":
+            # Asked only now, so a long catch-up does not eat the request's timeout.
+            cutover_id = request(self.session.target, "WACDC_CUTOVER=1")
+            log.info("cutover requested by WACDC_CUTOVER=1", cutover=cutover_id)
+            self.auto_request = False
         row = self.session.target.execute(
             "SELECT id, status, extract(epoch FROM now() - requested_at) "
             f"FROM {state.STATE_SCHEMA}.cutover WHERE status = ANY(%s) ORDER BY id DESC "
@@ -211,9 +217,7 @@ class CutoverController:
             if not self.session.fence_seen:
                 return None
             s = self.session
-            fks = [fk for fk in self.profile.foreign_keys
-                   if fk.table in s.sinks and fk.references in s.sinks]
-            return self._finish(self.finishing, list(s.sinks), fks, None, None)
+            return self._finish(self.finishing, list(s.sinks), self._fks(), None, None)
         req = self.current
         if req is None:
             return None
@@ -225,7 +229,44 @@ class CutoverController:
                                      f"request (lag now {lag:.3f}s, phase {STATUS.phase})")
         if STATUS.phase != "streaming" or lag > self.settings.cutover_max_lag:
             return None
+        if self.checked != req.id:
+            problem = self._precheck()
+            if problem:
+                return self._refuse(req, problem)
+            self.checked = req.id
+            return None  # the checks took a while: freeze once lag is low again
         return self._execute(req)
+
+    def _fks(self) -> list[ForeignKey]:
+        s = self.session
+        return [fk for fk in self.profile.foreign_keys
+                if fk.table in s.sinks and fk.references in s.sinks]
+
+    def _precheck(self) -> str | None:
+        """What would make the cutover fail after the fence, found before the freeze."""
+        s = self.session
+        too_long = [t for t in s.sinks if len(t + RETIRED_SUFFIX) > 64]
+        if self.settings.fence == "rename" and too_long:
+            return (f"table name(s) {', '.join(too_long)} too long for the fence's "
+                    f"{RETIRED_SUFFIX} suffix (MySQL allows 64 characters); use "
+                    "WACDC_FENCE=none and stop the app yourself")
+        fks = self._fks()
+        try:  # rehearse the finalize DDL: a foreign key PostgreSQL rejects shows up now
+            with s.target.transaction(force_rollback=True):
+                add_foreign_keys(s.target, self.settings.target_schema, fks)
+        except psycopg.errors.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                raise
+            return (f"a foreign key of the profile cannot be created in PostgreSQL: "
+                    f"{str(exc).strip().splitlines()[0]}; fix the profile or the target")
+        if self.settings.orphans == "fail" or any(
+                fk.on_delete not in ("SET NULL", "CASCADE") for fk in fks):
+            orphans = find_orphans(s.target, self.settings.target_schema, fks)
+            blocking = {name: o for name, o in orphans.items()
+                        if self.settings.orphans == "fail" or not o["action"]}
+            if blocking:
+                return "orphan rows break foreign keys: " + _describe_orphans(blocking)
+        return None
 
     def _refuse(self, req: Request, reason: str, status: str = "refused") -> str:
         _set(self.session.target, req.id, status, reason=reason)
@@ -236,19 +277,16 @@ class CutoverController:
             state.set_phase(self.session.target, "streaming")
         return status
 
-    def _execute(self, req: Request) -> str:
+    def _execute(self, req: Request) -> str | None:
         s = self.session
         tables = list(s.sinks)
-        fks = [fk for fk in self.profile.foreign_keys
-               if fk.table in s.sinks and fk.references in s.sinks]
-        if self.settings.orphans == "fail" or any(
-                fk.on_delete not in ("SET NULL", "CASCADE") for fk in fks):
-            orphans = find_orphans(s.target, self.settings.target_schema, fks)
-            blocking = {name: o for name, o in orphans.items()
-                        if self.settings.orphans == "fail" or not o["action"]}
-            if blocking:
-                return self._refuse(req, "orphan rows break foreign keys: " +
-                                    _describe_orphans(blocking))
+        fks = self._fks()
+        # Only a request still waiting freezes: an abort written since the last poll wins.
+        if s.target.execute(
+                f"UPDATE {state.STATE_SCHEMA}.cutover SET status = 'frozen', updated_at = now() "
+                "WHERE id = %s AND status = 'waiting' RETURNING id", (req.id,)).fetchone() is None:
+            self.current = None
+            return None
         STATUS.set_phase("cutover")
         state.set_phase(s.target, "cutover")
         freeze = connect(self.settings.source(), read_timeout=None)
@@ -259,7 +297,6 @@ class CutoverController:
 
     def _freeze(self, req: Request, freeze: pymysql.connections.Connection,
                 tables: list[str], fks: list[ForeignKey]) -> str:
-        s = self.session
         limit = self.settings.cutover_max_freeze
         with freeze.cursor() as cur:
             cur.execute("SET SESSION lock_wait_timeout = %s", (max(1, int(limit)),))
@@ -271,7 +308,16 @@ class CutoverController:
                 return self._refuse(req, f"could not lock the source tables within {limit}s "
                                          f"({exc.args[-1]})", "aborted")
         guard = FreezeGuard(freeze, max(limit - (time.monotonic() - started), 0.01))
-        _set(s.target, req.id, "frozen")
+        try:
+            return self._frozen(req, freeze, guard, started, tables, fks)
+        finally:
+            guard.abort()  # no-op once committed; else never leave the source locked
+
+    def _frozen(self, req: Request, freeze: pymysql.connections.Connection,
+                guard: FreezeGuard, started: float, tables: list[str],
+                fks: list[ForeignKey]) -> str:
+        s = self.session
+        limit = self.settings.cutover_max_freeze
         head = current_position(s.control)
         log.info("frozen: draining to the source head", cutover=req.id, head=str(head))
         if not s.drain_to(head, lambda: guard.expired) or guard.expired:
@@ -289,13 +335,21 @@ class CutoverController:
         if not guard.commit():
             return self._refuse(req, f"the freeze reached its limit ({limit}s) during the "
                                      "count check; source unlocked, nothing lost", "aborted")
-        # The point of no return: fence the source, then finalize PostgreSQL.
+        # Fence the source, then finalize PostgreSQL.
         with freeze.cursor() as cur:
+            left = max(1, int(limit - (time.monotonic() - started) + 0.999))
+            cur.execute("SET SESSION lock_wait_timeout = %s", (left,))
             cur.execute("UNLOCK TABLES")
             if self.settings.fence == "rename":
-                cur.execute("SET SESSION lock_wait_timeout = 30")
-                cur.execute("RENAME TABLE " + ", ".join(
-                    f"{quote_ident(t)} TO {quote_ident(t + RETIRED_SUFFIX)}" for t in tables))
+                try:
+                    cur.execute("RENAME TABLE " + ", ".join(
+                        f"{quote_ident(t)} TO {quote_ident(t + RETIRED_SUFFIX)}"
+                        for t in tables))
+                except pymysql.err.OperationalError as exc:
+                    return self._refuse(req, f"the fence could not rename the tables within "
+                                             f"{left}s ({exc.args[-1]}): an app transaction "
+                                             "held them; nothing lost, replication goes on; "
+                                             "retry", "aborted")
         freeze_s = time.monotonic() - started
         metrics.cutover_freeze_seconds.set(freeze_s)
         _set(s.target, req.id, "frozen", freeze_seconds=freeze_s, counts=counts,
@@ -338,13 +392,27 @@ class CutoverController:
                  freeze_s=None if freeze_s is None else round(freeze_s, 3),
                  final_position=str(final),
                  fence=self.settings.fence, sequences=advanced, foreign_keys=created)
-        orphans = validate_foreign_keys(s.target, self.settings.target_schema, fks,
-                                        self.settings.orphans)
-        _set(s.target, req.id, "done", orphans=orphans)
-        for table in tables:
-            s.target.execute(sql.SQL("ANALYZE {}.{}").format(
-                sql.Identifier(self.settings.target_schema), sql.Identifier(table)))
         self.current = None
+        try:  # PostgreSQL is the primary now: problems here are reported, not retried
+            orphans = validate_foreign_keys(s.target, self.settings.target_schema, fks,
+                                            self.settings.orphans)
+            _set(s.target, req.id, "done", orphans=orphans)
+            for table in tables:
+                s.target.execute(sql.SQL("ANALYZE {}.{}").format(
+                    sql.Identifier(self.settings.target_schema), sql.Identifier(table)))
+            extras = apply_extras(s.target, self.profile, self.settings.target_schema,
+                                  set(tables))
+            _set(s.target, req.id, "done", extras=extras)
+        except psycopg.Error as exc:
+            metrics.errors.labels(kind="CutoverFinalize").inc()
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            log.error("the cutover is done, but a step after it failed: foreign key "
+                      "validation, ANALYZE or the extras may be missing; finish them by hand "
+                      "(docs/cutover.md)", error=detail)
+            try:
+                _set(s.target, req.id, "done", reason=f"after the cutover: {detail}")
+            except psycopg.Error as note:
+                log.error("could not record it either", error=str(note))
         return "done"
 
 

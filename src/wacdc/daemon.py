@@ -19,11 +19,14 @@ from wacdc import metrics, state
 from wacdc.config import Settings
 from wacdc.errors import EXIT_OK, ConnectError, WacdcError
 from wacdc.health import STATUS
+from wacdc.lag import commit_estimate
 from wacdc.log import get_logger, redact
 from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.schema.ddl import TargetTable
 from wacdc.schema.evolve import SchemaEvolver, truncate_sql
+from wacdc.schema.extras import extras_for, refresh_views
+from wacdc.schema.profile import load_profile
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
@@ -64,10 +67,9 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
             if not acquire_writer_lock(lock_conn, settings, stop):
                 return EXIT_OK
             if _phase(lock_conn) == "done":
-                STATUS.set_phase("done")
                 log.info("the cutover is done: PostgreSQL is the primary; nothing to "
                          "replicate (see `wacdc status`)")
-                return EXIT_OK
+                return after_cutover(settings, stop)
             STATUS.set_phase("snapshot")
             result = run_snapshot(settings, stop, on_chunk=lambda table, rows:
                                   STATUS.progressed())
@@ -83,10 +85,41 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
                  start_position=str(result.start_position))
         return EXIT_OK
     try:
-        return stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
+        code = stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
     except WacdcError as exc:
         _record_failure(settings, exc)
         raise
+    if STATUS.phase == "done" and not stop.is_set():
+        return after_cutover(settings, stop)
+    return code
+
+
+def after_cutover(settings: Settings, stop: threading.Event) -> int:
+    """PostgreSQL is the primary: refresh the profile's materialized views on a schedule
+    (WACDC_MATVIEW_REFRESH; 0: nothing to do, exit) until stopped."""
+    STATUS.set_phase("done")
+    interval = settings.matview_refresh
+    if interval <= 0:
+        return EXIT_OK
+    profile = load_profile(settings.profile)
+    tables = set(settings.tables or profile.tables)
+    if not any(e.refresh for e in extras_for(profile, tables)):
+        return EXIT_OK
+    STATUS.waiting_for = (f"the next materialized view refresh (every {interval:.0f}s); the "
+                          "cutover is done")
+    log.info("refreshing materialized views on a schedule", every_s=interval)
+    while not stop.wait(interval):
+        try:
+            with connect_target(settings.target(), autocommit=True) as conn:
+                refreshed = refresh_views(conn, profile, settings.target_schema, tables)
+            log.info("materialized views refreshed", views=refreshed)
+            STATUS.progressed()
+        except (ConnectError, psycopg.Error) as exc:
+            metrics.errors.labels(kind="MatviewRefresh").inc()
+            log.warning("materialized view refresh failed; trying again at the next interval",
+                        error=redact(str(exc)).splitlines()[0])
+    log.info("stopped")
+    return EXIT_OK
 
 
 def _phase(conn: psycopg.Connection) -> str | None:
@@ -214,6 +247,9 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         # the lock, and this instance must win it again before applying anything.
         if not acquire_writer_lock(target, settings, stop):
             return EXIT_OK
+        if _phase(target) == "done":  # another instance cut over while this one waited
+            STATUS.set_phase("done")
+            return EXIT_OK
         session = StreamSession(settings, evolver, snapshot_positions, stop, target, control)
         try:
             return session.run(exit_when_caught_up)
@@ -232,14 +268,16 @@ class StreamSession:
         self.settings, self.evolver, self.stop = settings, evolver, stop
         self.target, self.control = target, control
         self.policy = coercion_policy(settings)
-        self.sinks = {name: TableSink(t, self.policy, snapshot_positions.get(name))
-                      for name, t in evolver.tables.items()}
         checkpoint = state.get_checkpoint(target)
         if checkpoint is None:  # first start after the snapshot: the stream begins here
             checkpoint = min(snapshot_positions.values())
             state.set_checkpoint(target, checkpoint)
         mariadb = server_info(control).is_mariadb
         auto_position = _auto_position(settings, checkpoint)
+        snapshot_positions = _positions_still_needed(target, checkpoint, snapshot_positions,
+                                                     bool(auto_position))
+        self.sinks = {name: TableSink(t, self.policy, snapshot_positions.get(name))
+                      for name, t in evolver.tables.items()}
         state.set_phase(target, "catchup")
         STATUS.set_phase("catchup")
         self.lag = STATUS.lag
@@ -291,7 +329,7 @@ class StreamSession:
                 self.first_at = time.monotonic()
             self.batch.append(item)
             self.rows += len(item.changes)
-            self.lag.read(item.end, bool(item.changes), item.commit_time)
+            self.lag.read(item.end, bool(item.changes), item.commit_time, item.received_at)
         elif isinstance(item, QueryEvent):
             self.flush()  # everything before the statement first
             if self.fence_marker and self.fence_marker in item.query:
@@ -321,7 +359,8 @@ class StreamSession:
             return
         self.applier.apply(self.batch)
         self.applied = self.batch[-1].end
-        self.lag.applied_up_to(self.applied)
+        last = self.batch[-1]
+        self.lag.applied_up_to(self.applied, commit_estimate(last.commit_time, last.received_at))
         STATUS.progressed()
         self.batch, self.rows = [], 0
 
@@ -364,6 +403,28 @@ def _poll_source(control: pymysql.connections.Connection, target: psycopg.Connec
     behind_a_file = lag.applied is not None and lag.applied.file != head.file
     lag.polled(head, binlog_file_sizes(control) if behind_a_file else None)
     state.report_liveness(target, head, STATUS.lag_seconds(), lag.bytes(), daemon_id)
+
+
+def _positions_still_needed(target: psycopg.Connection, checkpoint: BinlogPosition,
+                            snapshot: dict[str, BinlogPosition], by_gtid: bool
+                            ) -> dict[str, BinlogPosition]:
+    """The snapshot's per-table positions, while the stream has not passed them all.
+
+    They say which early changes a table's copy already holds. Once the checkpoint is
+    past the last of them they are no longer needed, and that is recorded: a later
+    resume by GTID (another server, other file names) must not compare against them."""
+    if state.past_snapshot(target):
+        return {}
+    if not snapshot or checkpoint >= max(snapshot.values()):
+        state.mark_past_snapshot(target)
+        return {}
+    if by_gtid:
+        raise WacdcError(
+            f"WACDC_RESUME_FROM=gtid, but the stream has not yet passed the snapshot's "
+            f"positions (checkpoint {checkpoint}, snapshot up to {max(snapshot.values())}): "
+            "until it has, resume by position (unset WACDC_RESUME_FROM), or take a new "
+            "snapshot")
+    return snapshot
 
 
 def _auto_position(settings: Settings, checkpoint: BinlogPosition) -> str | None:

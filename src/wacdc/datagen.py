@@ -22,9 +22,11 @@ from typing import Any
 
 import pymysql
 
+from wacdc.config import parse_url
+from wacdc.schema.introspect import introspect_tables
 from wacdc.schema.model import Column, Table
-from wacdc.schema.profile import Profile, config_dir
-from wacdc.source.connection import quote_ident
+from wacdc.schema.profile import Profile, config_dir, load_profile
+from wacdc.source.connection import connect, quote_ident
 
 _NAMESPACE = uuid.UUID("6f1b7a52-3c1e-4a8e-9d7c-2b1f0e3a4c5d")
 _WORDS = ("namaste", "booking", "Goa", "Kerala", "package", "confirm", "hotel", "flight",
@@ -302,3 +304,59 @@ def populate(conn: pymysql.connections.Connection, tables: list[Table], counts: 
                 done += len(buffer)
         written[table.name] = done
     return written
+
+
+SEED_ROWS = 20_000
+BIG_TABLE = "WhatsAppMessage"
+
+
+def create_whatsapp_database(url_text: str, messages: int) -> dict[str, int]:
+    """(Re)create the source database with the 19 WhatsApp tables and fill it.
+
+    The other tables follow the data profile's proportions (capped at messages / 10
+    rows each). WhatsAppMessage gets up to 20,000 generated rows, then is doubled
+    server-side (INSERT ... SELECT with fresh UUID keys) up to `messages`: the same
+    value distributions, millions of rows in minutes. Returns rows per table.
+    """
+    url = parse_url(url_text, "mysql")
+    ddl = (config_dir() / "whatsapp_mysql.sql").read_text()
+    with connect(url.with_database(""), database="") as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(url.database)}")
+        cur.execute(f"CREATE DATABASE {quote_ident(url.database)} CHARACTER SET utf8mb4 "
+                    "COLLATE utf8mb4_unicode_ci")
+    profile = load_profile("prisma")
+    with connect(url, autocommit=False) as conn:
+        with conn.cursor() as cur:
+            for statement in sql_statements(ddl):
+                cur.execute(statement)
+        tables = introspect_tables(conn, url.database, profile.tables)
+        counts = {name: min(n, max(10, messages // 10))
+                  for name, n in default_counts(messages, load_data_profile()).items()}
+        counts[BIG_TABLE] = min(messages, SEED_ROWS)
+        written = populate(conn, [tables[n] for n in profile.tables], counts, profile,
+                           pool=1000, batch=500)
+        written[BIG_TABLE] = _double_until(conn, tables[BIG_TABLE], messages)
+    return written
+
+
+def _double_until(conn: pymysql.connections.Connection, table: Table, target: int) -> int:
+    name = quote_ident(table.name)
+    cols = [quote_ident(c.name) for c in table.columns]
+    select = ", ".join("UUID()" if c.name == "id" else quote_ident(c.name)
+                       for c in table.columns)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {name}")
+        have = cur.fetchone()[0]
+        while have < target:
+            batch = min(have, target - have, SEED_ROWS)  # bounded temp table per statement
+            cur.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {select} FROM {name} "
+                        f"LIMIT {batch}")
+            conn.commit()
+            have += batch
+    return have
+
+
+def sql_statements(ddl: str) -> list[str]:
+    """A DDL script split into statements (no `;` inside strings in our files)."""
+    lines = [ln for ln in ddl.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

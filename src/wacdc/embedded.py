@@ -165,6 +165,11 @@ class _Server:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def detach(self) -> None:
+        """Leave the server running after this process exits (`wacdc demo --keep`)."""
+        if self in _live_servers:
+            _live_servers.remove(self)
+
     def cleanup(self) -> None:
         self.kill()
         if not self.removed:

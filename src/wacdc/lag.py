@@ -38,12 +38,19 @@ def binlog_distance(applied: BinlogPosition, head: BinlogPosition,
     return rest + between + head.pos
 
 
+STALE_AFTER_S = 2.0  # no successful head poll for this long: the figures are not current
+
+
 @dataclass
 class LagTracker:
+    """Written by the streaming loop, read by HTTP scrapes on another thread: readers take
+    each field once into a local (attribute reads and writes are atomic in CPython)."""
+
     head: BinlogPosition | None = None  # the source's binlog head, as last polled
     applied: BinlogPosition | None = None  # everything up to here is in PostgreSQL
     oldest_pending: float | None = None  # commit time of the oldest read, unapplied change
-    behind_since: float | None = None  # first seen behind the head with nothing read
+    behind_since: float | None = None  # since when something unread has been waiting
+    polled_at: float | None = None  # wall time of the last successful head poll
     file_sizes: dict[str, int] = field(default_factory=dict)
 
     def read(self, end: BinlogPosition, has_changes: bool, binlog_timestamp: float,
@@ -61,21 +68,31 @@ class LagTracker:
         if self.oldest_pending is None:
             self._advance(position)
 
-    def applied_up_to(self, end: BinlogPosition) -> None:
-        """A batch ending at `end` committed in PostgreSQL."""
+    def applied_up_to(self, end: BinlogPosition, last_commit: float | None = None) -> None:
+        """A batch ending at `end` (last commit at `last_commit`) committed in PostgreSQL.
+
+        Still behind the head (a backlog): the next unapplied transaction committed no
+        earlier than the last applied one, and in a backlog right after it, so lag runs
+        on from there instead of dropping to 0 until the next one is read."""
+        head = self.head
+        if last_commit is not None and head is not None and end < head:
+            self.behind_since = last_commit
         self.oldest_pending = None
         self._advance(end)
 
     def polled(self, head: BinlogPosition, file_sizes: dict[str, int] | None = None,
                now: float | None = None) -> None:
-        self.head = head
+        now = time.time() if now is None else now
         if file_sizes is not None:
             self.file_sizes = file_sizes
-        if self.applied is not None and self.applied < head and self.oldest_pending is None:
+        applied = self.applied
+        if applied is not None and applied < head and self.oldest_pending is None:
             if self.behind_since is None:
-                self.behind_since = time.time() if now is None else now
-        else:
+                self.behind_since = now
+        elif self.oldest_pending is not None or applied is None or applied >= head:
             self.behind_since = None
+        self.head = head
+        self.polled_at = now
 
     def _advance(self, position: BinlogPosition) -> None:
         if self.applied is None or position > self.applied:
@@ -83,19 +100,30 @@ class LagTracker:
         if self.head is not None and self.applied >= self.head:
             self.behind_since = None
 
-    def caught_up(self) -> bool:
-        return (self.oldest_pending is None and self.applied is not None
-                and self.head is not None and self.applied >= self.head)
+    def stale(self, now: float | None = None) -> bool:
+        """The head has not been polled for a while: a dead source connection, a loop
+        stuck applying. Lag then counts at least from the last good poll."""
+        polled = self.polled_at
+        now = time.time() if now is None else now
+        return polled is not None and now - polled > STALE_AFTER_S
+
+    def caught_up(self, now: float | None = None) -> bool:
+        applied, head = self.applied, self.head
+        return (self.oldest_pending is None and applied is not None and head is not None
+                and applied >= head and not self.stale(now))
 
     def seconds(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
-        if self.oldest_pending is not None:
-            return max(now - self.oldest_pending, 0.0)
-        if self.caught_up() or self.behind_since is None:
+        pending, behind, polled = self.oldest_pending, self.behind_since, self.polled_at
+        stale = now - polled if polled is not None and now - polled > STALE_AFTER_S else 0.0
+        if pending is not None:
+            return max(now - pending, stale, 0.0)
+        if self.caught_up(now):
             return 0.0
-        return max(now - self.behind_since, 0.0)
+        return max(now - behind if behind is not None else 0.0, stale, 0.0)
 
     def bytes(self) -> int:
-        if self.applied is None or self.head is None:
+        applied, head = self.applied, self.head
+        if applied is None or head is None:
             return 0
-        return binlog_distance(self.applied, self.head, self.file_sizes)
+        return binlog_distance(applied, head, self.file_sizes)

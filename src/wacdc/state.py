@@ -49,7 +49,9 @@ ALTER TABLE {STATE_SCHEMA}.state
     ADD COLUMN IF NOT EXISTS source_head_pos bigint,
     ADD COLUMN IF NOT EXISTS lag_seconds double precision,
     ADD COLUMN IF NOT EXISTS lag_bytes bigint,
-    ADD COLUMN IF NOT EXISTS daemon text;
+    ADD COLUMN IF NOT EXISTS daemon text,
+    -- the checkpoint passed every table's snapshot position: no change is skipped any more
+    ADD COLUMN IF NOT EXISTS past_snapshot boolean NOT NULL DEFAULT false;
 -- Row changes applied per table and operation, committed with the data they count.
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.applied_rows (
     table_name text NOT NULL,
@@ -71,9 +73,11 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.cutover (
     counts jsonb,
     orphans jsonb,
     fence text,
+    extras jsonb,              -- the profile's PostgreSQL extras created after it
     finished_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE {STATE_SCHEMA}.cutover ADD COLUMN IF NOT EXISTS extras jsonb;
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_views (
     view_id text PRIMARY KEY,
     binlog_file text NOT NULL,
@@ -258,3 +262,12 @@ def read_status(conn: psycopg.Connection, target_schema: str) -> StoredStatus | 
         lag_seconds=lag_s, lag_bytes=lag_b, last_error=error, updated_at=updated,
         seen_at=seen, daemon=daemon, applied_rows=applied,
         snapshot=snapshot_progress(conn), writer_pid=holder[0] if holder else None)
+
+
+def past_snapshot(conn: psycopg.Connection) -> bool:
+    row = conn.execute(f"SELECT past_snapshot FROM {STATE_SCHEMA}.state WHERE id = 1").fetchone()
+    return bool(row and row[0])
+
+
+def mark_past_snapshot(conn: psycopg.Connection) -> None:
+    conn.execute(f"UPDATE {STATE_SCHEMA}.state SET past_snapshot = true WHERE id = 1")

@@ -14,6 +14,8 @@ from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile, load_profile
 from wacdc.source.connection import connect
 
+RETIRED_SUFFIX = "__wacdc_retired"  # the cutover's fence renames the source tables so
+
 
 def wanted_table_names(settings: Settings, profile: Profile,
                        conn: pymysql.connections.Connection, database: str) -> list[str]:
@@ -40,11 +42,10 @@ class Catalog:
 def load_catalog(settings: Settings, profile: Profile,
                  conn: pymysql.connections.Connection, database: str) -> Catalog:
     names = wanted_table_names(settings, profile, conn, database)
+    # After a cutover, every base table also exists as <name>__wacdc_retired: one name.
+    names = list(dict.fromkeys(n.removesuffix(RETIRED_SUFFIX) for n in names))
     tables = introspect_tables(conn, database, names)
     return Catalog(names=names, tables=tables, missing=[n for n in names if n not in tables])
-
-
-RETIRED_SUFFIX = "__wacdc_retired"  # the cutover's fence renames source tables so
 
 
 def retired_tables(settings: Settings, names: list[str]) -> set[str]:

@@ -58,6 +58,17 @@ class ForeignKey(_Strict):
         "NO ACTION")
 
 
+class Extra(_Strict):
+    """A PostgreSQL improvement with no MySQL counterpart, created at cutover (and by
+    `wacdc schema --apply --extras`). Statements use {schema}; all are idempotent."""
+
+    name: str
+    kind: Literal["index", "materialized_view"]
+    tables: list[str]  # created only when all of these are replicated
+    statements: list[str]
+    refresh: bool = False  # a materialized view the daemon refreshes on a schedule
+
+
 class Profile(_Strict):
     name: str
     description: str = ""
@@ -68,6 +79,7 @@ class Profile(_Strict):
     columns: dict[str, ColumnOverride] = Field(default_factory=dict)
     extra_columns: list[ExtraColumn] = Field(default_factory=list)
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
+    extras: list[Extra] = Field(default_factory=list)
 
     def enum_for(self, table: str, column: str) -> EnumType | None:
         ref = f"{table}.{column}"

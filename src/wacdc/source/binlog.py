@@ -9,6 +9,7 @@ source still wakes the loop (to flush, to notice a stop request, to measure lag)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,8 +52,9 @@ class Transaction:
     """A whole source transaction: its changes to tracked tables and where it ends."""
 
     end: BinlogPosition  # position right after the commit: the checkpoint after applying it
-    commit_time: float  # source commit timestamp (unix seconds)
+    commit_time: float  # source commit timestamp (unix seconds, whole seconds in the binlog)
     changes: list[RowChange] = field(default_factory=list)
+    received_at: float = field(default_factory=time.time)  # when wacdc read its commit
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""`wacdc demo` end to end (short), and that it leaves no process or temp dir behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import REPO, wacdc_env
+
+
+def _processes_mentioning(paths: list[str]) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # the process ended meanwhile
+        if any(p in cmdline for p in paths):
+            found.append(f"{pid}: {cmdline}")
+    return found
+
+
+def test_short_demo_cuts_over_verifies_and_cleans_up() -> None:
+    env = wacdc_env(None, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "wacdc.cli", "demo", "--rows", "3000", "--rate", "40",
+         "--duration", "3"], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "loaded" in out and "into 19 tables" in out
+    assert re.search(r"phase streaming\s+lag", out)  # the live view showed streaming
+    pause = re.search(r"cutover done: write pause (\d+) ms", out)
+    assert pause and int(pause.group(1)) < 1000
+    assert "refused by the fence" in out  # the app's next write after the cutover failed
+    assert "all 19 table(s) identical" in out and "demo passed" in out
+    assert "campaign_stats" in out  # the PostgreSQL extras were created
+    cleaned = re.search(r"cleaned up: servers stopped, (.*) removed", out)
+    assert cleaned, out
+    dirs = cleaned.group(1).split(", ")
+    assert len(dirs) == 2 and all(not Path(d).exists() for d in dirs)
+    assert _processes_mentioning(dirs) == []
