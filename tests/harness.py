@@ -19,7 +19,13 @@ import psycopg
 import pymysql
 
 from wacdc.config import DatabaseUrl, parse_url
-from wacdc.embedded import MariaDBServer, PostgresServer
+from wacdc.embedded import (
+    MariaDBServer,
+    PostgresServer,
+    docker_available,
+    start_mysql_container,
+    start_postgres_container,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
@@ -100,31 +106,11 @@ class ContainerHandle(ServerHandle):
         self.container.stop()  # type: ignore[attr-defined]
 
 
-def docker_available() -> bool:
-    if os.environ.get("WACDC_TEST_NO_DOCKER"):
-        return False
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-    except Exception:  # noqa: BLE001 - any failure here simply means "no usable Docker"
-        return False
-    return True
-
-
 def start_mysql() -> ServerHandle:
     if os.environ.get("WACDC_TEST_MYSQL_URL"):
         return ServerHandle(os.environ["WACDC_TEST_MYSQL_URL"])
     if docker_available():
-        from testcontainers.mysql import MySqlContainer
-
-        container = MySqlContainer("mysql:8.0", username="root", password="test",
-                                   dbname="wacdc").with_command(
-            "--log-bin=binlog --server-id=1 --binlog-format=ROW --binlog-row-image=FULL "
-            "--binlog-row-metadata=FULL --gtid-mode=ON --enforce-gtid-consistency=ON")
-        container.start()
-        host, port = container.get_container_host_ip(), container.get_exposed_port(3306)
-        return ContainerHandle(container, f"mysql://root:test@{host}:{port}/")
+        return ContainerHandle(*start_mysql_container())
     return EmbeddedHandle(MariaDBServer())
 
 
@@ -132,13 +118,7 @@ def start_postgres() -> ServerHandle:
     if os.environ.get("WACDC_TEST_PG_URL"):
         return ServerHandle(os.environ["WACDC_TEST_PG_URL"])
     if docker_available():
-        from testcontainers.postgres import PostgresContainer
-
-        container = PostgresContainer("postgres:16", username="postgres", password="test",
-                                      dbname="postgres")
-        container.start()
-        host, port = container.get_container_host_ip(), container.get_exposed_port(5432)
-        return ContainerHandle(container, f"postgresql://postgres:test@{host}:{port}/postgres")
+        return ContainerHandle(*start_postgres_container())
     return EmbeddedHandle(PostgresServer())
 
 

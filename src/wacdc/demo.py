@@ -16,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -30,7 +31,15 @@ import pymysql
 from wacdc import cutover
 from wacdc.config import load_settings, parse_url
 from wacdc.datagen import create_whatsapp_database
-from wacdc.embedded import EmbeddedServerError, MariaDBServer, PostgresServer, free_port
+from wacdc.embedded import (
+    EmbeddedServerError,
+    MariaDBServer,
+    PostgresServer,
+    docker_available,
+    free_port,
+    start_mysql_container,
+    start_postgres_container,
+)
 from wacdc.errors import WacdcError
 from wacdc.log import configure_logging
 from wacdc.source.connection import connect
@@ -131,23 +140,74 @@ class AppTraffic(threading.Thread):
 
 
 class DemoServers:
-    """The private servers, their temp dirs, and taking everything down again."""
+    """Private servers from the installed binaries; Docker containers when the binaries
+    are missing and a Docker engine answers."""
 
     def __init__(self) -> None:
-        self.mysql = MariaDBServer()
-        self.pg = PostgresServer()
+        self.mysql: MariaDBServer | None = None
+        self.pg: PostgresServer | None = None
+        self.containers: list[Any] = []
+        self.mysql_root = self.pg_admin = ""
 
-    def start(self) -> None:
-        self.mysql.start()
-        self.pg.start()
+    def start(self, out: TextIO) -> None:
+        try:
+            self.mysql, self.pg = MariaDBServer(), PostgresServer()
+            self.mysql.start()
+            self.pg.start()
+            self.mysql_root, self.pg_admin = self.mysql.url(), self.pg.url("postgres")
+            return
+        except EmbeddedServerError as exc:
+            self.cleanup()
+            if not docker_available():
+                raise WacdcError(f"could not start the local servers: {exc}; install MariaDB "
+                                 "(or MySQL) and PostgreSQL server binaries, or Docker") from None
+            print(f"  no local servers ({exc}); using Docker containers instead", file=out)
+        container, self.mysql_root = start_mysql_container()
+        self.containers.append(container)
+        container, self.pg_admin = start_postgres_container()
+        self.containers.append(container)
+
+    def source_url(self, database: str) -> str:
+        return self.mysql_root.rstrip("/") + "/" + database
+
+    def target_url(self, database: str) -> str:
+        return self.pg_admin.rsplit("/", 1)[0] + "/" + database
 
     @property
     def dirs(self) -> list[Path]:
-        return [self.mysql.base_dir, self.pg.base_dir]
+        return [s.base_dir for s in (self.mysql, self.pg) if s is not None]
+
+    @property
+    def log_dir(self) -> Path:
+        return self.dirs[0] if self.dirs else Path(tempfile.gettempdir())
+
+    def keep(self, out: TextIO) -> None:
+        if self.containers:
+            print("--keep: containers are removed when the demo exits (testcontainers); "
+                  "use the local binaries to keep servers", file=out)
+            self.cleanup()
+            return
+        assert self.mysql is not None and self.pg is not None
+        self.mysql.detach()
+        self.pg.detach()
+        print(f"--keep: the servers stay up\n  source  {self.source_url(SOURCE_DB)}\n"
+              f"  target  {self.target_url(TARGET_DB)}\n  stop them with: kill "
+              f"{self.mysql.proc.pid} {self.pg.proc.pid}; then remove "  # type: ignore[union-attr]
+              f"{' '.join(str(d) for d in self.dirs)}", file=out)
 
     def cleanup(self) -> None:
-        self.mysql.cleanup()
-        self.pg.cleanup()
+        for server in (self.mysql, self.pg):
+            if server is not None:
+                server.cleanup()
+        for container in self.containers:
+            container.stop()
+        self.containers.clear()
+
+    @property
+    def running(self) -> bool:
+        if self.containers:
+            return True
+        return bool(self.mysql and self.pg and self.mysql.running and self.pg.running)
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -217,15 +277,11 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
     try:
         print("wacdc demo: starting private MariaDB and PostgreSQL servers ...", file=out,
               flush=True)
-        try:
-            servers.start()
-        except EmbeddedServerError as exc:
-            raise WacdcError(f"could not start the local servers: {exc} (the demo needs "
-                             "MariaDB/MySQL and PostgreSQL server binaries installed)") from None
-        source_url = servers.mysql.url(SOURCE_DB)
-        with psycopg.connect(servers.pg.url("postgres"), autocommit=True) as conn:
+        servers.start(out)
+        source_url = servers.source_url(SOURCE_DB)
+        with psycopg.connect(servers.pg_admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {TARGET_DB}")
-        target_url = servers.pg.url(TARGET_DB)
+        target_url = servers.target_url(TARGET_DB)
         print(f"  source  {source_url}\n  target  {target_url}", file=out)
         started = time.monotonic()
         counts = create_whatsapp_database(source_url, rows)
@@ -234,7 +290,7 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
               f"{time.monotonic() - started:.1f}s", file=out, flush=True)
 
         port = free_port()
-        log_path = servers.mysql.base_dir / "wacdc.log"
+        log_path = servers.log_dir / f"wacdc-demo-{os.getpid()}.log"
         env = {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
                "WACDC_METRICS_PORT": str(port), "WACDC_LOG_FORMAT": "json",
                "WACDC_MATVIEW_REFRESH": "0"}
@@ -304,14 +360,9 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 daemon.wait()
-        if keep and servers.mysql.running and servers.pg.running:
-            servers.mysql.detach()
-            servers.pg.detach()
-            print(f"--keep: the servers stay up\n  source  {servers.mysql.url(SOURCE_DB)}\n"
-                  f"  target  {servers.pg.url(TARGET_DB)}\n  stop them with: kill "
-                  f"{servers.mysql.proc.pid} {servers.pg.proc.pid}; then remove "
-                  f"{' '.join(str(d) for d in servers.dirs)}", file=out)  # type: ignore[union-attr]
+        if keep and servers.running:
+            servers.keep(out)
         else:
+            used = ", ".join(str(d) for d in servers.dirs) or "the containers"
             servers.cleanup()
-            print(f"cleaned up: servers stopped, {', '.join(str(d) for d in servers.dirs)} "
-                  "removed", file=out, flush=True)
+            print(f"cleaned up: servers stopped, {used} removed", file=out, flush=True)
