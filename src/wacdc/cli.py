@@ -27,6 +27,9 @@ Configuration comes from the environment (or a TOML file given with --config):
   WACDC_TABLES       comma list (default: the profile's tables; all tables under plain)
   WACDC_TARGET_SCHEMA  (default public)   WACDC_SERVER_ID   WACDC_LOG_FORMAT json|console
   WACDC_BAD_VALUES   coerce (default) | strict   -- see docs/types.md
+  WACDC_METRICS_PORT (else PORT, else 9108): /metrics /healthz /status while running
+  WACDC_ADMIN_TOKEN  enables POST /cutover   WACDC_CUTOVER_MAX_LAG/_TIMEOUT/_MAX_FREEZE
+  Every setting: README.md, "Configuration". Runbooks: docs/operations.md, docs/cutover.md
 
 Exit codes: 0 ok, 1 a finding (a check failed, verify found differences), 2 an error.
 """
