@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(source_url: str, target_url: str, rate: int, warmup_s: float = 5) -> dict:
     env = {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
-           "WACDC_LOG_FORMAT": "json", "WACDC_METRICS_PORT": "0"}
+           "WACDC_LOG_FORMAT": "json", "WACDC_METRICS_PORT": "0",
+           "WACDC_MATVIEW_REFRESH": "0"}  # exit once the cutover is done
     daemon = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert daemon.stderr is not None
@@ -64,15 +65,20 @@ def run(source_url: str, target_url: str, rate: int, warmup_s: float = 5) -> dic
 
     thread = threading.Thread(target=writer)
     thread.start()
-    time.sleep(warmup_s)  # the load runs before the cutover is asked for
-    sent_at = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "wacdc.cli", "cutover", "--wait"], env=env,
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    took = time.monotonic() - sent_at
-    thread.join(timeout=30)
-    stop.set()
-    thread.join()
-    daemon.wait(timeout=60)
+    try:
+        time.sleep(warmup_s)  # the load runs before the cutover is asked for
+        sent_at = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "wacdc.cli", "cutover", "--wait"],
+                                env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        took = time.monotonic() - sent_at
+        thread.join(timeout=30)
+        daemon.wait(timeout=60)
+    finally:
+        stop.set()
+        thread.join()
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
     if result.returncode != 0:
         raise RuntimeError(f"cutover failed: {result.stdout[-2000:]} {result.stderr[-2000:]}")
     doc = json.loads(result.stdout[result.stdout.index("{"):])

@@ -169,18 +169,25 @@ def main() -> int:
     try:
         report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   "machine": machine(mysql, pg)}
+        def save() -> None:  # after every section: a later failure keeps what was measured
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(report, indent=2))
+
         if args.skip_snapshot:
             report["snapshot"] = previous.get("snapshot")
         else:
             report["snapshot"] = bench_snapshot(mysql, pg, args)
+            save()
         if args.skip_streaming:
             report["streaming"] = previous.get("streaming")
         else:
             report["streaming"] = bench_streaming(mysql, pg, args)
+            save()
         if args.skip_apply_methods:
             report["apply_methods"] = previous.get("apply_methods")
         else:
             report["apply_methods"] = bench_apply_methods(mysql, pg)
+            save()
         if args.skip_cutover:
             report["cutover"] = previous.get("cutover")
         else:
