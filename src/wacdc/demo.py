@@ -291,11 +291,14 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
 
         port = free_port()
         log_path = servers.log_dir / f"wacdc-demo-{os.getpid()}.log"
-        env = {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
-               "WACDC_METRICS_PORT": str(port), "WACDC_LOG_FORMAT": "json",
-               "WACDC_MATVIEW_REFRESH": "0"}
-        for name in ("WACDC_TABLES", "WACDC_PROFILE", "WACDC_TARGET_SCHEMA", "WACDC_CUTOVER"):
-            env.pop(name, None)
+        # Only the demo's own servers, whatever this shell has configured (the environment
+        # wins over arguments in wacdc's settings, so it is set for this process too).
+        for name in [n for n in os.environ if n.startswith("WACDC_")]:
+            del os.environ[name]
+        os.environ.update({"WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
+                           "WACDC_METRICS_PORT": str(port), "WACDC_LOG_FORMAT": "json",
+                           "WACDC_MATVIEW_REFRESH": "0"})
+        env = dict(os.environ)
         with open(log_path, "wb") as log_file:
             daemon = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=log_file)
@@ -318,7 +321,7 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
             time.sleep(1)
 
         print("\nrequesting the cutover (the app keeps writing) ...", file=out, flush=True)
-        settings = load_settings(None, source_url=source_url, target_url=target_url)
+        settings = load_settings(None)
         with psycopg.connect(target_url, autocommit=True) as conn:
             cutover_id = cutover.request(conn, "wacdc demo")
             while True:
