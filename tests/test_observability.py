@@ -310,3 +310,28 @@ def test_metrics_port_comes_from_wacdc_metrics_port_else_port(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_bytes_behind_count_across_binlog_files(source_db: SourceDb,
+                                                target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    with target_db.connect() as pg:
+        file, pos = pg.execute("SELECT binlog_file, binlog_pos FROM wacdc.state").fetchone()
+    with source_db.connect() as conn, conn.cursor() as cur:  # wacdc is down meanwhile
+        for n in range(3):
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
+                        "VALUES (%s, 'B', %s, NOW(3))", (f"bytes-{n}", f"+8{n}"))
+            cur.execute("FLUSH BINARY LOGS")  # the next file
+        cur.execute("SHOW BINARY LOGS")
+        sizes = {name: int(size) for name, size, *_ in cur.fetchall()}
+        cur.execute("SHOW MASTER STATUS")
+        head_file, head_pos = cur.fetchone()[:2]
+    assert head_file != file
+    expected = (sizes[file] - pos + sum(size for name, size in sizes.items()
+                                        if file < name < head_file) + head_pos)
+    doc = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert doc["source_now"]["bytes_behind"] == expected
+    # The daemon's own figure, live: it starts behind by those bytes, then catches up.
+    with daemon(env) as d:
+        assert d.gauge("wacdc_lag_bytes") == 0
