@@ -231,14 +231,19 @@ def test_abort_before_the_freeze_and_cutover_requested_at_start(source_db: Sourc
     assert status["phase"] == "done"
 
 
+def _streamed_then_died_frozen(source: SourceDb, target: TargetDb) -> dict[str, str]:
+    """Customers replicated; then, as if wacdc died mid-cutover, a request left frozen."""
+    env = wacdc_env(source, target, WACDC_TABLES="WhatsAppCustomer")
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    with target.connect() as pg:
+        pg.execute("INSERT INTO wacdc.cutover (status, fence) VALUES ('frozen', 'rename')")
+    return env
+
+
 def test_a_cutover_interrupted_after_its_fence_finishes_on_restart(
         source_db: SourceDb, target_db: TargetDb) -> None:
-    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer")
-    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
-    # As if wacdc died right after the fence: the request frozen, a straggler written
-    # just before the rename, the tables renamed.
-    with target_db.connect() as pg:
-        pg.execute("INSERT INTO wacdc.cutover (status, fence) VALUES ('frozen', 'rename')")
+    env = _streamed_then_died_frozen(source_db, target_db)
+    # It died right after the fence: a straggler written just before the rename.
     with source_db.connect() as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
                     "VALUES ('straggler', 'S', '+6', NOW(3))")
@@ -254,10 +259,7 @@ def test_a_cutover_interrupted_after_its_fence_finishes_on_restart(
 
 def test_a_cutover_interrupted_during_the_freeze_is_recorded_as_aborted(
         source_db: SourceDb, target_db: TargetDb) -> None:
-    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer")
-    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
-    with target_db.connect() as pg:
-        pg.execute("INSERT INTO wacdc.cutover (status) VALUES ('frozen')")
+    env = _streamed_then_died_frozen(source_db, target_db)  # before the fence: no rename
     assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
     aborted = _latest(target_db)
     assert aborted["status"] == "aborted" and "nothing was lost" in aborted["reason"]

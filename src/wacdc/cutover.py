@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pymysql
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from wacdc import metrics, state
 from wacdc.config import Settings
@@ -94,22 +95,14 @@ def abort(conn: psycopg.Connection) -> tuple[bool, str]:
 
 
 def latest(conn: psycopg.Connection) -> dict[str, Any] | None:
-    try:
-        row = conn.execute(
-            "SELECT id, status, requested_at, requested_by, reason, final_file, final_pos, "
-            "freeze_seconds, counts, orphans, fence, extras, finished_at "
-            f"FROM {state.STATE_SCHEMA}.cutover ORDER BY id DESC LIMIT 1").fetchone()
-    except psycopg.errors.UndefinedTable:
-        conn.rollback()
-        return None
-    if row is None:
-        return None
-    keys = ("id", "status", "requested_at", "requested_by", "reason", "final_file",
-            "final_pos", "freeze_seconds", "counts", "orphans", "fence", "extras",
-            "finished_at")
-    doc = dict(zip(keys, row, strict=True))
-    for k in ("requested_at", "finished_at"):
-        doc[k] = doc[k].isoformat() if doc[k] else None
+    """The newest cutover request and its outcome; None if there never was one."""
+    doc = state.first_row(
+        conn, "SELECT id, status, requested_at, requested_by, reason, final_file, final_pos, "
+              "freeze_seconds, counts, orphans, fence, extras, finished_at "
+              f"FROM {state.STATE_SCHEMA}.cutover ORDER BY id DESC LIMIT 1", dict_row)
+    if doc is not None:
+        for k in ("requested_at", "finished_at"):
+            doc[k] = doc[k].isoformat() if doc[k] else None
     return doc
 
 

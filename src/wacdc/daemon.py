@@ -66,7 +66,7 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
         with connect_target(settings.target(), autocommit=True) as lock_conn:
             if not acquire_writer_lock(lock_conn, settings, stop):
                 return EXIT_OK
-            if _phase(lock_conn) == "done":
+            if state.get_phase(lock_conn) == "done":
                 log.info("the cutover is done: PostgreSQL is the primary; nothing to "
                          "replicate (see `wacdc status`)")
                 return after_cutover(settings, stop)
@@ -120,13 +120,6 @@ def after_cutover(settings: Settings, stop: threading.Event) -> int:
                         error=redact(str(exc)).splitlines()[0])
     log.info("stopped")
     return EXIT_OK
-
-
-def _phase(conn: psycopg.Connection) -> str | None:
-    try:
-        return state.get_phase(conn)
-    except psycopg.errors.UndefinedTable:  # first run: no schema wacdc yet
-        return None
 
 
 def _record_failure(settings: Settings, exc: WacdcError) -> None:
@@ -247,7 +240,7 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         # the lock, and this instance must win it again before applying anything.
         if not acquire_writer_lock(target, settings, stop):
             return EXIT_OK
-        if _phase(target) == "done":  # another instance cut over while this one waited
+        if state.get_phase(target) == "done":  # another instance cut over while this one waited
             STATUS.set_phase("done")
             return EXIT_OK
         session = StreamSession(settings, evolver, snapshot_positions, stop, target, control)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from wacdc.source.position import BinlogPosition
 
@@ -108,8 +110,20 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         conn.execute(_DDL)  # type: ignore[arg-type]
 
 
+def first_row(conn: psycopg.Connection, query: str, row_factory: Any = tuple_row) -> Any:
+    """The first row of a query on schema wacdc; None also before the first run created it."""
+    try:
+        with conn.cursor(row_factory=row_factory) as cur:
+            return cur.execute(query).fetchone()  # type: ignore[arg-type]
+    except psycopg.errors.UndefinedTable:
+        if not conn.autocommit:
+            conn.rollback()
+        return None
+
+
 def get_phase(conn: psycopg.Connection) -> str | None:
-    row = conn.execute(f"SELECT phase FROM {STATE_SCHEMA}.state WHERE id = 1").fetchone()
+    """The stored phase; None before the first run."""
+    row = first_row(conn, f"SELECT phase FROM {STATE_SCHEMA}.state WHERE id = 1")
     return row[0] if row else None
 
 
@@ -233,14 +247,9 @@ class StoredStatus:
 
 def read_status(conn: psycopg.Connection, target_schema: str) -> StoredStatus | None:
     """Everything `wacdc status` shows, from PostgreSQL alone; None before the first run."""
-    try:
-        row = conn.execute(
-            "SELECT phase, binlog_file, binlog_pos, gtid, source_head_file, source_head_pos, "
-            "lag_seconds, lag_bytes, last_error, updated_at, seen_at, daemon "
-            f"FROM {STATE_SCHEMA}.state WHERE id = 1").fetchone()
-    except psycopg.errors.UndefinedTable:
-        conn.rollback()
-        return None
+    row = first_row(conn, "SELECT phase, binlog_file, binlog_pos, gtid, source_head_file, "
+                          "source_head_pos, lag_seconds, lag_bytes, last_error, updated_at, "
+                          f"seen_at, daemon FROM {STATE_SCHEMA}.state WHERE id = 1")
     if row is None:
         return None
     (phase, file, pos, gtid, head_file, head_pos, lag_s, lag_b, error, updated, seen,
