@@ -49,7 +49,7 @@ class Tables:
         self.qualified: dict[str, sql.Composed] = {}
         for name, sink in sinks.items():
             columns = [c.name for c in sink.table.columns if c.source is not None]
-            plan = sink.plan(dict.fromkeys(columns))
+            plan = sink.plan(tuple(columns))
             self.plans[name] = plan
             self.names[name] = columns
             self.keys[name] = plan.converter.key_positions

@@ -68,7 +68,7 @@ class Roundtrip:
     def stream(self, start: BinlogPosition) -> list[tuple[str, str]]:
         """The daemon's apply code on every row event since `start` (schema binl)."""
         stream = open_stream(self.source_url, 4000 + start.pos % 1000, start,
-                             list(self.converters))
+                             list(self.converters), decoder=self.settings.decoder)
         try:
             changes = list(row_changes(stream))
         finally:

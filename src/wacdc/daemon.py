@@ -283,11 +283,11 @@ class StreamSession:
         self.reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
                                   list(self.sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
                                   transactions=True, auto_position=auto_position,
-                                  mariadb=mariadb)
+                                  mariadb=mariadb, decoder=settings.decoder)
         gtids = GtidState(checkpoint.gtid, mariadb) if checkpoint.gtid or not mariadb else None
         self.items = transactions(self.reader, source_url.database, set(self.sinks), gtids)
         log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
-                 resume_by="gtid" if auto_position else "position")
+                 resume_by="gtid" if auto_position else "position", decoder=settings.decoder)
         self.batch: list[Transaction] = []
         self.rows = 0
         self.first_at = 0.0

@@ -44,6 +44,9 @@ snapshot_rows_estimated = Gauge("wacdc_snapshot_rows_estimated", "Estimated rows
 values_coerced = Counter("wacdc_values_coerced_total", "Values replaced under the bad-value "
                          "policy (docs/types.md)", ["table", "column", "reason"],
                          registry=REGISTRY)
+decoder_fallback = Counter("wacdc_decoder_fallback_total", "Row events the compiled decoder "
+                           "left to mysql-replication (a type or event it does not cover)",
+                           ["table", "reason"], registry=REGISTRY)
 errors = Counter("wacdc_errors_total", "Errors by kind", ["kind"], registry=REGISTRY)
 reconnects = Counter("wacdc_reconnects_total", "Reconnects by side (source, target)", ["side"],
                      registry=REGISTRY)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -53,8 +52,7 @@ class TableSink:
         self._by_name = {c.name: c for c in table.columns}
         self._plans: dict[tuple[str, ...], ImagePlan] = {}
 
-    def plan(self, image: dict[str, Any]) -> ImagePlan:
-        names = tuple(image)
+    def plan(self, names: tuple[str, ...]) -> ImagePlan:
         plan = self._plans.get(names)
         if plan is None:
             plan = self._plans[names] = self._build(names)
@@ -126,21 +124,18 @@ class Applier:
                     stats.skipped += 1
                     continue
                 where = str(change.position)
+                plan = sink.plan(change.names)
+                converter = plan.converter
                 if change.after is not None:
-                    plan = sink.plan(change.after)
-                    row = plan.converter.convert(tuple(change.after.values()), where)
+                    row = converter.convert(change.after, where)
                     if change.before is not None:
-                        before = sink.plan(change.before)
-                        old_key = before.converter.key_of(
-                            before.converter.convert(tuple(change.before.values()), where))
-                        if old_key != plan.converter.key_of(row):
-                            add(before.delete, old_key, change.table, "delete", old_key)
-                    add(plan.upsert, row, change.table, change.op, plan.converter.key_of(row))
+                        old_key = converter.key_of(converter.convert(change.before, where))
+                        if old_key != converter.key_of(row):
+                            add(plan.delete, old_key, change.table, "delete", old_key)
+                    add(plan.upsert, row, change.table, change.op, converter.key_of(row))
                 else:
                     assert change.before is not None
-                    plan = sink.plan(change.before)
-                    key = plan.converter.key_of(
-                        plan.converter.convert(tuple(change.before.values()), where))
+                    key = converter.key_of(converter.convert(change.before, where))
                     add(plan.delete, key, change.table, "delete", key)
                 counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
                 stats.rows += 1

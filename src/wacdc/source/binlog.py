@@ -27,6 +27,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from wacdc.config import DatabaseUrl
 from wacdc.source.connection import connection_kwargs
+from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
 from wacdc.source.position import BinlogPosition, GtidState
 from wacdc.source.rowimage import unambiguous
 
@@ -36,14 +37,16 @@ from wacdc.source.rowimage import unambiguous
 binlogstream.MYSQL_EXPECTED_ERROR_CODES = []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowChange:
-    """One row change as the library decoded it, with markers for non-NULL Nones."""
+    """One row change: images as tuples in the order of `names` (the binlog's columns),
+    with markers for non-NULL Nones (zero dates, empty SETs)."""
 
     table: str
     op: str  # insert, update, delete
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    names: tuple[str, ...]
+    before: tuple[Any, ...] | None
+    after: tuple[Any, ...] | None
     position: BinlogPosition
 
 
@@ -67,15 +70,23 @@ class Heartbeat:
 def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
                 tables: list[str] | None, *, blocking: bool = False,
                 heartbeat_s: float | None = None, transactions: bool = False,
-                auto_position: str | None = None, mariadb: bool = True) -> BinLogStreamReader:
-    """A dump from `start` (file:pos) or, with `auto_position`, from a GTID state."""
+                auto_position: str | None = None, mariadb: bool = True,
+                decoder: str = "compiled") -> BinLogStreamReader:
+    """A dump from `start` (file:pos) or, with `auto_position`, from a GTID state.
+
+    `decoder` says who decodes the row images (`row_changes`, `transactions`): wacdc's
+    compiled plans, or the library as it ships (WACDC_DECODER=library)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+    # One process streams with one decoder at a time (the daemon; a benchmark in turn).
+    TableMapMemo.enabled = decoder == "compiled"
     settings = connection_kwargs(url)
     settings.pop("database")
     events: list[type] = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
     if transactions:
         events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
                    MysqlGtidEvent]
-    return BinLogStreamReader(
+    stream = BinLogStreamReader(
         connection_settings=settings,
         server_id=server_id,
         log_file=None if auto_position else start.file,
@@ -92,28 +103,40 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
         only_tables=tables,
         slave_heartbeat=heartbeat_s,
     )
+    stream.wacdc_decoder = CompiledDecoder() if decoder == "compiled" else None
+    return stream
 
 
-def _row_changes(event: Any, position: BinlogPosition) -> Iterator[RowChange]:
-    table = event.table
-    for row in event.rows:
-        if isinstance(event, WriteRowsEvent):
-            yield RowChange(table, "insert", None,
-                            unambiguous(row["values"], row["none_sources"]), position)
-        elif isinstance(event, DeleteRowsEvent):
-            yield RowChange(table, "delete",
-                            unambiguous(row["values"], row["none_sources"]), None, position)
+_OPS = {WriteRowsEvent: "insert", UpdateRowsEvent: "update", DeleteRowsEvent: "delete"}
+
+
+def _row_changes(stream: BinLogStreamReader, event: Any, position: BinlogPosition
+                 ) -> Iterator[RowChange]:
+    table, op = event.table, _OPS[type(event)]
+    decoder: CompiledDecoder | None = stream.wacdc_decoder
+    decoded = decoder.images(event, str(position)) if decoder is not None else None
+    if decoded is not None:
+        names, images = decoded
+        for before, after in pairs(event, images):
+            yield RowChange(table, op, names, before, after, position)
+        return
+    for row in event.rows:  # the library's own decoding
+        if op == "update":
+            before = unambiguous(row["before_values"], row["before_none_sources"])
+            after = unambiguous(row["after_values"], row["after_none_sources"])
+            yield RowChange(table, op, tuple(after), tuple(before.values()),
+                            tuple(after.values()), position)
         else:
-            yield RowChange(table, "update",
-                            unambiguous(row["before_values"], row["before_none_sources"]),
-                            unambiguous(row["after_values"], row["after_none_sources"]),
-                            position)
+            values = unambiguous(row["values"], row["none_sources"])
+            image = tuple(values.values())
+            yield RowChange(table, op, tuple(values), image if op == "delete" else None,
+                            image if op == "insert" else None, position)
 
 
 def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
     """Every row change of the (filtered) stream, one by one."""
     for event in stream:
-        yield from _row_changes(event, BinlogPosition(stream.log_file, stream.log_pos))
+        yield from _row_changes(stream, event, BinlogPosition(stream.log_file, stream.log_pos))
 
 
 def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
@@ -140,7 +163,7 @@ def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
         position = BinlogPosition(stream.log_file, stream.log_pos)
         if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
             if event.schema == schema and event.table in tables:
-                pending.extend(_row_changes(event, position))
+                pending.extend(_row_changes(stream, event, position))
         elif isinstance(event, XidEvent):
             yield Transaction(committed(), float(event.timestamp), pending)
             pending = []
