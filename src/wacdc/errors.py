@@ -54,3 +54,8 @@ class BadValueError(WacdcError):
     def with_context(self, key: object = None, position: str | None = None) -> BadValueError:
         return BadValueError(self.reason, self.table, self.column, self.value_repr,
                              key if key is not None else self.key, position or self.position)
+
+
+class RowImageError(WacdcError, ValueError):
+    """A binlog row image wacdc cannot apply (MINIMAL image, partial JSON, undecodable);
+    names table, column and binlog position."""

@@ -26,6 +26,7 @@ from pymysqlreplication.event import (
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from wacdc.config import DatabaseUrl
+from wacdc.errors import RowImageError
 from wacdc.source.connection import connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
 from wacdc.source.position import BinlogPosition, GtidState
@@ -120,16 +121,24 @@ def _row_changes(stream: BinLogStreamReader, event: Any, position: BinlogPositio
         for before, after in pairs(event, images):
             yield RowChange(table, op, names, before, after, position)
         return
+    try:
+        yield from _library_row_changes(event, op, position)
+    except RowImageError as exc:
+        raise RowImageError(f"{event.schema}.{table} at {position}: {exc}") from None
+
+
+def _library_row_changes(event: Any, op: str, position: BinlogPosition
+                         ) -> Iterator[RowChange]:
     for row in event.rows:  # the library's own decoding
         if op == "update":
             before = unambiguous(row["before_values"], row["before_none_sources"])
             after = unambiguous(row["after_values"], row["after_none_sources"])
-            yield RowChange(table, op, tuple(after), tuple(before.values()),
+            yield RowChange(event.table, op, tuple(after), tuple(before.values()),
                             tuple(after.values()), position)
         else:
             values = unambiguous(row["values"], row["none_sources"])
             image = tuple(values.values())
-            yield RowChange(table, op, tuple(values), image if op == "delete" else None,
+            yield RowChange(event.table, op, tuple(values), image if op == "delete" else None,
                             image if op == "insert" else None, position)
 
 

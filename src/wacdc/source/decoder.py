@@ -43,7 +43,7 @@ from pymysqlreplication.row_event import (
 from pymysqlreplication.table import Table
 
 from wacdc import metrics
-from wacdc.errors import WacdcError
+from wacdc.errors import RowImageError
 from wacdc.log import get_logger
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
 
@@ -57,10 +57,6 @@ _PLAIN_ROW_EVENTS = frozenset({
     BINLOG.WRITE_ROWS_EVENT_V2, BINLOG.UPDATE_ROWS_EVENT_V2, BINLOG.DELETE_ROWS_EVENT_V2})
 # The wrapper reads a 20-byte header (OK byte + 19-byte event header) before the body.
 _HEADER = 20
-
-
-class RowImageError(WacdcError, ValueError):
-    """A row image wacdc cannot apply; names table, column and binlog position."""
 
 
 # --- value helpers called by the generated code ---------------------------------------

@@ -15,6 +15,7 @@ from pymysqlreplication.constants import NONE_SOURCE
 from pymysqlreplication.row_event import RowsEvent
 from pymysqlreplication.table import Table
 
+from wacdc.errors import RowImageError
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
 
 _MARKERS = {
@@ -32,12 +33,12 @@ def unambiguous(values: dict[str, Any], none_sources: dict[str, str]) -> dict[st
         if marker is not None:
             values[name] = marker
         elif source == NONE_SOURCE.JSON_PARTIAL_UPDATE:
-            raise ValueError(
+            raise RowImageError(
                 f"column {name!r} arrived as a partial JSON update, which cannot be applied; "
                 f"set binlog_row_value_options='' on the source (wacdc check --fix) "
                 f"and take a new snapshot of this table")
         elif source == NONE_SOURCE.COLS_BITMAP:
-            raise ValueError(
+            raise RowImageError(
                 f"column {name!r} is missing from the row image: the source logs "
                 f"binlog_row_image=MINIMAL/NOBLOB; set binlog_row_image=FULL (wacdc check --fix)")
     return values
