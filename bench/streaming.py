@@ -1,9 +1,11 @@
 """Streaming benchmarks (part of `make bench`).
 
 1. Burst: N row changes are committed on MySQL at full speed while wacdc is
-   stopped; then `wacdc run --exit-when-caught-up` applies them. changes/s is
-   compared with mysql-replication decoding the very same binlog range alone
-   (every row image decoded, nothing applied), measured in the same run.
+   stopped; then `wacdc run --exit-when-caught-up` applies them, with the compiled
+   decoder (the default) and with WACDC_DECODER=library. changes/s is compared with
+   decoding the very same binlog range alone (every row image decoded, nothing
+   applied) by mysql-replication as it ships and by wacdc's compiled decoder, all
+   measured in the same run.
 2. Steady: a writer commits ~R changes/s (one row per transaction) while the
    daemon streams; each row's apply latency is the time from its commit until it
    is visible in PostgreSQL. p50/p99 reported, and the daemon's peak RSS.
@@ -28,15 +30,15 @@ import pymysql
 from wacdc.config import parse_url
 from wacdc.source.binlog import open_stream, row_changes
 from wacdc.source.connection import connect
-from wacdc.source.position import current_position
+from wacdc.source.position import BinlogPosition, current_position
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE = "WhatsAppMessage"
 
 
-def _env(source_url: str, target_url: str) -> dict[str, str]:
+def _env(source_url: str, target_url: str, decoder: str = "compiled") -> dict[str, str]:
     return {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
-            "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE}
+            "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE, "WACDC_DECODER": decoder}
 
 
 def _wacdc(args: list[str], env: dict[str, str]) -> tuple[float, float, float | None]:
@@ -87,24 +89,27 @@ def _burst(source_url: str, changes: int) -> None:
             done += 100
 
 
-def _raw_decode(source_url: str, start, end) -> float:  # type: ignore[no-untyped-def]
-    """mysql-replication alone over [start, end): seconds to decode every row image."""
+def _raw_decode(source_url: str, start, end,  # type: ignore[no-untyped-def]
+                decoder: str) -> tuple[float, int]:
+    """One decoder alone over [start, end): (seconds to decode every row image, images)."""
     url = parse_url(source_url, "mysql")
-    stream = open_stream(url, 77001, start, [TABLE], blocking=False)
+    stream = open_stream(url, 77001, start, [TABLE], blocking=False, decoder=decoder)
     started = time.monotonic()
-    count = 0
+    images = 0
     try:
         for change in row_changes(stream):
-            count += 1
+            images += (change.before is not None) + (change.after is not None)
             if change.position >= end:
                 break
     finally:
         stream.close()
-    return time.monotonic() - started
+    return time.monotonic() - started, images
 
 
-def burst(source_url: str, target_url: str, changes: int) -> dict:
-    env = _env(source_url, target_url)
+def _apply_burst(source_url: str, target_url: str, changes: int, decoder: str
+                 ) -> tuple[float, float, float, BinlogPosition, BinlogPosition]:
+    """Snapshot, commit a burst, apply it: (streaming s, process s, peak RSS, start, end)."""
+    env = _env(source_url, target_url, decoder)
     _wacdc(["run", "--exit-when-caught-up"], env)  # snapshot + caught up
     with connect(parse_url(source_url, "mysql")) as conn:
         start = current_position(conn)
@@ -112,12 +117,26 @@ def burst(source_url: str, target_url: str, changes: int) -> dict:
     with connect(parse_url(source_url, "mysql")) as conn:
         end = current_position(conn)
     seconds, rss, streaming = _wacdc(["run", "--exit-when-caught-up"], env)
-    streaming = streaming or seconds
-    decode = _raw_decode(source_url, start, end)
-    return {"changes": changes, "seconds": streaming, "process_seconds": seconds,
+    return streaming or seconds, seconds, rss, start, end
+
+
+def burst(source_url: str, target_url: str, changes: int) -> dict:
+    streaming, seconds, rss, start, end = _apply_burst(source_url, target_url, changes,
+                                                       "compiled")
+    library_e2e = _apply_burst(source_url, target_url, changes, "library")[0]
+    library, images = _raw_decode(source_url, start, end, "library")
+    compiled, _ = _raw_decode(source_url, start, end, "compiled")
+    return {"changes": changes, "row_images": images, "seconds": streaming,
+            "process_seconds": seconds,
             "changes_per_s": changes / streaming, "process_changes_per_s": changes / seconds,
-            "raw_decode_changes_per_s": changes / decode,
-            "ratio_to_raw_decode": decode / streaming, "peak_rss_mib": rss}
+            "library_e2e_changes_per_s": changes / library_e2e,
+            "library_decode_images_per_s": images / library,
+            "compiled_decode_images_per_s": images / compiled,
+            "raw_decode_changes_per_s": changes / compiled,
+            "library_decode_changes_per_s": changes / library,
+            "decode_speedup": library / compiled,
+            "e2e_over_library_decode": library / streaming,
+            "ratio_to_raw_decode": compiled / streaming, "peak_rss_mib": rss}
 
 
 def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:

@@ -140,8 +140,13 @@ def test_a_freeze_past_its_limit_unlocks_and_aborts_cleanly(source_db: SourceDb,
     env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer,WhatsAppMessage",
                     WACDC_CUTOVER_MAX_FREEZE="0.3", WACDC_CUTOVER_MAX_LAG="3600")
     with daemon(env) as d:
+        with target_db.connect() as pg:  # applying costs >= 2 ms a row, however fast wacdc is
+            pg.execute("CREATE FUNCTION slow_apply() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$")
+            pg.execute('CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON "WhatsAppMessage" '
+                       "FOR EACH ROW EXECUTE FUNCTION slow_apply()")
         with source_db.connect(autocommit=False) as conn, conn.cursor() as cur:
-            for batch in range(200):  # a backlog that takes seconds to apply
+            for batch in range(30):  # a backlog that takes seconds to apply
                 cur.executemany("INSERT INTO WhatsAppMessage (id, message, updatedAt) "
                                 "VALUES (%s, REPEAT('x', 500), NOW(3))",
                                 [(f"burst-{batch}-{i}",) for i in range(100)])
@@ -158,6 +163,8 @@ def test_a_freeze_past_its_limit_unlocks_and_aborts_cleanly(source_db: SourceDb,
         assert aborted["status"] == "aborted"
         assert "freeze reached its limit" in aborted["reason"], aborted["reason"]
         assert writer.error is None and writer.acked  # writes waited, none failed
+        with target_db.connect() as pg:
+            pg.execute('DROP TRIGGER slow ON "WhatsAppMessage"')
         d.wait_for("streaming and caught up", lambda: d.status()["cutover_ready"], 120)
     with source_db.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW TABLES LIKE '%%wacdc_retired'")
