@@ -19,8 +19,14 @@ servers:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
 
+# The streaming correctness tests run twice more: with mysql-replication decoding the row
+# images (WACDC_DECODER=library) and with decoding in a child process.
+STREAMING_TESTS := tests/test_streaming.py tests/test_types.py tests/test_types_property.py
+
 test: $(STAMP) servers lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	WACDC_TEST_ENV=WACDC_DECODER=library $(BIN)/pytest -q $(STREAMING_TESTS)
+	WACDC_TEST_ENV=WACDC_DECODE_PROCESS=1 $(BIN)/pytest -q tests/test_streaming.py
 
 demo: $(STAMP) servers
 	$(BIN)/wacdc demo $(DEMO_ARGS)

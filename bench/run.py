@@ -214,7 +214,8 @@ def bench_streaming(mysql: MariaDBServer, pg: PostgresServer, args: argparse.Nam
         one = streaming.burst(mysql.url("stream"), pg.url("stream_t"), args.burst)
         bursts.append(one)
         print(f"burst {run}: {one['changes_per_s']:,.0f} changes/s end to end "
-              f"({one['library_e2e_changes_per_s']:,.0f} with the library decoder); decode "
+              f"({one['library_e2e_changes_per_s']:,.0f} with the library decoder, "
+              f"{one['decode_process_e2e_changes_per_s']:,.0f} with the decode process); decode "
               f"alone: library {one['library_decode_images_per_s']:,.0f} row images/s, "
               f"compiled {one['compiled_decode_images_per_s']:,.0f} "
               f"({one['decode_speedup']:.1f}x); end to end / library decode "
@@ -380,6 +381,9 @@ def _streaming_lines(section: dict | None) -> list[str]:
         "the whole process, start-up included |",
         f"| the same burst with `WACDC_DECODER=library` (mysql-replication decodes) | "
         f"{b['library_e2e_changes_per_s']:,.0f} changes/s |",
+        f"| the same burst with `WACDC_DECODE_PROCESS=1` (read + decode in a child process, "
+        f"convert + apply in the daemon) | "
+        f"{b.get('decode_process_e2e_changes_per_s', 0):,.0f} changes/s |",
         f"| decoding the same binlog range alone ({b['row_images']:,} row images): "
         f"mysql-replication as it ships / wacdc's compiled decoder | "
         f"{b['library_decode_images_per_s']:,.0f} / {b['compiled_decode_images_per_s']:,.0f} "

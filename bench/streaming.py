@@ -36,9 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 TABLE = "WhatsAppMessage"
 
 
-def _env(source_url: str, target_url: str, decoder: str = "compiled") -> dict[str, str]:
+def _env(source_url: str, target_url: str, decoder: str = "compiled",
+         decode_process: bool = False) -> dict[str, str]:
     return {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
-            "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE, "WACDC_DECODER": decoder}
+            "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE, "WACDC_DECODER": decoder,
+            "WACDC_DECODE_PROCESS": "1" if decode_process else "0"}
 
 
 def _wacdc(args: list[str], env: dict[str, str]) -> tuple[float, float, float | None]:
@@ -106,10 +108,11 @@ def _raw_decode(source_url: str, start, end,  # type: ignore[no-untyped-def]
     return time.monotonic() - started, images
 
 
-def _apply_burst(source_url: str, target_url: str, changes: int, decoder: str
+def _apply_burst(source_url: str, target_url: str, changes: int, decoder: str,
+                 decode_process: bool = False
                  ) -> tuple[float, float, float, BinlogPosition, BinlogPosition]:
     """Snapshot, commit a burst, apply it: (streaming s, process s, peak RSS, start, end)."""
-    env = _env(source_url, target_url, decoder)
+    env = _env(source_url, target_url, decoder, decode_process)
     _wacdc(["run", "--exit-when-caught-up"], env)  # snapshot + caught up
     with connect(parse_url(source_url, "mysql")) as conn:
         start = current_position(conn)
@@ -124,12 +127,14 @@ def burst(source_url: str, target_url: str, changes: int) -> dict:
     streaming, seconds, rss, start, end = _apply_burst(source_url, target_url, changes,
                                                        "compiled")
     library_e2e = _apply_burst(source_url, target_url, changes, "library")[0]
+    two_processes = _apply_burst(source_url, target_url, changes, "compiled", True)[0]
     library, images = _raw_decode(source_url, start, end, "library")
     compiled, _ = _raw_decode(source_url, start, end, "compiled")
     return {"changes": changes, "row_images": images, "seconds": streaming,
             "process_seconds": seconds,
             "changes_per_s": changes / streaming, "process_changes_per_s": changes / seconds,
             "library_e2e_changes_per_s": changes / library_e2e,
+            "decode_process_e2e_changes_per_s": changes / two_processes,
             "library_decode_images_per_s": images / library,
             "compiled_decode_images_per_s": images / compiled,
             "raw_decode_changes_per_s": changes / compiled,

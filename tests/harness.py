@@ -224,6 +224,12 @@ class CliResult:
         return self.stdout + self.stderr
 
 
+# Settings for a whole test run, e.g. WACDC_TEST_ENV="WACDC_DECODER=library": `make test`
+# runs the streaming tests again with the library decoder and with the decode process.
+TEST_ENV = dict(pair.split("=", 1) for pair in os.environ.get("WACDC_TEST_ENV", "").split(",")
+                if pair)
+
+
 def wacdc_env(source: SourceDb | str | None, target: TargetDb | str | None,
               **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
@@ -235,6 +241,7 @@ def wacdc_env(source: SourceDb | str | None, target: TargetDb | str | None,
     env["WACDC_LOG_FORMAT"] = "json"
     env["WACDC_METRICS_PORT"] = "0"  # tests that scrape pick a free port themselves
     env["WACDC_MATVIEW_REFRESH"] = "0"  # after a cutover: exit (tests of the schedule set it)
+    env.update(TEST_ENV)
     env.update(extra)
     return env
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from tests.harness import SourceDb, TargetDb
+from tests.harness import TEST_ENV, SourceDb, TargetDb
 from wacdc import state
 from wacdc.config import load_settings
 from wacdc.schema.catalog import load_catalog
@@ -68,7 +68,8 @@ class Roundtrip:
     def stream(self, start: BinlogPosition) -> list[tuple[str, str]]:
         """The daemon's apply code on every row event since `start` (schema binl)."""
         stream = open_stream(self.source_url, 4000 + start.pos % 1000, start,
-                             list(self.converters), decoder=self.settings.decoder)
+                             list(self.converters),
+                             decoder=TEST_ENV.get("WACDC_DECODER", "compiled"))
         try:
             changes = list(row_changes(stream))
         finally:

@@ -567,3 +567,35 @@ def test_library_and_compiled_streams_agree_on_the_fixture_tables(source_db: Sou
         conn.commit()
     changes = _both(source_db, start, tables)
     assert len(changes) == 30 + 30 + 11
+
+
+def test_table_maps_are_parsed_once_and_filters_still_apply(source_db: SourceDb) -> None:
+    """Identical table-map events reuse one parse, yet each stream keeps its own filter."""
+    from wacdc.source.decoder import TableMapMemo
+
+    source_db.execute("CREATE TABLE x (id INT PRIMARY KEY, v VARCHAR(10))",
+                      "CREATE TABLE y (id INT PRIMARY KEY, v VARCHAR(10))")
+    start = _position(source_db)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        for k in range(20):  # one table map per statement, 20 identical ones per table
+            cur.execute("INSERT INTO x VALUES (%s, 'x')", (k,))
+            cur.execute("INSERT INTO y VALUES (%s, 'y')", (k,))
+        conn.commit()
+    end = _position(source_db)
+    url = parse_url(source_db.url, "mysql")
+    seen: dict[str, set[int]] = {}
+    for tables in (["y"], ["x"], ["x", "y"]):
+        stream = open_stream(url, 5300, start, tables, decoder="compiled")
+        parsed: list[Any] = []  # held, so no two of them can share an id()
+        try:
+            for change in row_changes(stream):
+                parsed += stream.table_map.values()
+                seen.setdefault(",".join(tables), set()).add(change.after[0])  # type: ignore[index]
+                assert change.table in tables
+                if change.position >= end:
+                    break
+        finally:
+            stream.close()
+        assert len({id(t) for t in parsed}) == len(tables)  # one parse per table
+    assert seen == {"y": set(range(20)), "x": set(range(20)), "x,y": set(range(20))}
+    assert TableMapMemo.enabled

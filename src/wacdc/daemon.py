@@ -13,7 +13,6 @@ from types import FrameType
 import psycopg
 import pymysql
 import tenacity
-from pymysqlreplication.event import QueryEvent
 
 from wacdc import metrics, state
 from wacdc.config import Settings
@@ -30,11 +29,16 @@ from wacdc.schema.profile import load_profile
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
-from wacdc.source.binlog import Heartbeat, Transaction, open_stream, transactions
+from wacdc.source.binlog import (
+    Heartbeat,
+    Statement,
+    StreamItem,
+    Transaction,
+)
 from wacdc.source.connection import connect, server_info
+from wacdc.source.pipe import StreamSpec, open_source
 from wacdc.source.position import (
     BinlogPosition,
-    GtidState,
     binlog_file_sizes,
     current_position,
 )
@@ -247,7 +251,7 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         try:
             return session.run(exit_when_caught_up)
         finally:
-            session.reader.close()
+            session.source.close()
 
 
 class StreamSession:
@@ -280,14 +284,14 @@ class StreamSession:
         self.poll_at = 0.0
         self.applier = Applier(target, self.sinks)
         source_url = settings.source()
-        self.reader = open_stream(source_url, settings.effective_server_id(), checkpoint,
-                                  list(self.sinks), blocking=True, heartbeat_s=HEARTBEAT_S,
-                                  transactions=True, auto_position=auto_position,
-                                  mariadb=mariadb, decoder=settings.decoder)
-        gtids = GtidState(checkpoint.gtid, mariadb) if checkpoint.gtid or not mariadb else None
-        self.items = transactions(self.reader, source_url.database, set(self.sinks), gtids)
+        self.source = open_source(StreamSpec(
+            source_url, settings.effective_server_id(), checkpoint, list(self.sinks),
+            HEARTBEAT_S, auto_position, mariadb, settings.decoder,
+            checkpoint.gtid, settings.log_format, settings.log_level), settings.decode_process)
+        self.items = self.source.items
         log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
-                 resume_by="gtid" if auto_position else "position", decoder=settings.decoder)
+                 resume_by="gtid" if auto_position else "position", decoder=settings.decoder,
+                 decode_process=settings.decode_process)
         self.batch: list[Transaction] = []
         self.rows = 0
         self.first_at = 0.0
@@ -314,7 +318,7 @@ class StreamSession:
         # The server ended the dump (shutdown, restart): resume from the checkpoint.
         raise SourceGone("the source closed the binlog stream")
 
-    def step(self, item: Transaction | Heartbeat | QueryEvent) -> None:
+    def step(self, item: StreamItem) -> None:
         """Take one stream item: batch it, apply when due, keep lag and liveness."""
         idle = isinstance(item, Heartbeat)
         if isinstance(item, Transaction):
@@ -323,13 +327,12 @@ class StreamSession:
             self.batch.append(item)
             self.rows += len(item.changes)
             self.lag.read(item.end, bool(item.changes), item.commit_time, item.received_at)
-        elif isinstance(item, QueryEvent):
+        elif isinstance(item, Statement):
             self.flush()  # everything before the statement first
             if self.fence_marker and self.fence_marker in item.query:
                 self.fence_seen = True  # the cutover's own fence: the end of the stream
             else:
-                _schema_change(item, self.reader, self.evolver, self.sinks, self.target,
-                               self.policy)
+                _schema_change(item, self.evolver, self.sinks, self.target, self.policy)
         else:
             self.lag.idle(item.position)
             STATUS.progressed()  # idle and connected
@@ -432,21 +435,21 @@ def _auto_position(settings: Settings, checkpoint: BinlogPosition) -> str | None
     return checkpoint.gtid
 
 
-def _at_head(beat: Transaction | Heartbeat | QueryEvent, head: BinlogPosition) -> bool:
+def _at_head(beat: StreamItem, head: BinlogPosition) -> bool:
     # Idle with nothing pending: the stream stands at the head even if the last events were
     # not transactions of ours (rotations, heartbeats of another file).
     return isinstance(beat, Heartbeat) and beat.position >= head
 
 
-def _schema_change(event: QueryEvent, reader: object, evolver: SchemaEvolver,
+def _schema_change(statement: Statement, evolver: SchemaEvolver,
                    sinks: dict[str, TableSink], target: psycopg.Connection,
                    policy: BadValuePolicy) -> None:
-    position = BinlogPosition(getattr(reader, "log_file", "?"), getattr(reader, "log_pos", 0))
+    position = statement.position
     # A table copied after this statement already has it (in data and shape).
     done = {n for n, s in sinks.items()
             if s.snapshot_position is not None and position <= s.snapshot_position}
     # A DdlStop propagates: run() records phase `failed` with the statement.
-    changes = evolver.handle(event.query.strip(), position, target, done)
+    changes = evolver.handle(statement.query.strip(), position, target, done)
     for change in changes:
         sink = sinks[change.table]
         if change.truncate:

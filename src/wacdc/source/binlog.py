@@ -62,6 +62,15 @@ class Transaction:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """A statement on the tracked schema that is not a commit (DDL); `position` is just
+    after it in the binlog."""
+
+    query: str
+    position: BinlogPosition
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """Nothing new at the source for a while; `position` is where the stream stands."""
 
@@ -148,13 +157,15 @@ def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
         yield from _row_changes(stream, event, BinlogPosition(stream.log_file, stream.log_pos))
 
 
+StreamItem = Transaction | Heartbeat | Statement
+
+
 def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
-                 gtids: GtidState | None = None
-                 ) -> Iterator[Transaction | Heartbeat | QueryEvent]:
+                 gtids: GtidState | None = None) -> Iterator[StreamItem]:
     """Group the stream into source transactions.
 
     Yields Transaction at each commit, Heartbeat when the server reports no news, and
-    QueryEvent for DDL on the tracked schema (the caller decides what to do with it).
+    Statement for DDL on the tracked schema (the caller decides what to do with it).
     With `gtids`, each Transaction's end carries the GTID state after its commit.
     """
     pending: list[RowChange] = []
@@ -188,7 +199,7 @@ def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
             # DDL and other statements are their own implicit transaction.
             if (event.schema.decode() if isinstance(event.schema, bytes)
                     else event.schema) == schema:
-                yield event
+                yield Statement(query, position)
             yield Transaction(committed(), float(event.timestamp), pending)
             pending = []
         elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):

@@ -329,6 +329,17 @@ class CompiledDecoder:
 
     def __init__(self) -> None:
         self._plans: dict[int, tuple[Table, ImagePlan | None, str]] = {}
+        self._fallbacks: dict[tuple[str, str], int] = {}
+
+    def _fallback(self, table: str, reason: str) -> None:
+        metrics.decoder_fallback.labels(table=table, reason=reason).inc()
+        key = (table, reason)
+        self._fallbacks[key] = self._fallbacks.get(key, 0) + 1
+
+    def take_fallbacks(self) -> dict[tuple[str, str], int]:
+        """Fallbacks counted since the last call (a decode process reports them)."""
+        taken, self._fallbacks = self._fallbacks, {}
+        return taken
 
     def plan_for(self, event: RowsEvent) -> tuple[ImagePlan | None, str]:
         table = event.table_map[event.table_id]
@@ -351,11 +362,11 @@ class CompiledDecoder:
     def images(self, event: RowsEvent, where: str) -> tuple[tuple[str, ...], list[Image]] | None:
         """(column names, images in event order), or None when the library must decode."""
         if event.event_type not in _PLAIN_ROW_EVENTS:
-            metrics.decoder_fallback.labels(table=event.table, reason="event type").inc()
+            self._fallback(event.table, "event type")
             return None
         plan, reason = self.plan_for(event)
         if plan is None:
-            metrics.decoder_fallback.labels(table=event.table, reason=reason).inc()
+            self._fallback(event.table, reason)
             return None
         self._check_present(event, plan, where)
         packet = event.packet

@@ -1,0 +1,183 @@
+"""Where the binlog is read and decoded: in this process, or in a child process.
+
+With WACDC_DECODE_PROCESS=1 a child process owns the replication connection: it
+reads, decodes and groups the stream into transactions, and hands them over in
+order through one bounded queue (back-pressure: the child waits when the applier
+is behind). Nothing is applied or checkpointed in the child, so exactly-once stays
+what it is inline: the parent applies each transaction once, with its checkpoint,
+and after any failure both sides start again from the committed checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from wacdc import metrics
+from wacdc.config import DatabaseUrl
+from wacdc.errors import WacdcError
+from wacdc.log import configure_logging, get_logger
+from wacdc.source.binlog import (
+    Heartbeat,
+    Statement,
+    StreamItem,
+    Transaction,
+    open_stream,
+    transactions,
+)
+from wacdc.source.position import BinlogPosition, GtidState
+
+log = get_logger(__name__)
+
+QUEUE_BATCHES = 8  # batches in flight between the processes at most
+BATCH_CHANGES = 500  # a batch is handed over at this many row changes, or sooner
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Everything needed to open the stream, in either process (picklable)."""
+
+    url: DatabaseUrl
+    server_id: int
+    start: BinlogPosition
+    tables: list[str]
+    heartbeat_s: float
+    auto_position: str | None
+    mariadb: bool
+    decoder: str
+    gtid: str | None  # GTID state to fold transactions into (None: no GTIDs)
+    log_format: str = "auto"
+    log_level: str = "info"
+
+
+class ItemSource(Protocol):
+    items: Iterator[StreamItem]
+
+    def close(self) -> None: ...
+
+
+class InlineSource:
+    """Read and decode in this process (the default)."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.reader = _open(spec)
+        self.items = transactions(self.reader, spec.url.database, set(spec.tables),
+                                  _gtids(spec))
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _open(spec: StreamSpec) -> Any:
+    return open_stream(spec.url, spec.server_id, spec.start, spec.tables, blocking=True,
+                       heartbeat_s=spec.heartbeat_s, transactions=True,
+                       auto_position=spec.auto_position, mariadb=spec.mariadb,
+                       decoder=spec.decoder)
+
+
+def _gtids(spec: StreamSpec) -> GtidState | None:
+    return GtidState(spec.gtid, spec.mariadb) if spec.gtid or not spec.mariadb else None
+
+
+class DecodeProcessGone(WacdcError):
+    """The decode process ended without saying why (killed, out of memory)."""
+
+
+class ChildSource:
+    """Read and decode in a child process; transactions arrive here in binlog order."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded daemon
+        self.queue: Any = context.Queue(maxsize=QUEUE_BATCHES)
+        self.process = context.Process(target=_child_main, args=(spec, self.queue, os.getpid()),
+                                       name="wacdc-decode", daemon=True)
+        self.process.start()
+        self.items = self._receive()
+
+    def _receive(self) -> Iterator[StreamItem]:
+        while True:
+            try:
+                kind, payload, fallbacks = self.queue.get(timeout=1.0)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise DecodeProcessGone(
+                        f"the decode process exited (code {self.process.exitcode}) without "
+                        "a word; resuming from the checkpoint") from None
+                continue
+            for (table, reason), n in fallbacks.items():
+                metrics.decoder_fallback.labels(table=table, reason=reason).inc(n)
+            if kind == "items":
+                yield from payload
+            elif kind == "error":
+                raise payload
+            else:  # "end": the server closed the dump
+                return
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.queue.close()
+        self.queue.cancel_join_thread()
+
+
+def open_source(spec: StreamSpec, in_child: bool) -> ItemSource:
+    return ChildSource(spec) if in_child else InlineSource(spec)
+
+
+# --- the child --------------------------------------------------------------------------
+
+def _child_main(spec: StreamSpec, out: Any, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    configure_logging(spec.log_format, spec.log_level)
+    sender = _Sender(out, parent)
+    try:
+        source = InlineSource(spec)
+        decoder = source.reader.wacdc_decoder
+        batch: list[StreamItem] = []
+        changes = 0
+        for item in source.items:
+            batch.append(item)
+            if isinstance(item, Transaction):
+                changes += len(item.changes)
+            # Hand over at once when the applier waits (latency), else in batches.
+            if (isinstance(item, Heartbeat | Statement) or changes >= BATCH_CHANGES
+                    or out.empty()):
+                sender.send("items", batch, decoder)
+                batch, changes = [], 0
+        sender.send("items", batch, decoder)
+        sender.send("end", None, decoder)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent, which decides
+        sender.send("error", _picklable(exc), None)
+
+
+class _Sender:
+    def __init__(self, out: Any, parent: int) -> None:
+        self.out, self.parent = out, parent
+
+    def send(self, kind: str, payload: Any, decoder: Any) -> None:
+        fallbacks = decoder.take_fallbacks() if decoder is not None else {}
+        while True:
+            try:
+                self.out.put((kind, payload, fallbacks), timeout=0.5)
+                return
+            except queue.Full:
+                if os.getppid() != self.parent:  # the daemon died (kill -9): so do we
+                    os._exit(1)
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any pickling failure: send the text instead
+        return WacdcError(f"{type(exc).__name__}: {exc}")
