@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(source_db: SourceDb
         for _ in range(20):
             proc = _start_daemon(env)
             time.sleep(rng.uniform(0.3, 1.5))  # the random moment of the kill
-            assert proc.poll() is None, "the daemon died on its own"
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             assert proc.stderr is not None
@@ -317,7 +317,10 @@ def test_resume_by_gtid_after_the_file_positions_are_gone(source_db: SourceDb,
     with in_background(Workload(source_db, seed=21)) as done:
         for _ in range(4):
             proc = _start_daemon(env)
-            time.sleep(rng.uniform(0.5, 1.5))
+            # Kill it at a random moment once it streams (before that, there is no
+            # checkpoint of its own, so no GTID state to resume from).
+            _wait_streaming(target_db, proc)
+            time.sleep(rng.uniform(0.1, 1.0))
             assert proc.poll() is None, "the daemon died on its own"
             proc.send_signal(signal.SIGKILL)
             proc.wait()
