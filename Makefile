@@ -26,7 +26,7 @@ STREAMING_TESTS := tests/test_streaming.py tests/test_types.py tests/test_types_
 test: $(STAMP) servers lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	WACDC_TEST_ENV=WACDC_DECODER=library $(BIN)/pytest -q $(STREAMING_TESTS)
-	WACDC_TEST_ENV=WACDC_DECODE_PROCESS=1 $(BIN)/pytest -q tests/test_streaming.py
+	WACDC_TEST_ENV=WACDC_DECODE_IN=process $(BIN)/pytest -q tests/test_streaming.py
 
 demo: $(STAMP) servers
 	$(BIN)/wacdc demo $(DEMO_ARGS)

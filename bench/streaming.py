@@ -40,7 +40,7 @@ def _env(source_url: str, target_url: str, decoder: str = "compiled",
          decode_process: bool = False) -> dict[str, str]:
     return {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
             "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE, "WACDC_DECODER": decoder,
-            "WACDC_DECODE_PROCESS": "1" if decode_process else "0"}
+            "WACDC_DECODE_IN": "process" if decode_process else "inline"}
 
 
 def _wacdc(args: list[str], env: dict[str, str]) -> tuple[float, float, float | None]:

@@ -350,3 +350,45 @@ def test_resume_by_gtid_without_a_gtid_state_says_what_to_do(source_db: SourceDb
     result = run_cli("run", "--exit-when-caught-up", env=env)
     assert result.code == 2
     assert "WACDC_RESUME_FROM=gtid" in result.output and "no GTID state" in result.output
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_the_decode_process_follows_its_daemon(source_db: SourceDb, target_db: TargetDb
+                                               ) -> None:
+    """WACDC_DECODE_IN=process: the child reads, the daemon applies; kill -9 of the daemon
+    ends the child too (no reader left holding the replica server_id), and a restarted
+    daemon carries on exactly once."""
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
+                    WACDC_DECODE_IN="process")
+    with in_background(Workload(source_db, seed=5)) as done:
+        proc = _start_daemon(env)
+        _wait_streaming(target_db, proc)
+        deadline = time.monotonic() + 30
+        while not (children := _children(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) == 1, children
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+        deadline = time.monotonic() + 30
+        while _alive(children[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(children[0]), "the decode process outlived its daemon"
+    assert done[0] > 20
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output
+    assert '"decode_in": "process"' in result.output
+    _identical(source_db, target_db)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

@@ -197,10 +197,10 @@ class Settings(BaseSettings):
         default="compiled", validation_alias=AliasChoices("WACDC_DECODER", "decoder"),
         description="streaming: who decodes binlog row images: compiled (wacdc's per-table "
                     "plans, about 4x faster) or library (mysql-replication as it ships)")
-    decode_process: bool = Field(
-        default=False, validation_alias=AliasChoices("WACDC_DECODE_PROCESS", "decode_process"),
-        description="streaming: read and decode the binlog in a child process, apply in "
-                    "this one (uses a second core; see docs/benchmarks.md for when it pays)")
+    decode_in: Literal["inline", "process"] = Field(
+        default="inline", validation_alias=AliasChoices("WACDC_DECODE_IN", "decode_in"),
+        description="streaming: read and decode the binlog inline, or in a child process "
+                    "(a core of its own; docs/benchmarks.md says when it pays)")
     batch_max_seconds: float = Field(
         default=0.1, gt=0,
         validation_alias=AliasChoices("WACDC_BATCH_MAX_SECONDS", "batch_max_seconds"),

@@ -287,11 +287,11 @@ class StreamSession:
         self.source = open_source(StreamSpec(
             source_url, settings.effective_server_id(), checkpoint, list(self.sinks),
             HEARTBEAT_S, auto_position, mariadb, settings.decoder,
-            checkpoint.gtid, settings.log_format, settings.log_level), settings.decode_process)
+            checkpoint.gtid, settings.log_format, settings.log_level), settings.decode_in)
         self.items = self.source.items
         log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
                  resume_by="gtid" if auto_position else "position", decoder=settings.decoder,
-                 decode_process=settings.decode_process)
+                 decode_in=settings.decode_in)
         self.batch: list[Transaction] = []
         self.rows = 0
         self.first_at = 0.0

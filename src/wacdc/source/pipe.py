@@ -1,11 +1,12 @@
-"""Where the binlog is read and decoded: in this process, or in a child process.
+"""Where the binlog is read and decoded (WACDC_DECODE_IN): inline, or in a child process.
 
-With WACDC_DECODE_PROCESS=1 a child process owns the replication connection: it
-reads, decodes and groups the stream into transactions, and hands them over in
-order through one bounded queue (back-pressure: the child waits when the applier
-is behind). Nothing is applied or checkpointed in the child, so exactly-once stays
-what it is inline: the parent applies each transaction once, with its checkpoint,
-and after any failure both sides start again from the committed checkpoint.
+With `process` a child owns the replication connection: it reads, decodes and groups
+the stream into transactions, and hands them over in order through one bounded queue
+(back-pressure: the child waits when the applier is behind). Nothing is applied or
+checkpointed in the child, so exactly-once stays what it is inline: the daemon applies
+each transaction once, with its checkpoint, and after any failure both start again
+from the committed checkpoint. (A thread instead of a process was measured too: the
+GIL made it 2.3x slower than inline; see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -130,8 +131,22 @@ class ChildSource:
         self.queue.cancel_join_thread()
 
 
-def open_source(spec: StreamSpec, in_child: bool) -> ItemSource:
-    return ChildSource(spec) if in_child else InlineSource(spec)
+def _forward(items: Iterator[StreamItem], put: Any, decoder: Any) -> None:
+    """Group items into batches: at once when the consumer waits, else by size."""
+    batch: list[StreamItem] = []
+    changes = 0
+    for item in items:
+        batch.append(item)
+        if isinstance(item, Transaction):
+            changes += len(item.changes)
+        if isinstance(item, Heartbeat | Statement) or changes >= BATCH_CHANGES or put.idle():
+            put(("items", batch, decoder.take_fallbacks() if decoder is not None else {}))
+            batch, changes = [], 0
+    put(("items", batch, decoder.take_fallbacks() if decoder is not None else {}))
+
+
+def open_source(spec: StreamSpec, decode_in: str) -> ItemSource:
+    return ChildSource(spec) if decode_in == "process" else InlineSource(spec)
 
 
 # --- the child --------------------------------------------------------------------------
@@ -142,33 +157,25 @@ def _child_main(spec: StreamSpec, out: Any, parent: int) -> None:
     sender = _Sender(out, parent)
     try:
         source = InlineSource(spec)
-        decoder = source.reader.wacdc_decoder
-        batch: list[StreamItem] = []
-        changes = 0
-        for item in source.items:
-            batch.append(item)
-            if isinstance(item, Transaction):
-                changes += len(item.changes)
-            # Hand over at once when the applier waits (latency), else in batches.
-            if (isinstance(item, Heartbeat | Statement) or changes >= BATCH_CHANGES
-                    or out.empty()):
-                sender.send("items", batch, decoder)
-                batch, changes = [], 0
-        sender.send("items", batch, decoder)
-        sender.send("end", None, decoder)
-    except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent, which decides
-        sender.send("error", _picklable(exc), None)
+        _forward(source.items, sender, source.reader.wacdc_decoder)
+        sender(("end", None, {}))
+    except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent
+        sender(("error", _picklable(exc), {}))
 
 
 class _Sender:
+    """Puts messages on the queue to the daemon; exits if the daemon is gone."""
+
     def __init__(self, out: Any, parent: int) -> None:
         self.out, self.parent = out, parent
 
-    def send(self, kind: str, payload: Any, decoder: Any) -> None:
-        fallbacks = decoder.take_fallbacks() if decoder is not None else {}
+    def idle(self) -> bool:
+        return bool(self.out.empty())
+
+    def __call__(self, message: tuple) -> None:
         while True:
             try:
-                self.out.put((kind, payload, fallbacks), timeout=0.5)
+                self.out.put(message, timeout=0.5)
                 return
             except queue.Full:
                 if os.getppid() != self.parent:  # the daemon died (kill -9): so do we
