@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -372,6 +373,14 @@ def test_the_decode_process_follows_its_daemon(source_db: SourceDb, target_db: T
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(decoders) == 1, decoders
+        # The decode process dies (out of memory, say): the daemon starts another one and
+        # carries on from its checkpoint.
+        os.kill(decoders[0], signal.SIGKILL)
+        while not (again := [c for c in _children(proc.pid) if "spawn_main" in _cmdline(c)
+                             and c != decoders[0]]) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the daemon died with its decode process"
+            time.sleep(0.05)
+        assert again, "no new decode process"
         children = _children(proc.pid)  # the decode process (and multiprocessing's tracker)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -396,8 +396,13 @@ class CompiledDecoder:
         bitmaps = [event.columns_present_bitmap]
         if isinstance(event, UpdateRowsEvent):
             bitmaps.append(event.columns_present_bitmap2)
+        if event.number_of_columns != plan.width:
+            raise RowImageError(
+                f"a row event of {event.schema}.{event.table} at {where} has "
+                f"{event.number_of_columns} columns, its table map {plan.width}: the binlog "
+                "is inconsistent; run again with WACDC_DECODER=library to compare")
         for bitmap in bitmaps:
-            if event.number_of_columns != plan.width or bitmap != plan.all_present:
+            if bitmap != plan.all_present:
                 present = int.from_bytes(bitmap, "little")
                 missing = [n for k, n in enumerate(plan.names) if not present >> k & 1]
                 raise RowImageError(

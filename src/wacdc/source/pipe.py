@@ -1,8 +1,8 @@
 """Where the binlog is read and decoded (WACDC_DECODE_IN): inline, or in a child process.
 
 With `process` a child owns the replication connection: it reads, decodes and groups
-the stream into transactions, and hands them over in order through one bounded queue
-(back-pressure: the child waits when the applier is behind). Nothing is applied or
+the stream into transactions, and hands them over in order through one pipe (its
+buffer is the bound: the child waits when the applier is behind). Nothing is applied or
 checkpointed in the child, so exactly-once stays what it is inline: the daemon applies
 each transaction once, with its checkpoint, and after any failure both start again
 from the committed checkpoint. (A thread instead of a process was measured too: the
@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import queue
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from wacdc.source.position import BinlogPosition, GtidState
 
 log = get_logger(__name__)
 
-QUEUE_BATCHES = 8  # batches in flight between the processes at most
 BATCH_CHANGES = 500  # a batch is handed over at this many row changes, or sooner
 
 
@@ -86,31 +84,43 @@ def _gtids(spec: StreamSpec) -> GtidState | None:
     return GtidState(spec.gtid, spec.mariadb) if spec.gtid or not spec.mariadb else None
 
 
-class DecodeProcessGone(WacdcError):
-    """The decode process ended without saying why (killed, out of memory)."""
+class DecodeProcessGone(ConnectionError):
+    """The decode process ended without saying why (killed, out of memory): a source-side
+    failure like a dropped connection, so the daemon resumes from the checkpoint."""
 
 
 class ChildSource:
-    """Read and decode in a child process; transactions arrive here in binlog order."""
+    """Read and decode in a child process; transactions arrive here in binlog order.
+
+    They cross a one-way pipe: its buffer bounds what is in flight (the child blocks in
+    send while the daemon is behind). The daemon holds no write end, so a child that
+    dies, even halfway through a message, is seen at once as the end of the pipe."""
 
     def __init__(self, spec: StreamSpec) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a threaded daemon
-        self.queue: Any = context.Queue(maxsize=QUEUE_BATCHES)
-        self.process = context.Process(target=_child_main, args=(spec, self.queue, os.getpid()),
+        self.conn, child_end = context.Pipe(duplex=False)
+        self.waiting = context.Event()  # set while the daemon waits for items
+        self.process = context.Process(target=_child_main,
+                                       args=(spec, child_end, self.waiting),
                                        name="wacdc-decode", daemon=True)
         self.process.start()
+        child_end.close()
         self.items = self._receive()
 
     def _receive(self) -> Iterator[StreamItem]:
         while True:
             try:
-                kind, payload, fallbacks = self.queue.get(timeout=1.0)
-            except queue.Empty:
-                if not self.process.is_alive():
-                    raise DecodeProcessGone(
-                        f"the decode process exited (code {self.process.exitcode}) without "
-                        "a word; resuming from the checkpoint") from None
-                continue
+                if not self.conn.poll(0):
+                    self.waiting.set()
+                    while not self.conn.poll(1.0):
+                        pass
+                    self.waiting.clear()
+                kind, payload, fallbacks = self.conn.recv()
+            except (EOFError, OSError):
+                self.process.join(timeout=5)
+                raise DecodeProcessGone(
+                    f"the decode process exited (code {self.process.exitcode}) without "
+                    "a word; resuming from the checkpoint") from None
             for (table, reason), n in fallbacks.items():
                 metrics.decoder_fallback.labels(table=table, reason=reason).inc(n)
             if kind == "items":
@@ -127,8 +137,7 @@ class ChildSource:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
-        self.queue.close()
-        self.queue.cancel_join_thread()
+        self.conn.close()
 
 
 def _forward(items: Iterator[StreamItem], put: Any, decoder: Any) -> None:
@@ -151,35 +160,34 @@ def open_source(spec: StreamSpec, decode_in: str) -> ItemSource:
 
 # --- the child --------------------------------------------------------------------------
 
-def _child_main(spec: StreamSpec, out: Any, parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+def _child_main(spec: StreamSpec, out: Any, waiting: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's to handle
     configure_logging(spec.log_format, spec.log_level)
-    sender = _Sender(out, parent)
+    sender = _Sender(out, waiting)
     try:
         source = InlineSource(spec)
         _forward(source.items, sender, source.reader.wacdc_decoder)
         sender(("end", None, {}))
-    except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent
-        sender(("error", _picklable(exc), {}))
+    except (BrokenPipeError, ConnectionResetError):
+        os._exit(1)  # the daemon is gone (kill -9): so are we
+    except BaseException as exc:  # noqa: BLE001 - every failure goes to the daemon
+        try:
+            sender(("error", _picklable(exc), {}))
+        except (BrokenPipeError, ConnectionResetError):
+            os._exit(1)
 
 
 class _Sender:
-    """Puts messages on the queue to the daemon; exits if the daemon is gone."""
+    """Sends batches to the daemon: at once while it waits for them."""
 
-    def __init__(self, out: Any, parent: int) -> None:
-        self.out, self.parent = out, parent
+    def __init__(self, out: Any, waiting: Any) -> None:
+        self.out, self.waiting = out, waiting
 
     def idle(self) -> bool:
-        return bool(self.out.empty())
+        return bool(self.waiting.is_set())
 
     def __call__(self, message: tuple) -> None:
-        while True:
-            try:
-                self.out.put(message, timeout=0.5)
-                return
-            except queue.Full:
-                if os.getppid() != self.parent:  # the daemon died (kill -9): so do we
-                    os._exit(1)
+        self.out.send(message)
 
 
 def _picklable(exc: BaseException) -> BaseException:
