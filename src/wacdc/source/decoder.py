@@ -87,7 +87,7 @@ def _date3(packed: int) -> Any:
         return ZERO_DATE
 
 
-def _time2(raw: bytes, frac_bytes: int) -> dt.timedelta:
+def time2(raw: bytes, frac_bytes: int) -> dt.timedelta:
     # One big-endian offset-binary integer: int part and fraction together.
     value = int.from_bytes(raw, "big") - (1 << (8 * (3 + frac_bytes) - 1))
     sign = -1 if value < 0 else 1
@@ -180,7 +180,7 @@ class ImagePlan:
             bytes([(1 << (self.width % 8)) - 1]) if self.width % 8 else b"")
         self._namespace: dict[str, Any] = {
             "_from_bytes": int.from_bytes, "_datetime2": _datetime2, "_date3": _date3,
-            "_time2": _time2, "_EPOCH": _EPOCH, "_timedelta": _timedelta,
+            "_time2": time2, "_EPOCH": _EPOCH, "_timedelta": _timedelta,
             "_fsp_micro": _fsp_micro, "_json_binary": _json_binary, "_ZERO_DATE": ZERO_DATE,
             "_errors": errors}
         body = self._generate(columns)

@@ -17,6 +17,7 @@ from pymysqlreplication.table import Table
 
 from wacdc.errors import RowImageError
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
+from wacdc.source.decoder import time2
 
 _MARKERS = {
     NONE_SOURCE.OUT_OF_DATE_RANGE: ZERO_DATE,
@@ -48,20 +49,15 @@ def _read_time2(self: RowsEvent, column: Any) -> dt.timedelta:
     """TIME(fsp) as MySQL packs it: one big-endian offset-binary integer, int part + fraction.
 
     mysql-replication 1.0.17 negates the int part and the fraction separately, which
-    turns -838:59:58.999999 into -838:59:58.000001; this reads the whole value at once.
+    turns -838:59:58.999999 into -838:59:58.000001; this reads the whole value at once,
+    as the compiled decoder does.
     """
     frac_bytes = (column.fsp + 1) // 2
-    raw = self.packet.read(3 + frac_bytes)
-    value = int.from_bytes(raw, "big") - (1 << (8 * (3 + frac_bytes) - 1))
-    sign = -1 if value < 0 else 1
-    value = abs(value)
-    hms, frac = value >> (8 * frac_bytes), value & ((1 << (8 * frac_bytes)) - 1)
-    micro = frac * 10 ** (6 - 2 * frac_bytes) if frac_bytes else 0
-    return sign * dt.timedelta(hours=(hms >> 12) & 0x3FF, minutes=(hms >> 6) & 0x3F,
-                               seconds=hms & 0x3F, microseconds=micro)
+    return time2(self.packet.read(3 + frac_bytes), frac_bytes)
 
 
-# Name-mangled private method of the library; replaced until our own decoder (issue 9) lands.
+# Name-mangled private method of the library: fixed for WACDC_DECODER=library and for the
+# events the compiled decoder leaves to the library (source/decoder.py reads TIME2 itself).
 RowsEvent._RowsEvent__read_time2 = _read_time2  # type: ignore[attr-defined]
 
 
