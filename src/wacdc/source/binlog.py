@@ -23,7 +23,12 @@ from pymysqlreplication.event import (
     RotateEvent,
     XidEvent,
 )
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import (
+    DeleteRowsEvent,
+    PartialUpdateRowsEvent,
+    UpdateRowsEvent,
+    WriteRowsEvent,
+)
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import RowImageError
@@ -92,7 +97,10 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     TableMapMemo.enabled = decoder == "compiled"
     settings = connection_kwargs(url)
     settings.pop("database")
-    events: list[type] = [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
+    # MySQL's partial-JSON updates come as their own event class: subscribed, so they stop
+    # the stream with a clear error instead of being dropped by the library's filter.
+    events: list[type] = [WriteRowsEvent, UpdateRowsEvent, PartialUpdateRowsEvent,
+                          DeleteRowsEvent]
     if transactions:
         events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
                    MysqlGtidEvent]
@@ -117,12 +125,11 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     return stream
 
 
-_OPS = {WriteRowsEvent: "insert", UpdateRowsEvent: "update", DeleteRowsEvent: "delete"}
-
-
 def _row_changes(stream: BinLogStreamReader, event: Any, position: BinlogPosition
                  ) -> Iterator[RowChange]:
-    table, op = event.table, _OPS[type(event)]
+    table = event.table
+    op = "insert" if isinstance(event, WriteRowsEvent) else \
+        "delete" if isinstance(event, DeleteRowsEvent) else "update"
     decoder: CompiledDecoder | None = stream.wacdc_decoder
     decoded = decoder.images(event, str(position)) if decoder is not None else None
     if decoded is not None:
