@@ -66,11 +66,6 @@ _COMPRESSED_BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _datetime, _date, _timedelta = dt.datetime, dt.date, dt.timedelta
 
 
-def _fsp_micro(raw: int, fsp: int) -> int:
-    """The fractional part as the server packs it (1-3 bytes) -> microseconds."""
-    return (raw // 10 if fsp % 2 else raw) * 10 ** (6 - fsp)
-
-
 def _datetime2(packed: int, micro: int) -> Any:
     year_month = (packed >> 22) & 0x1FFFF
     try:
@@ -181,7 +176,7 @@ class ImagePlan:
         self._namespace: dict[str, Any] = {
             "_from_bytes": int.from_bytes, "_datetime2": _datetime2, "_date3": _date3,
             "_time2": time2, "_EPOCH": _EPOCH, "_timedelta": _timedelta,
-            "_fsp_micro": _fsp_micro, "_json_binary": _json_binary, "_ZERO_DATE": ZERO_DATE,
+            "_json_binary": _json_binary, "_ZERO_DATE": ZERO_DATE,
             "_errors": errors}
         body = self._generate(columns)
         names = ", ".join(f"v{i}" for i in range(self.width))
@@ -273,14 +268,12 @@ class ImagePlan:
             return [f"{v} = _dec{i}(buf[pos:pos + {size}])", f"pos += {size}"]
         if t == FIELD_TYPE.DATETIME2:
             frac = (column.fsp + 1) // 2
-            micro = (f"_fsp_micro(_from_bytes(buf[pos + 5:pos + {5 + frac}], 'big'), "
-                     f"{column.fsp})") if frac else "0"
+            micro = self._micro(5, column.fsp)
             return [f"{v} = _datetime2(_from_bytes(buf[pos:pos + 5], 'big'), {micro})",
                     f"pos += {5 + frac}"]
         if t == FIELD_TYPE.TIMESTAMP2:
             frac = (column.fsp + 1) // 2
-            micro = (f"_fsp_micro(_from_bytes(buf[pos + 4:pos + {4 + frac}], 'big'), "
-                     f"{column.fsp})") if frac else "0"
+            micro = self._micro(4, column.fsp)
             return [f"{v} = _EPOCH + _timedelta(seconds=_from_bytes(buf[pos:pos + 4], 'big'),"
                     f" microseconds={micro})", f"pos += {4 + frac}"]
         if t == FIELD_TYPE.TIME2:
@@ -302,6 +295,16 @@ class ImagePlan:
             return [f"{v} = format(_from_bytes(buf[pos:pos + {column.bytes}], 'big') & "
                     f"{(1 << column.bits) - 1}, '0{column.bits}b')", f"pos += {column.bytes}"]
         raise Unsupported(f"column type {t}")
+
+    @staticmethod
+    def _micro(offset: int, fsp: int) -> str:
+        """Expression for the fraction after `offset` bytes, in microseconds. The server
+        packs fsp 1-2 in 1 byte, 3-4 in 2, 5-6 in 3; an odd fsp keeps one digit too many."""
+        frac = (fsp + 1) // 2
+        if not frac:
+            return "0"
+        raw = f"_from_bytes(buf[pos + {offset}:pos + {offset + frac}], 'big')"
+        return f"({raw}{' // 10' if fsp % 2 else ''} * {10 ** (6 - fsp)})"
 
     @staticmethod
     def _length(size: int) -> str:
