@@ -72,3 +72,18 @@ def row_counts(source: SourceDb, tables: list[str]) -> dict[str, int]:
             cur.execute(f"SELECT COUNT(*) FROM `{table}`")
             counts[table] = cur.fetchone()[0]
     return counts
+
+
+def assert_same_gtid_state(cur: Any, flavour: str, stored: str | None) -> None:
+    """The checkpoint's GTID state is the source's executed state, judged by the server
+    itself (MySQL's GTID_SUBSET both ways: tags and interval order are its business)."""
+    assert stored, "the checkpoint has no GTID state"
+    if flavour == "mariadb":
+        cur.execute("SELECT @@global.gtid_binlog_pos")
+        assert stored == cur.fetchone()[0]
+        return
+    cur.execute("SELECT GTID_SUBSET(%s, @@global.gtid_executed), "
+                "GTID_SUBSET(@@global.gtid_executed, %s), @@global.gtid_executed",
+                (stored, stored))
+    inside, covers, executed = cur.fetchone()
+    assert (inside, covers) == (1, 1), f"checkpoint {stored!r} != gtid_executed {executed!r}"

@@ -1,14 +1,23 @@
-"""Session-scoped private servers and per-test fresh databases (see tests/harness.py)."""
+"""Session-scoped private servers and per-test fresh databases (see tests/harness.py).
+
+`mysql_server` is parametrized by source flavour: every test that uses a source runs on
+MariaDB and on Oracle MySQL (ids `[mariadb]`, `[mysql]`). WACDC_TEST_FLAVOURS=mysql (or
+mariadb) narrows a run. A flavour that cannot be started is a skip with the reason on a
+developer machine, and a failure on CI (CI=true): CI must test both.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.harness import (
+    FLAVOURS,
     ServerHandle,
     SourceDb,
+    SourceUnavailable,
     TargetDb,
     create_source_db,
     create_target_db,
@@ -19,9 +28,24 @@ from tests.harness import (
 )
 
 
-@pytest.fixture(scope="session")
-def mysql_server() -> Iterator[ServerHandle]:
-    server = start_mysql()
+def _flavours() -> list[str]:
+    wanted = [f.strip() for f in os.environ.get("WACDC_TEST_FLAVOURS", ",".join(FLAVOURS))
+              .split(",") if f.strip()]
+    unknown = set(wanted) - set(FLAVOURS)
+    if unknown:
+        raise pytest.UsageError(f"WACDC_TEST_FLAVOURS: unknown {sorted(unknown)}; "
+                                f"choose from {', '.join(FLAVOURS)}")
+    return wanted
+
+
+@pytest.fixture(scope="session", params=_flavours())
+def mysql_server(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
+    try:
+        server = start_mysql(request.param)
+    except SourceUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{request.param} source unavailable on CI: {exc}", pytrace=False)
+        pytest.skip(f"{request.param} source unavailable: {exc}")
     try:
         yield server
     finally:
@@ -57,6 +81,12 @@ def target_db(pg_server: ServerHandle) -> Iterator[TargetDb]:
     db = create_target_db(pg_server)
     yield db
     drop_target_db(db)
+
+
+def only_on(server: ServerHandle, flavour: str, why: str) -> None:
+    """Skip unless the source is of this flavour; `why` says what the other one lacks."""
+    if server.flavour != flavour:
+        pytest.skip(f"{flavour} only: {why}")
 
 
 def require_control(server: ServerHandle) -> None:

@@ -1,9 +1,12 @@
 """Test servers and databases: private binaries, testcontainers, or given URLs.
 
-Order of preference:
-1. WACDC_TEST_MYSQL_URL / WACDC_TEST_PG_URL: existing servers (no stop/kill/restart).
-2. Docker present: testcontainers (mysql:8.0 with the binlog flags, postgres:16).
-3. Otherwise private servers from the installed binaries (wacdc.embedded).
+Every real-server test runs once per source flavour, `mariadb` and `mysql` (Oracle
+MySQL 8/9), each from, in order of preference:
+1. WACDC_TEST_MYSQL_URL / WACDC_TEST_PG_URL: existing servers (no stop/kill/restart);
+   the given source's flavour runs, the other one is skipped.
+2. Private servers from installed binaries (wacdc.embedded): mariadbd; an Oracle mysqld
+   >= 8.0, or the Debian sid root with MySQL 9 that scripts/mysql-root.sh builds.
+3. Docker present: testcontainers (mariadb:10.11 / mysql:9, postgres:16).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import pymysql
 from wacdc.config import DatabaseUrl, parse_url
 from wacdc.embedded import (
     MariaDBServer,
+    MySQLServer,
     PostgresServer,
     docker_available,
+    find_binary,
+    find_oracle_mysql,
     start_mysql_container,
     start_postgres_container,
 )
@@ -32,13 +38,23 @@ REPO = Path(__file__).resolve().parent.parent
 WHATSAPP_DDL = REPO / "config" / "whatsapp_mysql.sql"
 
 
+FLAVOURS = ("mariadb", "mysql")
+
+
 class ServerHandle:
-    """A server the tests talk to; `controllable` ones can be stopped, killed and restarted."""
+    """A server the tests talk to; `controllable` ones can be stopped, killed and restarted.
+
+    `flavour` is the source's kind: "mariadb" or "mysql" (Oracle MySQL), "postgres"."""
 
     controllable = False
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, flavour: str = "postgres") -> None:
         self.base_url = url
+        self.flavour = flavour
+
+    @property
+    def is_mariadb(self) -> bool:
+        return self.flavour == "mariadb"
 
     def url(self, database: str) -> str:
         parsed = self.base_url.rstrip("/")
@@ -57,10 +73,11 @@ class ServerHandle:
 class EmbeddedHandle(ServerHandle):
     controllable = True
 
-    def __init__(self, server: MariaDBServer | PostgresServer) -> None:
+    def __init__(self, server: MariaDBServer | MySQLServer | PostgresServer,
+                 flavour: str) -> None:
         self.server = server
         server.start()
-        super().__init__(server.url(""))
+        super().__init__(server.url(""), flavour)
 
     def stop(self) -> None:
         self.server.stop()
@@ -83,9 +100,9 @@ class ContainerHandle(ServerHandle):
 
     controllable = True
 
-    def __init__(self, container: object, url: str) -> None:
+    def __init__(self, container: object, url: str, flavour: str) -> None:
         self.container = container
-        super().__init__(url)
+        super().__init__(url, flavour)
 
     def _docker(self):  # type: ignore[no-untyped-def]
         return self.container.get_wrapped_container()  # type: ignore[attr-defined]
@@ -106,20 +123,44 @@ class ContainerHandle(ServerHandle):
         self.container.stop()  # type: ignore[attr-defined]
 
 
-def start_mysql() -> ServerHandle:
-    if os.environ.get("WACDC_TEST_MYSQL_URL"):
-        return ServerHandle(os.environ["WACDC_TEST_MYSQL_URL"])
+class SourceUnavailable(RuntimeError):
+    """This source flavour cannot be started here (the message says how to get it)."""
+
+
+def source_flavour(url: str) -> str:
+    with mysql_connect(url, database="") as conn:
+        return "mariadb" if "mariadb" in conn.get_server_info().lower() else "mysql"
+
+
+def start_mysql(flavour: str) -> ServerHandle:
+    """A source server of this flavour, or SourceUnavailable saying why not."""
+    given = os.environ.get("WACDC_TEST_MYSQL_URL")
+    if given:
+        found = source_flavour(given)
+        if found != flavour:
+            raise SourceUnavailable(f"WACDC_TEST_MYSQL_URL is a {found} server; the "
+                                    f"{flavour} runs need a private one (unset it)")
+        return ServerHandle(given, flavour)
+    if flavour == "mariadb" and find_binary("mariadbd"):
+        return EmbeddedHandle(MariaDBServer(), flavour)
+    if flavour == "mysql" and find_oracle_mysql():
+        return EmbeddedHandle(MySQLServer(), flavour)
     if docker_available():
-        return ContainerHandle(*start_mysql_container())
-    return EmbeddedHandle(MariaDBServer())
+        return ContainerHandle(*start_mysql_container(flavour), flavour)
+    if flavour == "mysql":
+        raise SourceUnavailable(
+            "no Oracle MySQL: as root, `make servers` builds a Debian sid root with MySQL 9 "
+            "(scripts/mysql-root.sh); or install mysql-server 8.0+, or start Docker")
+    raise SourceUnavailable("no MariaDB: install mariadb-server (`make servers` as root), "
+                            "or start Docker")
 
 
 def start_postgres() -> ServerHandle:
     if os.environ.get("WACDC_TEST_PG_URL"):
         return ServerHandle(os.environ["WACDC_TEST_PG_URL"])
     if docker_available():
-        return ContainerHandle(*start_postgres_container())
-    return EmbeddedHandle(PostgresServer())
+        return ContainerHandle(*start_postgres_container(), "postgres")
+    return EmbeddedHandle(PostgresServer(), "postgres")
 
 
 # --- databases ----------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
+
 import pytest
 
 from tests.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
@@ -10,6 +14,21 @@ from tests.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
 def _set_global(db: SourceDb, name: str, value: str) -> None:
     with mysql_connect(db.server.url(""), database="") as conn, conn.cursor() as cur:
         cur.execute(f"SET GLOBAL {name} = {value}")
+
+
+@contextlib.contextmanager
+def _global(db: SourceDb, name: str, value: str, restore: str) -> Iterator[None]:
+    """A global setting for the block. The server is shared by the whole session: it is
+    put back (and MySQL's SET PERSIST by `check --fix` forgotten) even when the test fails."""
+    _set_global(db, name, value)
+    try:
+        yield
+    finally:
+        _set_global(db, name, restore)
+        if db.server.flavour == "mysql":
+            with mysql_connect(db.server.url(""), database="") as conn, \
+                    conn.cursor() as cur:
+                cur.execute(f"RESET PERSIST IF EXISTS {name}")
 
 
 def test_check_passes_on_a_ready_source(source_db: SourceDb, target_db: TargetDb) -> None:
@@ -27,8 +46,7 @@ def test_check_passes_on_a_ready_source(source_db: SourceDb, target_db: TargetDb
 def test_minimal_metadata_is_a_finding_and_fix_clears_it(source_db: SourceDb,
                                                          target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db)
-    _set_global(source_db, "binlog_row_metadata", "'MINIMAL'")
-    try:
+    with _global(source_db, "binlog_row_metadata", "'MINIMAL'", "'FULL'"):
         result = run_cli("check", env=env)
         assert result.code == 1, result.output
         problem = [ln for ln in result.stdout.splitlines() if ln.startswith("PROBLEM")]
@@ -37,25 +55,35 @@ def test_minimal_metadata_is_a_finding_and_fix_clears_it(source_db: SourceDb,
 
         fixed = run_cli("check", "--fix", env=env)
         assert fixed.code == 0, fixed.output
-        assert "changed SET GLOBAL binlog_row_metadata = FULL (was MINIMAL)" in fixed.stdout
+        # MySQL keeps it across restarts; MariaDB has no SET PERSIST (the note says my.cnf).
+        verb = "SET GLOBAL" if source_db.server.is_mariadb else "SET PERSIST"
+        assert f"changed {verb} binlog_row_metadata = FULL (was MINIMAL)" in fixed.stdout
         assert run_cli("check", env=env).code == 0
-    finally:
-        _set_global(source_db, "binlog_row_metadata", "'FULL'")
+        if not source_db.server.is_mariadb:
+            with source_db.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT VARIABLE_VALUE FROM performance_schema.persisted_variables"
+                            " WHERE VARIABLE_NAME = 'binlog_row_metadata'")
+                assert cur.fetchone() == ("FULL",)
 
 
 def test_row_image_and_compression_findings(source_db: SourceDb, target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db)
-    _set_global(source_db, "binlog_row_image", "'MINIMAL'")
-    _set_global(source_db, "log_bin_compress", "ON")
-    try:
+    # MariaDB's compressed events cannot be read yet; MySQL's compressed transactions are.
+    compression = "log_bin_compress" if source_db.server.is_mariadb \
+        else "binlog_transaction_compression"
+    with _global(source_db, "binlog_row_image", "'MINIMAL'", "'FULL'"), \
+            _global(source_db, compression, "ON", "OFF"):
         result = run_cli("check", env=env)
         assert result.code == 1
-        problems = "\n".join(ln for ln in result.stdout.splitlines() if ln.startswith("PROBLEM"))
-        assert "binlog_row_image" in problems and "log_bin_compress" in problems
+        problems = "\n".join(ln for ln in result.stdout.splitlines()
+                             if ln.startswith("PROBLEM"))
+        assert "binlog_row_image" in problems
+        assert (compression in problems) == source_db.server.is_mariadb, result.stdout
+        if not source_db.server.is_mariadb:
+            assert any(ln.startswith("ok") and "binlog_transaction_compression" in ln
+                       and "ON (compressed transactions are decompressed" in ln
+                       for ln in result.stdout.splitlines()), result.stdout
         assert run_cli("check", "--fix", env=env).code == 0
-    finally:
-        _set_global(source_db, "binlog_row_image", "'FULL'")
-        _set_global(source_db, "log_bin_compress", "OFF")
 
 
 def test_table_without_primary_key_is_named(empty_source_db: SourceDb,
@@ -92,7 +120,7 @@ def test_missing_privilege_is_reported(source_db: SourceDb, target_db: TargetDb)
         cur.execute(f"GRANT REPLICATION CLIENT ON *.* TO '{user}'@'%'")
     try:
         base = source_db.server.url(source_db.name)
-        url = base.replace("root@", f"{user}:Sekr3t-pw@", 1)
+        url = re.sub(r"//root(:[^@]*)?@", f"//{user}:Sekr3t-pw@", base, count=1)
         assert url != base
         result = run_cli("check", env=wacdc_env(url, target_db))
         assert result.code == 1, result.output

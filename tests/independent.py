@@ -1,0 +1,121 @@
+"""Row-by-row comparison of source and target that shares no code with wacdc.
+
+tests/compare.py runs wacdc's own converters over the source rows; a converter bug would
+then hide on both sides. This one reads MySQL with PyMySQL's stock conversions and
+PostgreSQL with psycopg's, and relates them by the PostgreSQL column type alone, with
+the documented conversions written out here: tinyint(1) -> boolean, JSON -> jsonb
+(compared as parsed documents, numbers exact), a JSON array -> text[] (SQL NULL and
+JSON null -> '{}'), TIMESTAMP -> timestamptz (UTC), BIT(1) -> boolean.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pymysql
+
+from tests.harness import SourceDb, TargetDb
+
+
+def _json(text: str | bytes | None) -> Any:
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode()
+    return json.loads(text, parse_float=Decimal)
+
+
+def _source_value(value: Any, pg_type: str) -> Any:
+    """A PyMySQL value in the form psycopg gives for that PostgreSQL column type."""
+    if pg_type == "jsonb":
+        return _json(value)
+    if pg_type == "ARRAY":
+        parsed = _json(value)
+        return [] if parsed is None else parsed
+    if value is None:
+        return None
+    if pg_type == "boolean":
+        if isinstance(value, bytes):  # BIT(1)
+            return value != b"\x00"
+        return bool(value)
+    if pg_type == "timestamp with time zone":
+        return value.replace(tzinfo=dt.UTC)
+    if pg_type == "bytea":
+        return bytes(value)
+    return value
+
+
+def _target_value(value: Any, pg_type: str) -> Any:
+    if pg_type == "jsonb":
+        return _json(value)  # selected as text: numbers stay exact
+    if isinstance(value, memoryview):
+        return bytes(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    return value
+
+
+def independent_differences(source: SourceDb, target: TargetDb, tables: list[str],
+                            schema: str = "public", limit: int = 5) -> dict[str, list[str]]:
+    """{table: [difference, ...]} for each table that differs; {} when all are identical."""
+    found: dict[str, list[str]] = {}
+    with psycopg.connect(target.url) as pg, \
+            pymysql.connect(**_mysql_args(source)) as my:
+        with my.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+        for table in tables:
+            diffs = _table_differences(my, pg, schema, table, limit)
+            if diffs:
+                found[table] = diffs
+    return found
+
+
+def _mysql_args(source: SourceDb) -> dict[str, Any]:
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(source.url)
+    return {"host": url.hostname, "port": url.port, "user": unquote(url.username or ""),
+            "password": unquote(url.password or ""), "database": url.path.lstrip("/"),
+            "charset": "utf8mb4"}
+
+
+def _table_differences(my: pymysql.connections.Connection, pg: psycopg.Connection,
+                       schema: str, table: str, limit: int) -> list[str]:
+    with my.cursor() as cur:
+        cur.execute(f"SELECT * FROM `{table}`")
+        names = [d[0] for d in cur.description]
+        source_rows = cur.fetchall()
+    types = dict(pg.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s", (schema, table)).fetchall())
+    missing = [n for n in names if n not in types]
+    if missing:
+        return [f"target lacks columns {missing}"]
+    key = [r[0] for r in pg.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey, a.attnum)", (f'"{schema}"."{table}"',)).fetchall()]
+    select = ", ".join(f'"{n}"::text' if types[n] == "jsonb" else f'"{n}"' for n in names)
+    target_rows = pg.execute(f'SELECT {select} FROM "{schema}"."{table}"').fetchall()
+    positions = [names.index(k) for k in key]
+
+    def keyed(rows: list, convert: Any) -> dict[tuple, list]:
+        out = {}
+        for row in rows:
+            values = [convert(v, types[n]) for v, n in zip(row, names, strict=True)]
+            out[tuple(values[p] for p in positions)] = values
+        return out
+
+    want, have = keyed(list(source_rows), _source_value), keyed(target_rows, _target_value)
+    diffs = [f"only in MySQL: {k}" for k in want.keys() - have.keys()]
+    diffs += [f"only in PostgreSQL: {k}" for k in have.keys() - want.keys()]
+    for k in want.keys() & have.keys():
+        for name, a, b in zip(names, want[k], have[k], strict=True):
+            if a != b:
+                diffs.append(f"{k} {name}: MySQL {a!r} != PostgreSQL {b!r}")
+    return sorted(diffs)[:limit] + ([f"... {len(diffs) - limit} more"]
+                                     if len(diffs) > limit else [])
