@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pymysql
-from pymysqlreplication.gtid import Gtid, GtidSet
+
+from wacdc.source.gtid import MysqlGtidSet
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def current_position(conn: pymysql.connections.Connection) -> BinlogPosition:
             raise RuntimeError("the source has binary logging off (SHOW MASTER STATUS is empty); "
                                "see wacdc check")
         file, pos = row[0], int(row[1])
-        gtid = row[4] if len(row) > 4 and row[4] else None
+        gtid = str(row[4]).replace("\n", "") if len(row) > 4 and row[4] else None
         if gtid is None:
             cur.execute("SELECT @@global.gtid_binlog_pos" if _is_mariadb(conn)
                         else "SELECT @@global.gtid_executed")
@@ -66,7 +67,9 @@ class GtidState:
     """The source's GTID state after each applied transaction, for auto-position resume.
 
     MariaDB's state is one `domain-server-seq` per replication domain; MySQL's is the
-    executed GTID set (`uuid:1-100,...`). Starting from the snapshot's state, each
+    executed GTID set (`uuid:1-100:tag:1-5,...`, tags since MySQL 8.3; see
+    wacdc.source.gtid). `str()` is one line (uuids joined by `,` without MySQL's
+    newline). Starting from the snapshot's state, each
     transaction's GTID is folded in at its commit, so the checkpoint carries a state a
     new primary (after a failover, other binlog file names) can resume from.
     """
@@ -74,25 +77,26 @@ class GtidState:
     def __init__(self, start: str | None, mariadb: bool) -> None:
         self.mariadb = mariadb
         self._domains: dict[str, str] = {}
-        self._mysql_set: GtidSet | None = None
+        self._mysql_set: MysqlGtidSet | None = None
         if mariadb:
             for item in (start or "").split(","):
                 if item.strip():
                     self._domains[item.strip().split("-", 1)[0]] = item.strip()
         else:
-            self._mysql_set = GtidSet(start or "")
+            self._mysql_set = MysqlGtidSet(start or "")
 
     def advance(self, gtid: str) -> None:
         if self.mariadb:
             self._domains[gtid.split("-", 1)[0]] = gtid
         else:
             assert self._mysql_set is not None
-            self._mysql_set = self._mysql_set + Gtid(gtid)
+            self._mysql_set.add(gtid)  # uuid:N or uuid:tag:N; a repeat is a no-op
 
     def __str__(self) -> str:
         if self.mariadb:
             return ",".join(self._domains[d] for d in sorted(self._domains, key=int))
-        return str(self._mysql_set).replace("\n", "")
+        assert self._mysql_set is not None
+        return self._mysql_set.to_string(",")
 
 
 def binlog_file_sizes(conn: pymysql.connections.Connection) -> dict[str, int]:
