@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 
 from pymysqlreplication.constants import BINLOG, FIELD_TYPE
 from pymysqlreplication.event import BinLogEvent
-from pymysqlreplication.json_binary import parse_json
 from pymysqlreplication.row_event import (
     DeleteRowsEvent,
     RowsEvent,
@@ -46,6 +45,7 @@ from wacdc import metrics
 from wacdc.errors import RowImageError
 from wacdc.log import get_logger
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
+from wacdc.source.jsonbinary import json_text
 
 log = get_logger(__name__)
 
@@ -54,7 +54,9 @@ DECODERS = ("compiled", "library")
 # Event types whose images the plan reads (MySQL's PARTIAL_UPDATE_ROWS_EVENT is not one).
 _PLAIN_ROW_EVENTS = frozenset({
     BINLOG.WRITE_ROWS_EVENT_V1, BINLOG.UPDATE_ROWS_EVENT_V1, BINLOG.DELETE_ROWS_EVENT_V1,
-    BINLOG.WRITE_ROWS_EVENT_V2, BINLOG.UPDATE_ROWS_EVENT_V2, BINLOG.DELETE_ROWS_EVENT_V2})
+    BINLOG.WRITE_ROWS_EVENT_V2, BINLOG.UPDATE_ROWS_EVENT_V2, BINLOG.DELETE_ROWS_EVENT_V2,
+    BINLOG.PARTIAL_UPDATE_ROWS_EVENT})
+_PARTIAL_JSON_OPTION = 1  # binlog_row_value_options bit of a partial-update after image
 # The wrapper reads a 20-byte header (OK byte + 19-byte event header) before the body.
 _HEADER = 20
 
@@ -129,8 +131,13 @@ def _set_reader(members: list[str] | None) -> Callable[[int], Any]:
     return read
 
 
-def _json_binary(data: bytes) -> Any:
-    return None if not data else parse_json(data[0], data[1:])
+def _json_binary(data: bytes) -> str:
+    """MySQL's binary JSON as the text MySQL itself prints (what the snapshot reads).
+
+    An empty value is JSON null, as MySQL reads it ('' is stored for NULL put into a NOT
+    NULL JSON column by INSERT IGNORE or a lax sql_mode); SQL NULL is the NULL bitmap.
+    """
+    return json_text(data)
 
 
 def _codec(column: Any) -> str | None:
@@ -143,6 +150,24 @@ def _codec(column: Any) -> str | None:
         return codecs.lookup(encoding).name
     except LookupError:  # 'binary' and charsets Python lacks: bytes, as the library does
         return None
+
+
+class PartialJson:
+    """A JSON column of a partial-update after image: MySQL's diff against the before
+    image (binlog_row_value_options=PARTIAL_JSON). An empty diff: the value is unchanged."""
+
+    __slots__ = ("diff",)
+
+    def __init__(self, diff: bytes) -> None:
+        self.diff = bytes(diff)
+
+
+def _lenenc(buf: bytes, pos: int) -> tuple[int, int]:
+    first = buf[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    width = {0xFC: 2, 0xFD: 3, 0xFE: 8}[first]
+    return int.from_bytes(buf[pos + 1:pos + 1 + width], "little"), pos + 1 + width
 
 
 # --- plans ----------------------------------------------------------------------------
@@ -171,16 +196,23 @@ class ImagePlan:
             raise Unsupported("no column names (binlog_row_metadata is not FULL)")
         self.width = len(columns)
         self.null_bytes = (self.width + 7) // 8
-        self.all_present = b"\xff" * (self.width // 8) + (
-            bytes([(1 << (self.width % 8)) - 1]) if self.width % 8 else b"")
+        # Bits of the columns-present bitmap that name columns. MySQL sets the padding
+        # bits of the last byte too (b'\xff\xff\xff' for 20 columns), MariaDB clears
+        # them: only these bits count.
+        self.all_present = (1 << self.width) - 1
         self._namespace: dict[str, Any] = {
             "_from_bytes": int.from_bytes, "_datetime2": _datetime2, "_date3": _date3,
             "_time2": time2, "_EPOCH": _EPOCH, "_timedelta": _timedelta,
             "_json_binary": _json_binary, "_ZERO_DATE": ZERO_DATE,
+            "_PartialJson": PartialJson,
             "_errors": errors}
+        self.json_columns = tuple(i for i, c in enumerate(columns)
+                                  if c.type == FIELD_TYPE.JSON)
         body = self._generate(columns)
         names = ", ".join(f"v{i}" for i in range(self.width))
-        source = ("def read_image(buf, pos):\n"
+        # `partial`: bit k set when the k-th JSON column holds a partial-update diff
+        # (MySQL's PARTIAL_UPDATE_ROWS_EVENT after images), not a value.
+        source = ("def read_image(buf, pos, partial=0):\n"
                   f"    nulls = _from_bytes(buf[pos:pos + {self.null_bytes}], 'little')\n"
                   f"    pos += {self.null_bytes}\n"
                   + "".join(f"    {line}\n" for line in body)
@@ -192,6 +224,7 @@ class ImagePlan:
             self._namespace["read_image"]
 
     def _generate(self, columns: list) -> list[str]:
+        self._columns = columns
         lines: list[str] = []
         i = 0
         while i < len(columns):
@@ -260,8 +293,10 @@ class ImagePlan:
             return self._text(column, i, column.length_size)
         if t == FIELD_TYPE.JSON:
             length = self._length(column.length_size)
+            bit = 1 << sum(1 for c in self._columns[:i] if c.type == FIELD_TYPE.JSON)
             return [f"n = {length}", f"pos += {column.length_size}",
-                    f"{v} = _json_binary(buf[pos:pos + n])", "pos += n"]
+                    f"{v} = _PartialJson(buf[pos:pos + n]) if partial & {bit} else "
+                    "_json_binary(buf[pos:pos + n])", "pos += n"]
         if t == FIELD_TYPE.NEWDECIMAL:
             size, reader = _decimal_reader(column.precision, column.decimals)
             self._namespace[f"_dec{i}"] = reader
@@ -379,11 +414,17 @@ class CompiledDecoder:
         read_image = plan.read_image
         images = []
         pos = start
+        partial_event = event.event_type == BINLOG.PARTIAL_UPDATE_ROWS_EVENT
         try:
             while pos < end:
                 image, pos = read_image(buf, pos)
                 images.append(image)
-        except (ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
+                if partial_event:  # after each before image: the after image's options
+                    after, pos = self._partial_after(plan, buf, pos, image, event, where)
+                    images.append(after)
+        except RowImageError:
+            raise
+        except (ValueError, IndexError, KeyError, struct.error, UnicodeDecodeError) as exc:
             raise RowImageError(
                 f"cannot decode a row image of {event.schema}.{event.table} at {where}: "
                 f"{exc}; run again with WACDC_DECODER=library to compare, and report it"
@@ -393,6 +434,37 @@ class CompiledDecoder:
                 f"row images of {event.schema}.{event.table} at {where} end at byte "
                 f"{pos - start}, not {end - start}: the table map does not describe them")
         return plan.names, images
+
+    @staticmethod
+    def _partial_after(plan: ImagePlan, buf: bytes, pos: int, before: Image, event: RowsEvent,
+                       where: str) -> tuple[Image, int]:
+        """The after image of a PARTIAL_UPDATE_ROWS_EVENT row: its value options, the
+        bitmap of JSON columns sent as diffs, the image. An empty diff means unchanged
+        (the before value, exact); a real diff cannot be applied without the document
+        it patches, so it stops the stream naming that column."""
+        options, pos = _lenenc(buf, pos)
+        mask = 0
+        if options & _PARTIAL_JSON_OPTION:
+            size = (len(plan.json_columns) + 7) // 8
+            mask = int.from_bytes(buf[pos:pos + size], "little")
+            pos += size
+        after, pos = plan.read_image(buf, pos, mask)
+        if not mask:
+            return after, pos
+        values = list(after)
+        for k, i in enumerate(plan.json_columns):
+            if mask >> k & 1:
+                value = values[i]
+                if not isinstance(value, PartialJson):
+                    continue  # NULL: the NULL bitmap said so
+                if value.diff:
+                    raise RowImageError(
+                        f"column {plan.names[i]!r} of {event.schema}.{event.table} arrived "
+                        f"as a partial JSON update at {where}, which cannot be applied; set "
+                        "binlog_row_value_options='' on the source (wacdc check --fix) and "
+                        "take a new snapshot of this table")
+                values[i] = before[i]
+        return tuple(values), pos
 
     @staticmethod
     def _check_present(event: RowsEvent, plan: ImagePlan, where: str) -> None:
@@ -405,8 +477,8 @@ class CompiledDecoder:
                 f"{event.number_of_columns} columns, its table map {plan.width}: the binlog "
                 "is inconsistent; run again with WACDC_DECODER=library to compare")
         for bitmap in bitmaps:
-            if bitmap != plan.all_present:
-                present = int.from_bytes(bitmap, "little")
+            present = int.from_bytes(bitmap, "little") & plan.all_present
+            if present != plan.all_present:
                 missing = [n for k, n in enumerate(plan.names) if not present >> k & 1]
                 raise RowImageError(
                     f"column(s) {', '.join(missing) or '?'} of {event.table} are missing "

@@ -12,12 +12,14 @@ import datetime as dt
 from typing import Any
 
 from pymysqlreplication.constants import NONE_SOURCE
+from pymysqlreplication.json_binary import JsonDiff
 from pymysqlreplication.row_event import RowsEvent
 from pymysqlreplication.table import Table
 
 from wacdc.errors import RowImageError
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
 from wacdc.source.decoder import time2
+from wacdc.source.jsonbinary import install as _install_json_text
 
 _MARKERS = {
     NONE_SOURCE.OUT_OF_DATE_RANGE: ZERO_DATE,
@@ -27,22 +29,35 @@ _MARKERS = {
 }
 
 
-def unambiguous(values: dict[str, Any], none_sources: dict[str, str]) -> dict[str, Any]:
-    """Replace library Nones that are not SQL NULL with explicit markers (in place)."""
+def unambiguous(values: dict[str, Any], none_sources: dict[str, str],
+                before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Replace library Nones that are not SQL NULL with explicit markers (in place).
+
+    `before`: for the after image of an update, the before image. In MySQL's partial-JSON
+    updates a JSON column with an empty diff is unchanged (its before value, exact); one
+    with a real diff cannot be applied and is refused by its own name."""
+    for name, value in values.items():
+        if isinstance(value, JsonDiff):
+            raise RowImageError(_partial_json_message(name))
     for name, source in none_sources.items():
         marker = _MARKERS.get(source)
         if marker is not None:
             values[name] = marker
         elif source == NONE_SOURCE.JSON_PARTIAL_UPDATE:
-            raise RowImageError(
-                f"column {name!r} arrived as a partial JSON update, which cannot be applied; "
-                f"set binlog_row_value_options='' on the source (wacdc check --fix) "
-                f"and take a new snapshot of this table")
+            if before is None:
+                raise RowImageError(_partial_json_message(name))
+            values[name] = before[name]
         elif source == NONE_SOURCE.COLS_BITMAP:
             raise RowImageError(
                 f"column {name!r} is missing from the row image: the source logs "
                 f"binlog_row_image=MINIMAL/NOBLOB; set binlog_row_image=FULL (wacdc check --fix)")
     return values
+
+
+def _partial_json_message(name: str) -> str:
+    return (f"column {name!r} arrived as a partial JSON update, which cannot be applied; "
+            f"set binlog_row_value_options='' on the source (wacdc check --fix) "
+            f"and take a new snapshot of this table")
 
 
 def _read_time2(self: RowsEvent, column: Any) -> dt.timedelta:
@@ -59,6 +74,7 @@ def _read_time2(self: RowsEvent, column: Any) -> dt.timedelta:
 # Name-mangled private method of the library: fixed for WACDC_DECODER=library and for the
 # events the compiled decoder leaves to the library (source/decoder.py reads TIME2 itself).
 RowsEvent._RowsEvent__read_time2 = _read_time2  # type: ignore[attr-defined]
+_install_json_text()  # binary JSON -> MySQL's text, as the compiled decoder gives
 
 
 def _table_init(self: Table, table_id: int, schema: str, table: str, columns: list,
