@@ -82,15 +82,19 @@ def _variable_checks(info: ServerInfo, v: dict[str, str]) -> Iterator[Finding]:
                       f"wacdc check --fix ({set_cmd} binlog_row_value_options = '')")
     elif options is not None:
         yield Finding(OK, "binlog_row_value_options", options or "(empty)")
-    compression = v.get("binlog_transaction_compression", v.get("log_bin_compress"))
-    compression_var = ("binlog_transaction_compression"
-                       if "binlog_transaction_compression" in v else "log_bin_compress")
+    if "binlog_transaction_compression" in v:
+        # MySQL's compressed transactions (a session can turn them on for itself) are
+        # decompressed and replicated (source/payload.py): reported, never a problem.
+        state = v["binlog_transaction_compression"] or "OFF"
+        yield Finding(OK, "binlog_transaction_compression",
+                      f"{state} (compressed transactions are decompressed and replicated)")
+    compression = v.get("log_bin_compress")
     if compression is not None and compression.upper() in ("ON", "1"):
-        yield Finding(PROBLEM, compression_var,
-                      "is ON: compressed binlog payloads cannot be read and would be lost",
-                      f"wacdc check --fix ({set_cmd} {compression_var} = OFF)")
+        yield Finding(PROBLEM, "log_bin_compress",
+                      "is ON: MariaDB's compressed binlog events cannot be read and would "
+                      "be lost", f"wacdc check --fix ({set_cmd} log_bin_compress = OFF)")
     elif compression is not None:
-        yield Finding(OK, compression_var, "OFF")
+        yield Finding(OK, "log_bin_compress", "OFF")
     yield _retention(v)
     if info.is_mariadb:
         yield Finding(OK, "gtid", f"MariaDB GTID position {v.get('gtid_binlog_pos') or '(empty)'}"
@@ -281,7 +285,6 @@ _FIXABLE = {
     "binlog_row_image": "FULL",
     "binlog_row_metadata": "FULL",
     "binlog_row_value_options": "",
-    "binlog_transaction_compression": "OFF",
     "log_bin_compress": "OFF",
 }
 

@@ -59,3 +59,8 @@ class BadValueError(WacdcError):
 class RowImageError(WacdcError, ValueError):
     """A binlog row image wacdc cannot apply (MINIMAL image, partial JSON, undecodable);
     names table, column and binlog position."""
+
+
+class BinlogEventError(WacdcError):
+    """A binlog event wacdc cannot replicate exactly (an unknown event type, an unreadable
+    compressed transaction); names the type code and binlog position."""

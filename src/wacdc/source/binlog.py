@@ -32,10 +32,15 @@ from pymysqlreplication.row_event import (
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import RowImageError
+from wacdc.source import gtid as gtid_events
 from wacdc.source.connection import connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
+from wacdc.source.payload import PayloadReader, TransactionPayloadEvent
 from wacdc.source.position import BinlogPosition, GtidState
 from wacdc.source.rowimage import unambiguous
+
+# MySQL 8.3+ tagged GTIDs: their event type (42) and the tagged dump encoding.
+gtid_events.install()
 
 # The library silently re-dumps after "server gone" errors, from its own idea of the
 # position (and, in GTID mode, from the original start). wacdc wants that failure
@@ -99,12 +104,13 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     settings.pop("database")
     # MySQL's partial-JSON updates come as their own event class: subscribed, so they stop
     # the stream with a clear error instead of being dropped by the library's filter.
+    # Compressed transactions are expanded into their inner events (source/payload.py).
     events: list[type] = [WriteRowsEvent, UpdateRowsEvent, PartialUpdateRowsEvent,
-                          DeleteRowsEvent]
+                          DeleteRowsEvent, TransactionPayloadEvent]
     if transactions:
         events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
                    MysqlGtidEvent]
-    stream = BinLogStreamReader(
+    stream = PayloadReader(
         connection_settings=settings,
         server_id=server_id,
         log_file=None if auto_position else start.file,
@@ -148,7 +154,7 @@ def _library_row_changes(event: Any, op: str, position: BinlogPosition
     for row in event.rows:  # the library's own decoding
         if op == "update":
             before = unambiguous(row["before_values"], row["before_none_sources"])
-            after = unambiguous(row["after_values"], row["after_none_sources"])
+            after = unambiguous(row["after_values"], row["after_none_sources"], before)
             yield RowChange(event.table, op, tuple(after), tuple(before.values()),
                             tuple(after.values()), position)
         else:

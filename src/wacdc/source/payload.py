@@ -1,0 +1,193 @@
+"""MySQL's compressed transactions: TRANSACTION_PAYLOAD_EVENT (type 40).
+
+With `binlog_transaction_compression=ON` (a session variable: a batch job can turn it on
+for itself while the global value stays OFF) MySQL 8.0.20+ writes a whole transaction,
+its BEGIN, table maps, row events and XID, zstd-compressed inside one payload event. The
+GTID event stays outside, before it. mysql-replication does not know the type and drops
+it, so the transaction would vanish silently.
+
+Here the payload becomes its inner events again, decompressed as a stream (bounded
+memory: one inner event at a time, never the whole transaction), each decoded by the
+library's own packet wrapper exactly as if it had come over the wire, so the rest of the
+pipeline sees BEGIN, rows and XID in order. An inner event type that is not expected in
+a compressed transaction stops the stream with its type code and position.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql.protocol
+import zstandard
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.constants import BINLOG
+from pymysqlreplication.event import BinLogEvent
+from pymysqlreplication.packet import BinLogPacketWrapper
+
+from wacdc.errors import BinlogEventError
+
+TRANSACTION_PAYLOAD_EVENT = 0x28
+
+# The payload header: <field type, length, value> triples, each a length-encoded integer,
+# until the end mark; then the (compressed) events.
+_END_MARK, _SIZE, _COMPRESSION, _UNCOMPRESSED_SIZE = 0, 1, 2, 3
+ZSTD, NONE = 0, 255
+_EVENT_HEADER = 19
+
+# What MySQL puts inside a payload (row-format transactions only). Anything else is news:
+# the stream stops instead of guessing.
+INNER_EVENT_TYPES = frozenset({
+    BINLOG.QUERY_EVENT, BINLOG.TABLE_MAP_EVENT, BINLOG.XID_EVENT,
+    BINLOG.WRITE_ROWS_EVENT_V2, BINLOG.UPDATE_ROWS_EVENT_V2, BINLOG.DELETE_ROWS_EVENT_V2,
+    BINLOG.WRITE_ROWS_EVENT_V1, BINLOG.UPDATE_ROWS_EVENT_V1, BINLOG.DELETE_ROWS_EVENT_V1,
+    BINLOG.PARTIAL_UPDATE_ROWS_EVENT, BINLOG.ROWS_QUERY_LOG_EVENT,
+})
+
+
+def _lenenc(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """A MySQL length-encoded integer at `pos`: (value, next position)."""
+    first = data[pos]
+    if first < 0xFB:
+        return first, pos + 1
+    width = {0xFC: 2, 0xFD: 3, 0xFE: 8}.get(first)
+    if width is None:
+        raise ValueError(f"bad length-encoded integer prefix 0x{first:02x}")
+    return int.from_bytes(data[pos + 1:pos + 1 + width], "little"), pos + 1 + width
+
+
+def parse_payload_header(body: bytes) -> tuple[int, int | None, memoryview]:
+    """(compression type, uncompressed size or None, payload bytes) of an event body."""
+    fields: dict[int, int] = {}
+    pos = 0
+    while True:
+        kind, pos = _lenenc(body, pos)
+        if kind == _END_MARK:
+            break
+        length, pos = _lenenc(body, pos)
+        value, end = _lenenc(body, pos)
+        if end != pos + length:
+            raise ValueError(f"payload header field {kind}: {length} bytes declared, "
+                             f"{end - pos} read")
+        fields[kind] = value  # unknown fields are skipped by their length, as MySQL does
+        pos += length
+    size = fields.get(_SIZE)
+    if size is None or _COMPRESSION not in fields:
+        raise ValueError("payload header without size or compression type")
+    if pos + size != len(body):
+        raise ValueError(f"payload of {size} bytes declared, {len(body) - pos} present")
+    return fields[_COMPRESSION], fields.get(_UNCOMPRESSED_SIZE), memoryview(body)[pos:]
+
+
+class TransactionPayloadEvent(BinLogEvent):
+    """A compressed transaction as it came over the wire (expanded by PayloadReader)."""
+
+    def __init__(self, from_packet: Any, event_size: int, table_map: dict,
+                 ctl_connection: Any, **kwargs: Any) -> None:
+        super().__init__(from_packet, event_size, table_map, ctl_connection, **kwargs)
+        body = self.packet.read(event_size)
+        self.compression, self.uncompressed_size, self.payload = parse_payload_header(body)
+
+
+def inner_events(compression: int, payload: bytes | memoryview) -> Iterator[bytes]:
+    """The raw inner events (header + body, no checksum: MySQL writes none inside)."""
+    if compression == ZSTD:
+        # A stream reader: one event in memory at a time, however large the transaction.
+        stream: Any = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload))
+    elif compression == NONE:
+        stream = io.BytesIO(payload)
+    else:
+        raise ValueError(f"unknown compression type {compression} (known: zstd 0, none 255)")
+    with stream:
+        while True:
+            header = _read_exactly(stream, _EVENT_HEADER, allow_eof=True)
+            if not header:
+                return
+            size = int.from_bytes(header[9:13], "little")
+            if size < _EVENT_HEADER:
+                raise ValueError(f"inner event of {size} bytes, shorter than its header")
+            yield header + _read_exactly(stream, size - _EVENT_HEADER)
+
+
+def _read_exactly(stream: Any, size: int, allow_eof: bool = False) -> bytes:
+    chunks, missing = [], size
+    while missing:
+        chunk = stream.read(missing)
+        if not chunk:
+            if allow_eof and missing == size:
+                return b""
+            raise ValueError(f"payload ends {missing} bytes into an event")
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+class PayloadReader(BinLogStreamReader):
+    """mysql-replication's reader, with compressed transactions expanded in place."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inner: Iterator[BinLogEvent] | None = None
+
+    def fetchone(self) -> BinLogEvent | None:
+        while True:
+            if self._inner is not None:
+                event = next(self._inner, None)
+                if event is not None:
+                    return event
+                self._inner = None
+            event = super().fetchone()
+            if not isinstance(event, TransactionPayloadEvent):
+                return event
+            self._inner = self._expand(event)
+
+    def _expand(self, payload: TransactionPayloadEvent) -> Iterator[BinLogEvent]:
+        where = f"{self.log_file}:{self.log_pos}"
+        try:
+            raws = inner_events(payload.compression, payload.payload)
+            for raw in raws:
+                kind = raw[4]
+                if kind not in INNER_EVENT_TYPES:
+                    raise BinlogEventError(
+                        f"event type {kind} inside the compressed transaction ending at "
+                        f"{where} is not one wacdc knows how to replicate; nothing after "
+                        "it was applied. Report it; meanwhile the writer can log that "
+                        "transaction uncompressed (binlog_transaction_compression=OFF)")
+                event = self._decode(raw)
+                if event is not None:
+                    yield event
+        except (ValueError, zstandard.ZstdError) as exc:
+            raise BinlogEventError(
+                f"cannot read the compressed transaction ending at {where}: {exc}") from exc
+
+    def _decode(self, raw: bytes) -> BinLogEvent | None:
+        """One inner event through the library's own wrapper, as fetchone() does it."""
+        private = "_BinLogStreamReader__"
+        wrapper = BinLogPacketWrapper(
+            pymysql.protocol.MysqlPacket(b"\x00" + raw, "utf8"),  # the OK byte of a packet
+            self.table_map,
+            self._ctl_connection,
+            self.mysql_version,
+            False,  # inner events carry no checksum
+            *(getattr(self, private + name) for name in (
+                "allowed_events_in_packet", "only_tables", "ignored_tables", "only_schemas",
+                "ignored_schemas", "freeze_schema", "ignore_decode_errors",
+                "verify_checksum", "optional_meta_data", "enable_logging",
+                "use_column_name_cache", "post_header_lengths")),
+        )
+        event = wrapper.event
+        if wrapper.event_type == BINLOG.TABLE_MAP_EVENT and event is not None:
+            self.table_map[event.table_id] = event.get_table()
+        if event is None or event.__class__ not in getattr(self, private + "allowed_events"):
+            return None
+        return event
+
+
+def install() -> None:
+    """Teach the library's packet wrapper the payload event type (it would drop it)."""
+    event_map = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
+    event_map[TRANSACTION_PAYLOAD_EVENT] = TransactionPayloadEvent
+
+
+install()
