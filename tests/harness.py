@@ -197,10 +197,10 @@ class SourceDb:
     def connect(self, **kwargs: object) -> pymysql.connections.Connection:
         return mysql_connect(self.url, **kwargs)
 
-    def execute(self, *statements: str) -> None:
+    def execute(self, *statements: str, params: tuple | None = None) -> None:
         with self.connect() as conn, conn.cursor() as cur:
             for statement in statements:
-                cur.execute(statement)
+                cur.execute(statement, params)
 
 
 @dataclass

@@ -17,15 +17,33 @@ from tests.harness import SourceDb
 TABLES = ("WhatsAppCustomer", "WhatsAppMessage", "WhatsAppCampaign", "WhatsAppTourPackage")
 
 
+# Every table of the prisma profile (the `every_table` shapes delete from any of them).
+ALL_TABLES = (
+    "WhatsAppMessage", "WhatsAppSession", "WhatsAppAutomation", "WhatsAppAnalyticsEvent",
+    "WhatsAppTemplate", "WhatsAppFlowVersion", "WhatsAppCampaign", "WhatsAppCampaignRecipient",
+    "WhatsAppCustomer", "WhatsAppCatalog", "WhatsAppMediaAsset", "WhatsAppProduct",
+    "WhatsAppProductVariant", "WhatsAppTourPackage", "WhatsAppTourPackageVariant",
+    "WhatsAppCart", "WhatsAppCartItem", "WhatsAppOrder", "WhatsAppOrderItem")
+
+
 class Workload:
     """Inserts, updates, deletes, key changes, multi-table and rolled-back transactions,
-    unique values swapped inside one transaction, and traffic on an untracked table."""
+    unique values swapped inside one transaction, and traffic on an untracked table.
 
-    def __init__(self, db: SourceDb, seed: int = 7) -> None:
+    `every_shape` adds what a real source also writes: JSON null next to SQL NULL,
+    MySQL's typed scalars inside JSON (DECIMAL, DATETIME, DATE via JSON_SET/JSON_OBJECT),
+    multi-row deletes on any of the 19 tables, and on Oracle MySQL tagged GTID
+    transactions (`SET gtid_next = 'AUTOMATIC:tag'`) and session-level compressed
+    transactions (`binlog_transaction_compression = ON`)."""
+
+    def __init__(self, db: SourceDb, seed: int = 7, every_shape: bool = False) -> None:
         self.db = db
         self.rng = random.Random(seed)
         self.ids: dict[str, list[str]] = {t: [] for t in TABLES}
         self.changes = 0
+        self.every_shape = every_shape
+        self.mysql = db.server.flavour == "mysql"
+        self.tagged = self.compressed = 0  # transactions written that way (MySQL)
         db.execute("CREATE TABLE IF NOT EXISTS app_sessions (id INT AUTO_INCREMENT PRIMARY KEY,"
                    " token VARCHAR(64), seen DATETIME(3))")
 
@@ -49,6 +67,48 @@ class Workload:
         self.ids["WhatsAppMessage"].append(mid)
 
     def step(self, conn: pymysql.connections.Connection) -> None:
+        if not self.every_shape:
+            self._step(conn)
+            return
+        tag = self.mysql and self.rng.random() < 0.2
+        compress = self.mysql and self.rng.random() < 0.3
+        with conn.cursor() as cur:  # session settings, between transactions
+            if self.mysql:
+                cur.execute("SET gtid_next = %s", ("AUTOMATIC:app_batch" if tag
+                                                   else "AUTOMATIC",))
+                cur.execute("SET SESSION binlog_transaction_compression = %s",
+                            ("ON" if compress else "OFF",))
+        before = self.changes
+        if self.rng.random() < 0.25:
+            self._shape(conn)
+        else:
+            self._step(conn)
+        if self.changes > before:
+            self.tagged += tag
+            self.compressed += compress
+
+    def _shape(self, conn: pymysql.connections.Connection) -> None:
+        rng = self.rng
+        with conn.cursor() as cur:
+            kind = rng.random()
+            if kind < 0.4 and self.ids["WhatsAppCustomer"]:
+                cur.execute("UPDATE WhatsAppCustomer SET metadata = JSON_SET(COALESCE("
+                            "metadata, JSON_OBJECT()), '$.price', 1.0, '$.at', NOW(3), "
+                            "'$.day', CURDATE(), '$.fee', CAST(%s AS DECIMAL(8,2))) "
+                            "WHERE id = %s", (rng.randint(0, 10**6) / 100,
+                                              rng.choice(self.ids["WhatsAppCustomer"])))
+            elif kind < 0.6 and self.ids["WhatsAppMessage"]:
+                cur.execute("UPDATE WhatsAppMessage SET payload = JSON_OBJECT('at', NOW(6), "
+                            "'n', %s, 'none', JSON_EXTRACT('[null]', '$[0]')), metadata = %s "
+                            "WHERE id = %s", (rng.random(), rng.choice([None, "null"]),
+                                              rng.choice(self.ids["WhatsAppMessage"])))
+            else:
+                table = rng.choice(ALL_TABLES)  # a multi-row delete anywhere
+                cur.execute(f"DELETE FROM `{table}` ORDER BY id LIMIT %s", (rng.randint(1, 3),))
+        conn.commit()
+        self.changes += 1
+
+    def _step(self, conn: pymysql.connections.Connection) -> None:
         rng = self.rng
         with conn.cursor() as cur:
             kind = rng.random()
