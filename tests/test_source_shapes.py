@@ -83,9 +83,9 @@ def test_json_null_and_typed_scalars_survive_both_paths(source_db: SourceDb,
 
     def write(prefix: str) -> None:
         for key, expr in shapes:
-            source_db.execute(f"INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, metadata, "
-                              f"tags, updatedAt) VALUES ('{prefix}{key}', 'n', '+{prefix}{key}', {expr}, "
-                              f"'null', NOW(3))")
+            source_db.execute(f"INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, "
+                              f"metadata, tags, updatedAt) VALUES ('{prefix}{key}', 'n', "
+                              f"'+{prefix}{key}', {expr}, 'null', NOW(3))")
 
     env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer")
     write("s-")  # read by the snapshot

@@ -181,7 +181,8 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.demo import run_demo
 
-    return run_demo(rows=args.rows, rate=args.rate, duration=args.duration, keep=args.keep)
+    return run_demo(rows=args.rows, rate=args.rate, duration=args.duration, keep=args.keep,
+                    source=args.source)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,13 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_cutover)
 
     p = sub.add_parser("demo", help="the whole job on private local servers",
-                       description="Start private MariaDB/MySQL and PostgreSQL servers (temp "
-                       "dirs, free ports), load the 19 WhatsApp tables, run `wacdc run` while "
-                       "app-like traffic writes (campaign bursts, inbound messages, analytics "
-                       "events, customer edits), show a live view, cut over under that "
-                       "traffic and print the verification report and the write pause. "
-                       "Everything is stopped and removed at the end or on Ctrl-C. Exit 0 "
-                       "when the cutover is done and verify finds the tables identical.")
+                       description="Start private Oracle MySQL (or MariaDB) and PostgreSQL "
+                       "servers (temp dirs, free ports), load the 19 WhatsApp tables, run "
+                       "`wacdc run` while app-like traffic writes (campaign bursts, inbound "
+                       "messages, analytics events, customer edits), show a live view, cut "
+                       "over under that traffic and print the verification report and the "
+                       "write pause. Everything is stopped and removed at the end or on "
+                       "Ctrl-C. Exit 0 when the cutover is done and verify finds the tables "
+                       "identical.")
     p.add_argument("--rows", type=int, default=20_000, metavar="N",
                    help="WhatsAppMessage rows to load; the other tables in proportion "
                    "(default 20000)")
@@ -279,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of streaming under traffic before the cutover (default 20)")
     p.add_argument("--keep", action="store_true",
                    help="leave the servers running at the end and print their URLs")
+    p.add_argument("--source", choices=("auto", "mysql", "mariadb"), default="auto",
+                   help="the source server: Oracle MySQL (what Railway runs; an installed "
+                   "mysqld >= 8.0 or the root `make servers` builds), MariaDB, or auto "
+                   "(MySQL when available; default)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

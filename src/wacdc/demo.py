@@ -34,8 +34,10 @@ from wacdc.datagen import create_whatsapp_database
 from wacdc.embedded import (
     EmbeddedServerError,
     MariaDBServer,
+    MySQLServer,
     PostgresServer,
     docker_available,
+    find_oracle_mysql,
     free_port,
     start_mysql_container,
     start_postgres_container,
@@ -143,15 +145,17 @@ class DemoServers:
     """Private servers from the installed binaries; Docker containers when the binaries
     are missing and a Docker engine answers."""
 
-    def __init__(self) -> None:
-        self.mysql: MariaDBServer | None = None
+    def __init__(self, source: str = "mariadb") -> None:
+        self.source = source  # "mariadb" or "mysql" (Oracle MySQL)
+        self.mysql: MariaDBServer | MySQLServer | None = None
         self.pg: PostgresServer | None = None
         self.containers: list[Any] = []
         self.mysql_root = self.pg_admin = ""
 
     def start(self, out: TextIO) -> None:
         try:
-            self.mysql, self.pg = MariaDBServer(), PostgresServer()
+            self.mysql = MySQLServer() if self.source == "mysql" else MariaDBServer()
+            self.pg = PostgresServer()
             self.mysql.start()
             self.pg.start()
             self.mysql_root, self.pg_admin = self.mysql.url(), self.pg.url("postgres")
@@ -162,7 +166,7 @@ class DemoServers:
                 raise WacdcError(f"could not start the local servers: {exc}; install MariaDB "
                                  "(or MySQL) and PostgreSQL server binaries, or Docker") from None
             print(f"  no local servers ({exc}); using Docker containers instead", file=out)
-        container, self.mysql_root = start_mysql_container()
+        container, self.mysql_root = start_mysql_container(self.source)
         self.containers.append(container)
         container, self.pg_admin = start_postgres_container()
         self.containers.append(container)
@@ -268,14 +272,25 @@ class LiveView:
         return status
 
 
+SOURCES = ("auto", "mysql", "mariadb")
+
+
+def demo_source(wanted: str) -> str:
+    """`auto`: Oracle MySQL (what production runs) when one can be started, else MariaDB."""
+    if wanted != "auto":
+        return wanted
+    return "mysql" if find_oracle_mysql() is not None else "mariadb"
+
+
 def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: bool = False,
-             out: TextIO = sys.stdout) -> int:
+             out: TextIO = sys.stdout, source: str = "auto") -> int:
     configure_logging("console", "warning")  # the demo prints; the daemon logs to a file
-    servers = DemoServers()
+    servers = DemoServers(demo_source(source))
     daemon: subprocess.Popen | None = None
     traffic: AppTraffic | None = None
     try:
-        print("wacdc demo: starting private MariaDB and PostgreSQL servers ...", file=out,
+        name = "Oracle MySQL" if servers.source == "mysql" else "MariaDB"
+        print(f"wacdc demo: starting private {name} and PostgreSQL servers ...", file=out,
               flush=True)
         servers.start(out)
         source_url = servers.source_url(SOURCE_DB)
