@@ -92,3 +92,38 @@ def only_on(server: ServerHandle, flavour: str, why: str) -> None:
 def require_control(server: ServerHandle) -> None:
     if not server.controllable:
         pytest.skip("needs servers started by the tests (unset WACDC_TEST_*_URL)")
+
+
+# --- per-flavour counts in the summary: the MySQL run must be visible, not just summed ---
+
+_FLAVOUR_OF: dict[str, str] = {}
+_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "mysql_server" in callspec.params:
+            _FLAVOUR_OF[item.nodeid] = callspec.params["mysql_server"]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    flavour = _FLAVOUR_OF.get(report.nodeid)
+    if flavour is None:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome = "failed" if report.failed and report.when == "call" else \
+            "error" if report.failed else report.outcome
+        counts = _COUNTS.setdefault(flavour, {})
+        counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _COUNTS:
+        return
+    terminalreporter.section("real-server tests per source flavour")
+    for flavour in FLAVOURS:
+        counts = _COUNTS.get(flavour)
+        if counts:
+            text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            terminalreporter.write_line(f"source flavour {flavour} ran: {text}")

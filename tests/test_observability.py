@@ -325,7 +325,9 @@ def test_bytes_behind_count_across_binlog_files(source_db: SourceDb,
             cur.execute("FLUSH BINARY LOGS")  # the next file
         cur.execute("SHOW BINARY LOGS")
         sizes = {name: int(size) for name, size, *_ in cur.fetchall()}
-        cur.execute("SHOW MASTER STATUS")
+        # MySQL 8.4+ knows only the new name, MariaDB only the old one.
+        cur.execute("SHOW MASTER STATUS" if source_db.server.is_mariadb
+                    else "SHOW BINARY LOG STATUS")
         head_file, head_pos = cur.fetchone()[:2]
     assert head_file != file
     doc = json.loads(run_cli("status", "--json", env=env).stdout)

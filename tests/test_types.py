@@ -141,16 +141,25 @@ def _as_jsonb(rt: Roundtrip, value: Any) -> Any:
         return pg.execute("SELECT %s::jsonb", (json.dumps(value),)).fetchone()[0]
 
 
-def _check_rows(rt: Roundtrip, schema: str) -> None:
+def _source_json(db: SourceDb) -> dict[int, str | None]:
+    """The JSON documents as the source itself prints them. Oracle MySQL stores JSON
+    numbers beyond 64-bit integers as doubles: its text, not our literal, is the truth."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, CAST(j AS CHAR) FROM alltypes")
+        return dict(cur.fetchall())
+
+
+def _check_rows(rt: Roundtrip, schema: str, source: SourceDb) -> None:
     names = rt.column_names("alltypes")
     rows = rt.read_back(schema, "alltypes")
     assert [r[0] for r in rows] == list(range(1, len(ROWS) + 1))
+    printed = _source_json(source) if source.server.flavour == "mysql" else {}
     for (_, expected), row in zip(ROWS, rows, strict=True):
         got = dict(zip(names, row, strict=True))
         for column in names[1:]:
             want = expected.get(column)
             if column == "j" and want is not None:
-                want = _as_jsonb(rt, want)
+                want = _as_jsonb(rt, json.loads(printed[got["id"]]) if printed else want)
             assert _same(column, got[column], want), (schema, got["id"], column, got[column],
                                                       want)
 
@@ -170,8 +179,8 @@ def test_every_type_round_trips_by_snapshot_and_binlog(source_db: SourceDb,
     assert [op for _, op in applied] == ["insert"] * len(ROWS)
     assert len(rt.coercions) == 6
 
-    _check_rows(rt, "snap")
-    _check_rows(rt, "binl")
+    _check_rows(rt, "snap", source_db)
+    _check_rows(rt, "binl", source_db)
     with target_db.connect() as pg:
         for schema in ("snap", "binl"):
             nulls = pg.execute(f"SELECT id, j IS NULL, jsonb_typeof(j) FROM {schema}.alltypes "

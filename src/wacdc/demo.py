@@ -43,7 +43,7 @@ from wacdc.embedded import (
     start_postgres_container,
 )
 from wacdc.errors import WacdcError
-from wacdc.log import configure_logging
+from wacdc.log import configure_logging, redact
 from wacdc.source.connection import connect
 from wacdc.verify import exit_code, render, verify
 
@@ -297,7 +297,7 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
         with psycopg.connect(servers.pg_admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {TARGET_DB}")
         target_url = servers.target_url(TARGET_DB)
-        print(f"  source  {source_url}\n  target  {target_url}", file=out)
+        print(f"  source  {redact(source_url)}\n  target  {redact(target_url)}", file=out)
         started = time.monotonic()
         counts = create_whatsapp_database(source_url, rows)
         print(f"loaded {sum(counts.values()):,} rows into 19 tables "
