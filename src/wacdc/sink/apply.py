@@ -139,7 +139,7 @@ class Applier:
                     add(plan.delete, key, change.table, "delete", key)
                 counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
                 stats.rows += 1
-        end = batch[-1].end
+        end = batch[-1].resume_at
         try:
             with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
                 for statement, params, _, _, _ in runs:

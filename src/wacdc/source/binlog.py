@@ -21,6 +21,7 @@ from pymysqlreplication.event import (
     MariadbGtidEvent,
     QueryEvent,
     RotateEvent,
+    XAPrepareEvent,
     XidEvent,
 )
 from pymysqlreplication.row_event import (
@@ -36,7 +37,7 @@ from wacdc.source import gtid as gtid_events
 from wacdc.source.connection import connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
 from wacdc.source.payload import PayloadReader, TransactionPayloadEvent
-from wacdc.source.position import BinlogPosition, GtidState
+from wacdc.source.position import BinlogPosition
 from wacdc.source.rowimage import unambiguous
 
 # MySQL 8.3+ tagged GTIDs: their event type (42) and the tagged dump encoding.
@@ -65,10 +66,17 @@ class RowChange:
 class Transaction:
     """A whole source transaction: its changes to tracked tables and where it ends."""
 
-    end: BinlogPosition  # position right after the commit: the checkpoint after applying it
+    end: BinlogPosition  # position right after the commit
     commit_time: float  # source commit timestamp (unix seconds, whole seconds in the binlog)
     changes: list[RowChange] = field(default_factory=list)
     received_at: float = field(default_factory=time.time)  # when wacdc read its commit
+    # Where a restart must begin once this is applied, when not `end`: before the oldest
+    # prepared XA transaction still waiting for its decision (source/framing.py).
+    checkpoint: BinlogPosition | None = None
+
+    @property
+    def resume_at(self) -> BinlogPosition:
+        return self.checkpoint or self.end
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
                           DeleteRowsEvent, TransactionPayloadEvent]
     if transactions:
         events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
-                   MysqlGtidEvent]
+                   MysqlGtidEvent, XAPrepareEvent]
     stream = PayloadReader(
         connection_settings=settings,
         server_id=server_id,
@@ -131,8 +139,9 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     return stream
 
 
-def _row_changes(stream: BinLogStreamReader, event: Any, position: BinlogPosition
-                 ) -> Iterator[RowChange]:
+def row_changes_of(stream: BinLogStreamReader, event: Any, position: BinlogPosition
+                   ) -> Iterator[RowChange]:
+    """The row changes of one row event, decoded by the stream's decoder."""
     table = event.table
     op = "insert" if isinstance(event, WriteRowsEvent) else \
         "delete" if isinstance(event, DeleteRowsEvent) else "update"
@@ -167,55 +176,8 @@ def _library_row_changes(event: Any, op: str, position: BinlogPosition
 def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
     """Every row change of the (filtered) stream, one by one."""
     for event in stream:
-        yield from _row_changes(stream, event, BinlogPosition(stream.log_file, stream.log_pos))
+        yield from row_changes_of(stream, event, BinlogPosition(stream.log_file,
+                                                                stream.log_pos))
 
 
 StreamItem = Transaction | Heartbeat | Statement
-
-
-def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
-                 gtids: GtidState | None = None) -> Iterator[StreamItem]:
-    """Group the stream into source transactions.
-
-    Yields Transaction at each commit, Heartbeat when the server reports no news, and
-    Statement for DDL on the tracked schema (the caller decides what to do with it).
-    With `gtids`, each Transaction's end carries the GTID state after its commit.
-    """
-    pending: list[RowChange] = []
-    next_gtid: str | None = None  # the GTID event precedes its transaction
-
-    def committed() -> BinlogPosition:
-        nonlocal next_gtid
-        if gtids is not None and next_gtid is not None:
-            gtids.advance(next_gtid)
-        next_gtid = None
-        return BinlogPosition(stream.log_file, stream.log_pos,
-                              (str(gtids) or None) if gtids is not None else None)
-
-    for event in stream:
-        position = BinlogPosition(stream.log_file, stream.log_pos)
-        if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
-            if event.schema == schema and event.table in tables:
-                pending.extend(_row_changes(stream, event, position))
-        elif isinstance(event, XidEvent):
-            yield Transaction(committed(), float(event.timestamp), pending)
-            pending = []
-        elif isinstance(event, QueryEvent):
-            query = event.query.strip()
-            upper = query.upper()
-            if upper == "BEGIN":
-                continue
-            if upper == "COMMIT":  # non-transactional engines
-                yield Transaction(committed(), float(event.timestamp), pending)
-                pending = []
-                continue
-            # DDL and other statements are their own implicit transaction.
-            if (event.schema.decode() if isinstance(event.schema, bytes)
-                    else event.schema) == schema:
-                yield Statement(query, position)
-            yield Transaction(committed(), float(event.timestamp), pending)
-            pending = []
-        elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):
-            next_gtid = event.gtid
-        elif isinstance(event, HeartbeatLogEvent) and not pending:
-            yield Heartbeat(position)

@@ -29,8 +29,8 @@ from wacdc.source.binlog import (
     StreamItem,
     Transaction,
     open_stream,
-    transactions,
 )
+from wacdc.source.framing import transactions
 from wacdc.source.position import BinlogPosition, GtidState
 
 log = get_logger(__name__)

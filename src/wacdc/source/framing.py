@@ -1,0 +1,298 @@
+"""Source transactions framed by what they are, not by the next query event.
+
+A transaction ends only at its commit: an XID event, a `COMMIT` query (non-transactional
+engines), or, for XA, its decision. Inside one:
+
+- `SAVEPOINT s` marks where `ROLLBACK TO [SAVEPOINT] s` returns to. MySQL and MariaDB
+  drop rolled-back InnoDB row events before they reach the binlog; when the statement
+  itself is logged (a non-transactional table was touched too), the tracked rows logged
+  after the savepoint are dropped here as a replica would. Tracked tables are taken to be
+  transactional (InnoDB: what Prisma creates).
+- A `ROLLBACK` query ends a transaction that touched a non-transactional table: its
+  tracked (InnoDB) rows were rolled back at the source and are dropped, with a log line.
+- XA: the rows between `XA START` (MariaDB: the GTID event) and the XA_PREPARE event are
+  the prepared part. One-phase (`XA COMMIT … ONE PHASE`) commits right there. Otherwise
+  the rows wait, in memory, for their `XA COMMIT` (applied then, as one transaction) or
+  `XA ROLLBACK` (dropped); the decision may come much later, in a later binlog file.
+  While any prepared transaction with tracked rows waits, every checkpoint stays just
+  before the oldest one (its file:pos and the GTID state of that moment): a restart reads
+  the prepared rows again, and re-applies what came after them (upserts and deletes of
+  the same images converge). Nothing is applied early, nothing lost to a kill -9.
+
+Everything else that is not a commit (DDL, TRUNCATE, other statements) is its own
+implicit transaction and reaches the caller as a `Statement` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.event import GtidEvent as MysqlGtidEvent
+from pymysqlreplication.event import (
+    HeartbeatLogEvent,
+    MariadbGtidEvent,
+    QueryEvent,
+    XAPrepareEvent,
+    XidEvent,
+)
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from wacdc.errors import BinlogEventError
+from wacdc.log import get_logger
+from wacdc.source.binlog import (
+    Heartbeat,
+    RowChange,
+    Statement,
+    StreamItem,
+    Transaction,
+    row_changes_of,
+)
+from wacdc.source.position import BinlogPosition, GtidState
+
+log = get_logger(__name__)
+
+Xid = tuple[bytes, bytes, int]  # gtrid, bqual, formatID: how MySQL identifies one
+
+# The framing statements, recognised by their leading keywords (protocol words, not DDL).
+_LEADING_COMMENTS = re.compile(r"^(?:\s+|/\*(?!!).*?\*/|(?:--|#)[^\n]*(?:\n|$))*", re.S)
+_SAVEPOINT = re.compile(r"SAVEPOINT\s+(`(?:[^`]|``)+`|\S+)\s*$", re.I)
+_ROLLBACK_TO = re.compile(r"ROLLBACK\s+(?:WORK\s+)?TO\s+(?:SAVEPOINT\s+)?(`(?:[^`]|``)+`|\S+)\s*$",
+                          re.I)
+_XA = re.compile(r"XA\s+(START|BEGIN|END|PREPARE|COMMIT|ROLLBACK|RECOVER)\b\s*(.*?)\s*$",
+                 re.I | re.S)
+# One xid part: X'hex', 'text' (with '' escapes), or a bare number (formatID).
+_XID_PART = re.compile(r"\s*(?:[Xx]'([0-9A-Fa-f]*)'|'((?:[^']|'')*)'|(\d+))\s*(?:,|$)")
+
+
+def _keyword_text(query: str) -> str:
+    return _LEADING_COMMENTS.sub("", query, count=1).rstrip().rstrip(";").rstrip()
+
+
+def _name(token: str) -> str:
+    return token[1:-1].replace("``", "`") if token.startswith("`") else token
+
+
+def parse_xid(text: str) -> Xid | None:
+    """The xid of an XA statement's argument text (`X'78',X'',1`, `'x'`, `'g','b',2`)."""
+    parts: list[bytes | int] = []
+    pos = 0
+    text = re.sub(r"\s+ONE\s+PHASE\s*$|\s+(?:SUSPEND(?:\s+FOR\s+MIGRATE)?|JOIN|RESUME)\s*$",
+                  "", text, flags=re.I)
+    while pos < len(text) and len(parts) < 3:
+        match = _XID_PART.match(text, pos)
+        if match is None:
+            return None
+        hexa, quoted, number = match.groups()
+        if hexa is not None:
+            parts.append(bytes.fromhex(hexa))
+        elif quoted is not None:
+            parts.append(quoted.replace("''", "'").encode())
+        else:
+            parts.append(int(number))
+        pos = match.end()
+    if not parts or pos < len(text.rstrip()) or isinstance(parts[0], int):
+        return None
+    gtrid = parts[0]
+    bqual = parts[1] if len(parts) > 1 and isinstance(parts[1], bytes) else b""
+    fmt = parts[-1] if isinstance(parts[-1], int) else 1
+    assert isinstance(gtrid, bytes)
+    return gtrid, bqual, fmt
+
+
+def _show_xid(xid: Xid) -> str:
+    gtrid, bqual, fmt = xid
+    return f"X'{gtrid.hex()}',X'{bqual.hex()}',{fmt}"
+
+
+@dataclass
+class _Prepared:
+    start: BinlogPosition  # just before its first event, with the GTID state of then
+    changes: list[RowChange]
+    gtid: str | None = None  # of the prepared part, folded in only at the decision
+
+
+@dataclass
+class _Framer:
+    stream: BinLogStreamReader
+    schema: str
+    tables: set[str]
+    gtids: GtidState | None
+    pending: list[RowChange] = field(default_factory=list)
+    savepoints: dict[str, int] = field(default_factory=dict)
+    prepared: dict[Xid, _Prepared] = field(default_factory=dict)
+    next_gtid: str | None = None  # the GTID event precedes its transaction
+    started_at: BinlogPosition | None = None  # where the current transaction began
+    before: BinlogPosition | None = None  # where the event being read began
+
+    def _here(self) -> BinlogPosition:
+        return BinlogPosition(self.stream.log_file, self.stream.log_pos)
+
+    def _state(self) -> str | None:
+        return (str(self.gtids) or None) if self.gtids is not None else None
+
+    def _committed(self, advance: bool = True) -> BinlogPosition:
+        if advance and self.gtids is not None and self.next_gtid is not None:
+            self.gtids.advance(self.next_gtid)
+        self.next_gtid = None
+        return BinlogPosition(self.stream.log_file, self.stream.log_pos, self._state())
+
+    def _held(self) -> BinlogPosition | None:
+        """The checkpoint while prepared XA transactions wait: before the oldest."""
+        waiting = [p.start for p in self.prepared.values() if p.changes]
+        return min(waiting) if waiting else None
+
+    def _end(self, timestamp: float, changes: list[RowChange],
+             advance: bool = True) -> Transaction:
+        end = self._committed(advance)
+        self.pending, self.savepoints, self.started_at = [], {}, None
+        return Transaction(end, timestamp, changes, checkpoint=self._held())
+
+    def items(self) -> Iterator[StreamItem]:
+        for event in self.stream:
+            yield from self._event(event)
+            self.before = BinlogPosition(self.stream.log_file, self.stream.log_pos,
+                                         self._state())
+
+    def _event(self, event: object) -> Iterator[StreamItem]:
+        if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
+            if event.schema == self.schema and event.table in self.tables:
+                self.pending.extend(row_changes_of(self.stream, event, self._here()))
+        elif isinstance(event, XidEvent):
+            yield self._end(float(event.timestamp), self.pending)
+        elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):
+            self.next_gtid = event.gtid
+            self.started_at = self.before
+        elif isinstance(event, XAPrepareEvent):
+            yield from self._xa_prepare(event)
+        elif isinstance(event, QueryEvent):
+            yield from self._query(event)
+        elif isinstance(event, HeartbeatLogEvent) and not self.pending:
+            yield Heartbeat(self._here())
+
+    def _query(self, event: QueryEvent) -> Iterator[StreamItem]:
+        query = event.query.strip()
+        words = _keyword_text(query)
+        upper = words[:16].upper()
+        timestamp = float(event.timestamp)
+        if upper == "BEGIN" or upper.startswith("BEGIN WORK"):
+            self.started_at = self.started_at or self.before
+            return
+        if upper == "COMMIT" or upper.startswith("COMMIT WORK"):  # non-transactional engines
+            yield self._end(timestamp, self.pending)
+            return
+        if upper.startswith("SAVEPOINT"):
+            match = _SAVEPOINT.match(words)
+            if match:
+                self.savepoints[_name(match[1])] = len(self.pending)
+                return
+        if upper.startswith("ROLLBACK"):
+            yield from self._rollback(words, timestamp)
+            return
+        if upper.startswith("RELEASE"):
+            return  # RELEASE SAVEPOINT: nothing to undo
+        if upper.startswith("XA"):
+            yield from self._xa(words, timestamp)
+            return
+        # DDL and other statements are their own implicit transaction.
+        default_db = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
+        if default_db == self.schema:
+            yield Statement(query, self._here())
+        yield self._end(timestamp, self.pending)
+
+    def _rollback(self, words: str, timestamp: float) -> Iterator[StreamItem]:
+        to = _ROLLBACK_TO.match(words)
+        if to:
+            name = _name(to[1])
+            if name not in self.savepoints:
+                raise BinlogEventError(
+                    f"{words!r} at {self._here()} returns to a savepoint this transaction "
+                    "never set: the binlog is not what wacdc expects; nothing after it was "
+                    "applied. Report it with the binlog around that position")
+            mark = self.savepoints[name]
+            dropped = len(self.pending) - mark
+            if dropped:
+                log.warning("rows rolled back to a savepoint dropped", savepoint=name,
+                            rows=dropped, position=str(self._here()))
+            del self.pending[mark:]
+            self.savepoints = {k: v for k, v in self.savepoints.items() if v <= mark}
+            return
+        # A whole transaction rolled back that touched a non-transactional table: its
+        # InnoDB rows were undone at the source.
+        if self.pending:
+            log.warning("rows of a rolled-back transaction dropped", rows=len(self.pending),
+                        tables=sorted({c.table for c in self.pending}),
+                        position=str(self._here()))
+        yield self._end(timestamp, [])
+
+    def _xa(self, words: str, timestamp: float) -> Iterator[StreamItem]:
+        match = _XA.match(words)
+        if match is None:
+            raise BinlogEventError(f"unreadable XA statement {words!r} at {self._here()}")
+        verb, argument = match[1].upper(), match[2]
+        if verb in ("START", "BEGIN"):
+            self.started_at = self.started_at or self.before
+            return
+        if verb in ("END", "RECOVER"):
+            return
+        xid = parse_xid(argument)
+        if xid is None:
+            raise BinlogEventError(f"unreadable xid in {words!r} at {self._here()}")
+        if verb == "PREPARE":  # the XA_PREPARE event follows and does the work
+            return
+        waiting = self.prepared.pop(xid, None)
+        if verb == "ROLLBACK":
+            if waiting is not None and waiting.changes:
+                log.info("XA transaction rolled back: its prepared rows are dropped",
+                         xid=_show_xid(xid), rows=len(waiting.changes),
+                         position=str(self._here()))
+            self._fold_prepare_gtid(waiting)
+            yield self._end(timestamp, [])
+            return
+        # XA COMMIT: the prepared part is applied now, as one transaction.
+        if waiting is None:
+            raise BinlogEventError(
+                f"XA COMMIT {_show_xid(xid)} at {self._here()} decides an XA transaction "
+                "prepared before the position wacdc started from, so its rows were never "
+                "read; if it changed tracked tables they are missing. Take a new snapshot "
+                "when `XA RECOVER` on the source is empty (docs/operations.md)")
+        self._fold_prepare_gtid(waiting)
+        yield self._end(timestamp, waiting.changes)
+
+    def _fold_prepare_gtid(self, waiting: _Prepared | None) -> None:
+        if waiting is not None and waiting.gtid and self.gtids is not None:
+            self.gtids.advance(waiting.gtid)
+
+    def _xa_prepare(self, event: XAPrepareEvent) -> Iterator[StreamItem]:
+        timestamp = float(event.timestamp)
+        if event.one_phase:  # XA COMMIT … ONE PHASE: committed right here
+            yield self._end(timestamp, self.pending)
+            return
+        xid: Xid = (event.xid_gtrid, event.xid_bqual, event.xid_format_id)
+        start = self.started_at or self.before or self._here()
+        waiting = _Prepared(start, self.pending)
+        if not waiting.changes:
+            # Nothing tracked in it: its decision is a plain transaction later. The
+            # prepare moves the checkpoint as any transaction does.
+            self.prepared[xid] = waiting
+            yield self._end(timestamp, [])
+            return
+        # Tracked rows: held until the decision; the GTID of the prepare is folded in
+        # only then, so a GTID resume reads the prepared part again too.
+        waiting.gtid = self.next_gtid
+        self.prepared[xid] = waiting
+        yield self._end(timestamp, [], advance=False)
+
+
+def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
+                 gtids: GtidState | None = None) -> Iterator[StreamItem]:
+    """Group the stream into source transactions (see the module docstring).
+
+    Yields Transaction at each commit, Heartbeat when the server reports no news, and
+    Statement for statements on the tracked schema that are not commits (the caller
+    decides what to do with them). With `gtids`, each Transaction's end carries the GTID
+    state after its commit; its `checkpoint` is where a restart must begin.
+    """
+    return _Framer(stream, schema, tables, gtids).items()

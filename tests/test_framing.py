@@ -1,0 +1,234 @@
+"""Transactions framed by what they are (src/wacdc/source/framing.py), on real binlogs.
+
+Savepoints inside a transaction, XA transactions (two-phase, one-phase, rolled back, and
+prepared with the decision later, across a kill -9), and a ROLLBACK of a transaction that
+touched a non-transactional table. Each on both flavours where the server allows it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from pymysqlreplication.event import QueryEvent, XidEvent
+
+from tests.conftest import only_on
+from tests.harness import REPO, SourceDb, TargetDb, run_cli, wacdc_env
+from tests.independent import independent_differences
+from wacdc.config import parse_url
+from wacdc.errors import BinlogEventError
+from wacdc.source.binlog import Transaction, open_stream
+from wacdc.source.connection import connect
+from wacdc.source.framing import parse_xid, transactions
+from wacdc.source.position import BinlogPosition, GtidState, current_position
+
+TABLE = "WhatsAppCustomer"
+
+
+def _head(db: SourceDb) -> BinlogPosition:
+    with connect(parse_url(db.url, "mysql")) as conn:
+        return current_position(conn)
+
+
+def _framed(db: SourceDb, start: BinlogPosition) -> list[Transaction]:
+    """Every transaction since `start` as the daemon's reader frames it."""
+    url = parse_url(db.url, "mysql")
+    stream = open_stream(url, 4900 + start.pos % 97, start, [TABLE], transactions=True,
+                         mariadb=db.server.is_mariadb)
+    try:
+        gtids = GtidState(start.gtid, db.server.is_mariadb)
+        return [item for item in transactions(stream, db.name, {TABLE}, gtids)
+                if isinstance(item, Transaction)]
+    finally:
+        stream.close()
+
+
+def _insert(n: int) -> str:
+    return (f"INSERT INTO {TABLE} (id, firstName, phoneNumber, updatedAt) "
+            f"VALUES ('c{n}', 'n', '+{n}', NOW(3))")
+
+
+def _ids(target: TargetDb) -> set[str]:
+    with target.connect() as pg:
+        return {r[0] for r in pg.execute(f'SELECT id FROM "{TABLE}"').fetchall()}
+
+
+def test_a_savepoint_transaction_is_one_transaction_ending_at_its_commit(
+        source_db: SourceDb) -> None:
+    start = _head(source_db)
+    source_db.execute("BEGIN", _insert(1), "SAVEPOINT s1", _insert(2), "SAVEPOINT `s 2`",
+                      _insert(3), "ROLLBACK TO SAVEPOINT `s 2`", _insert(4),
+                      "RELEASE SAVEPOINT s1", "COMMIT")
+    head = _head(source_db)
+    framed = [t for t in _framed(source_db, start) if t.changes]
+    assert len(framed) == 1
+    (txn,) = framed
+    assert [c.after[0] for c in txn.changes if c.after] == ["c1", "c2", "c4"]
+    assert txn.end.key == head.key  # the checkpoint is its commit, nothing inside it
+    assert txn.checkpoint is None
+
+
+def test_xa_transactions_apply_at_their_commit_and_vanish_at_their_rollback(
+        source_db: SourceDb) -> None:
+    start = _head(source_db)
+    source_db.execute("XA START 'x1'", _insert(10), "XA END 'x1'", "XA PREPARE 'x1'",
+                      "XA ROLLBACK 'x1'")
+    source_db.execute("XA START 'x2', 'b', 7", _insert(20), "XA END 'x2', 'b', 7",
+                      "XA PREPARE 'x2', 'b', 7", "XA COMMIT 'x2', 'b', 7")
+    source_db.execute("XA START 'x3'", _insert(30), "XA END 'x3'", "XA COMMIT 'x3' ONE PHASE")
+    framed = [t for t in _framed(source_db, start) if t.changes]
+    assert [[c.after[0] for c in t.changes if c.after] for t in framed] == [["c20"], ["c30"]]
+    assert all(t.checkpoint is None for t in framed)
+
+
+def test_a_prepared_xa_transaction_waits_holds_the_checkpoint_and_survives_kill_9(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=TABLE)
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    prepared = source_db.connect()
+    with prepared.cursor() as cur:
+        for sql in ("XA START 'late'", _insert(100), "XA END 'late'", "XA PREPARE 'late'"):
+            cur.execute(sql)
+    try:
+        source_db.execute(_insert(101))  # committed after the prepare
+        result = run_cli("run", "--exit-when-caught-up", env=env)
+        assert result.code == 0, result.output[-3000:]
+        assert _ids(target_db) == {"c101"}  # nothing of the prepared one early
+        with target_db.connect() as pg:
+            held = pg.execute("SELECT binlog_file, binlog_pos FROM wacdc.state").fetchone()
+        assert BinlogPosition(*held) < _head(source_db)  # the checkpoint waits before it
+
+        proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.5)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)  # a kill -9 while the decision is pending
+        proc.wait()
+        assert _ids(target_db) == {"c101"}
+    finally:
+        prepared.close()  # the prepared transaction survives its session
+    source_db.execute("XA COMMIT 'late'", _insert(102))
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output[-3000:]
+    assert _ids(target_db) == {"c100", "c101", "c102"}
+    assert independent_differences(source_db, target_db, [TABLE]) == {}
+    with target_db.connect() as pg:  # decided: the checkpoint is the head again
+        now = BinlogPosition(*pg.execute("SELECT binlog_file, binlog_pos FROM wacdc.state")
+                             .fetchone())
+    assert now.key == _head(source_db).key
+
+
+def test_rows_rolled_back_to_a_savepoint_but_logged_are_dropped(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    only_on(source_db.server, "mariadb", "MySQL's enforce_gtid_consistency refuses "
+            "non-transactional and transactional tables in one transaction")
+    source_db.execute("CREATE TABLE audit_log (id INT PRIMARY KEY, note TEXT) ENGINE=MyISAM")
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=TABLE)
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    start = _head(source_db)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        conn.autocommit(False)
+        cur.execute("INSERT INTO audit_log VALUES (1, 'kept: MyISAM')")
+        cur.execute(_insert(200))
+        cur.execute("SAVEPOINT s")
+        cur.execute(_insert(201))
+        cur.execute("INSERT INTO audit_log VALUES (2, 'also kept')")
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+        cur.execute(_insert(202))
+        conn.commit()
+        cur.execute("INSERT INTO audit_log VALUES (3, 'kept')")
+        cur.execute(_insert(203))
+        conn.rollback()
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SHOW BINLOG EVENTS IN '{start.file}' FROM {start.pos}")
+        logged = [row[5] for row in cur.fetchall()]
+    # A MyISAM row after the savepoint: MariaDB logs the InnoDB row c201 *and* the
+    # ROLLBACK TO that undoes it. Applied blindly, c201 would appear in PostgreSQL.
+    assert any(info.startswith("ROLLBACK TO") for info in logged), logged
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output[-3000:]
+    assert _ids(target_db) == {"c200", "c202"}
+    assert independent_differences(source_db, target_db, [TABLE]) == {}
+
+
+@pytest.mark.parametrize("text, xid", [
+    ("X'7831',X'',1", (b"x1", b"", 1)),
+    ("'x1'", (b"x1", b"", 1)),
+    ("'g' , 'b', 7", (b"g", b"b", 7)),
+    ("X'7833',X'',1 ONE PHASE", (b"x3", b"", 1)),
+    ("'it''s'", (b"it's", b"", 1)),
+    ("'a' SUSPEND", (b"a", b"", 1)),
+])
+def test_xids_as_the_binlog_and_the_client_write_them(text: str, xid: tuple) -> None:
+    assert parse_xid(text) == xid
+
+
+@pytest.mark.parametrize("text", ["", "junk", "1, 'x'", "'x' garbage"])
+def test_unreadable_xids_are_refused(text: str) -> None:
+    assert parse_xid(text) is None
+
+
+# --- the framer on hand-made event sequences (shapes a server writes rarely) ---------------
+
+class _Stream:
+    """Just what the framer reads of a BinLogStreamReader: events, file and position."""
+
+    def __init__(self, events: list[object]) -> None:
+        self.events, self.log_file, self.log_pos = events, "binlog.000003", 4
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for event in self.events:
+            self.log_pos += 100
+            yield event
+
+
+def _query(text: str, schema: str = "db") -> QueryEvent:
+    event = QueryEvent.__new__(QueryEvent)
+    event.query, event.schema, event.timestamp = text, schema.encode(), 1_700_000_000
+    return event
+
+
+def _xid() -> XidEvent:
+    event = XidEvent.__new__(XidEvent)
+    event.timestamp = 1_700_000_000
+    return event
+
+
+def _frame(events: list[object]) -> list[object]:
+    return list(transactions(_Stream(events), "db", {TABLE}))  # type: ignore[arg-type]
+
+
+def test_a_rollback_query_ends_the_transaction_and_keeps_no_tracked_rows() -> None:
+    items = _frame([_query("BEGIN"), _query("/* app */ ROLLBACK"), _query("BEGIN"), _xid()])
+    assert [type(i).__name__ for i in items] == ["Transaction", "Transaction"]
+    assert [i.end.pos for i in items] == [204, 404]  # type: ignore[attr-defined]
+
+
+def test_framing_statements_are_not_statements_or_commits() -> None:
+    items = _frame([_query("BEGIN"), _query("SAVEPOINT `a``b`"), _query("RELEASE SAVEPOINT a"),
+                    _query("ROLLBACK TO `a``b`"), _xid()])
+    assert len(items) == 1 and items[0].end.pos == 504  # type: ignore[attr-defined]
+
+
+def test_a_rollback_to_an_unknown_savepoint_stops_with_its_position() -> None:
+    with pytest.raises(BinlogEventError, match=r"ROLLBACK TO nope.*binlog\.000003:204"):
+        _frame([_query("BEGIN"), _query("ROLLBACK TO nope")])
+
+
+def test_an_xa_commit_of_a_transaction_prepared_before_the_start_stops() -> None:
+    with pytest.raises(BinlogEventError, match=r"XA COMMIT X'6f6c64',X'',1 at "
+                       r"binlog\.000003:104.*XA RECOVER"):
+        _frame([_query("XA COMMIT X'6f6c64',X'',1")])
+
+
+def test_an_xa_rollback_of_an_unknown_transaction_is_a_plain_transaction() -> None:
+    items = _frame([_query("XA ROLLBACK X'6f6c64',X'',1")])
+    assert len(items) == 1 and not items[0].changes  # type: ignore[attr-defined]
+
+
+def test_ddl_on_the_tracked_schema_is_a_statement_then_its_own_transaction() -> None:
+    items = _frame([_query("ALTER TABLE t ADD c INT"), _query("CREATE TABLE x (i INT)", "other")])
+    assert [type(i).__name__ for i in items] == ["Statement", "Transaction", "Transaction"]
