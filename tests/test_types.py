@@ -258,3 +258,34 @@ def test_fixture_tables_round_trip(profile: str, source_db: SourceDb,
     assert package[names.index("basePrice")] == Decimal("12345.67")
     message = rt.read_back("binl", "WhatsAppMessage")[0]
     assert message[rt.column_names("WhatsAppMessage").index("payload")] == json.loads(payload)
+
+
+TIMES = ["-838:59:58.999999", "517:51:04.780000", "24:00:00.000000", "838:59:59.000000",
+         "-00:00:00.500000", "00:00:00.000000", "-24:00:00.000000", "12:34:56.000001"]
+
+
+def test_time_becomes_the_same_interval_field_by_field_on_both_paths(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    """Equal durations are not enough: '-35 days +01:00:01' and '-838:59:59' differ in
+    extract(hour), to_char and date arithmetic. Both paths must give the source's form."""
+    source_db.execute("CREATE TABLE times (id INT PRIMARY KEY, t TIME(6), t0 TIME)")
+    rt = Roundtrip(source_db, target_db, ["times"])
+    start = rt.position()
+    for n, text in enumerate(TIMES):
+        source_db.execute(f"INSERT INTO times VALUES ({n}, '{text}', '{text[:-7]}')")
+    rt.snapshot("times")
+    rt.stream(start)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, CAST(t AS CHAR), CAST(t0 AS CHAR) FROM times ORDER BY id")
+        source = cur.fetchall()
+    with target_db.connect() as pg:
+        # The source's own text, read as an interval by PostgreSQL: hours stay hours.
+        want = [(i, *(pg.execute("SELECT %s::interval::text", (v,)).fetchone()[0]
+                      for v in values)) for i, *values in source]
+        for schema in ("snap", "binl"):
+            got = pg.execute(f"SELECT id, t::text, t0::text FROM {schema}.times ORDER BY id"
+                             ).fetchall()
+            assert got == want, schema
+            hours = pg.execute(f"SELECT extract(hour FROM t)::int FROM {schema}.times "
+                               "WHERE id = 0").fetchone()[0]
+            assert hours == -838, schema

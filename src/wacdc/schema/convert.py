@@ -199,9 +199,28 @@ def parse_mysql_time(text: str) -> dt.timedelta:
                                microseconds=micro)
 
 
+def mysql_time_text(value: dt.timedelta) -> str:
+    """A TIME as MySQL prints it ('-838:59:58.999999', '517:51:04.780000'): hours, minutes,
+    seconds. PostgreSQL keeps an interval's fields as given, so this text and the one the
+    snapshot copies are the same interval field by field; psycopg's own form of a
+    timedelta ('-35 days +01:00:01.000001') would be equal in length but not in
+    extract(hour), to_char or date arithmetic across a DST change."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    sign = "-" if micros < 0 else ""
+    seconds, micro = divmod(abs(micros), 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    text = f"{sign}{hours:02d}:{minute:02d}:{second:02d}"
+    return f"{text}.{micro:06d}" if micro else text
+
+
+def _interval(v: Any) -> Any:
+    return mysql_time_text(v) if isinstance(v, dt.timedelta) else v  # text: the snapshot's
+
+
 def _time(tc: TargetColumn, bad: _Bad) -> Convert:
     if not tc.pg_type.startswith("time"):
-        return _identity  # interval holds every MySQL TIME, negative and > 24h included
+        return _interval  # interval holds every MySQL TIME, negative and > 24h included
     name = tc.name
     day = dt.timedelta(days=1)
 
