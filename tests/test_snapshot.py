@@ -14,6 +14,7 @@ import pytest
 
 from tests.compare import table_differences
 from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.independent import independent_differences
 from wacdc import metrics
 from wacdc.config import load_settings
 from wacdc.snapshot import Progress, run_snapshot
@@ -202,3 +203,44 @@ def test_progress_line_and_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     line = buffer.getvalue()
     assert "WhatsAppMessage" in line and "250/1,000" in line and "ETA 30s" in line
     assert "#######" in line  # a quarter of the 30-cell bar
+
+
+def test_ddl_on_a_table_during_the_snapshot_copies_it_again_from_a_new_view(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 6000, "WhatsAppMessage": 300,
+                                     "WhatsAppTemplate": 200})
+    tables = "WhatsAppCustomer,WhatsAppMessage,WhatsAppTemplate"  # copied in this order
+    env = wacdc_env(source_db, target_db, WACDC_SNAPSHOT_CHUNK_ROWS="50", WACDC_TABLES=tables)
+    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run", "--snapshot-only"],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _progress_rows(target_db).get("WhatsAppCustomer", ("", 0))[1] < 500:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    # While the view copies the first table, the app migrates the two others.
+    source_db.execute("ALTER TABLE WhatsAppMessage ADD COLUMN extra INT NOT NULL DEFAULT 7",
+                      "UPDATE WhatsAppMessage SET extra = 8 WHERE id < '5'",
+                      "TRUNCATE TABLE WhatsAppTemplate",
+                      "INSERT INTO WhatsAppTemplate (id, name, body, updatedAt) "
+                      "VALUES ('after-truncate', 'n', 'b', NOW(3))")
+    assert _progress_rows(target_db)["WhatsAppMessage"][0] == "pending"  # not read yet
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    log = err.decode()
+    redone = {name for line in log.splitlines() if "table changed during its snapshot" in line
+              for name in ("WhatsAppCustomer", "WhatsAppMessage", "WhatsAppTemplate")
+              if f'"{name}"' in line}
+    # TRUNCATE always gives the table a new definition; an instant ADD COLUMN may not
+    # (MariaDB), and then the view reads the old rows and streaming applies the ALTER.
+    assert "WhatsAppTemplate" in redone and redone <= {"WhatsAppMessage",
+                                                       "WhatsAppTemplate"}, log[-3000:]
+    assert {s for s, _ in _progress_rows(target_db).values()} == {"done"}
+    caught_up = run_cli("run", "--exit-when-caught-up", env=env)
+    assert caught_up.code == 0, caught_up.output[-3000:]
+    assert independent_differences(source_db, target_db, tables.split(",")) == {}
+    with target_db.connect() as pg:
+        views = pg.execute("SELECT count(*) FROM wacdc.snapshot_views").fetchone()[0]
+        extra = pg.execute('SELECT count(*) FROM "WhatsAppMessage" WHERE extra = 8'
+                           ).fetchone()[0]
+    assert views == 2 and extra > 0  # the first view, and one for the two changed tables

@@ -30,6 +30,7 @@ from wacdc.log import get_logger
 from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import TargetTable, apply_steps, create_index_sql, plan_ddl
+from wacdc.schema.profile import Profile
 from wacdc.sink.connection import connect_target
 from wacdc.source.position import BinlogPosition
 from wacdc.source.snapshot import ChunkReader, ReadView, open_read_view
@@ -204,8 +205,53 @@ def _copy_tables(settings: Settings, target: psycopg.Connection, todo: list[Targ
                  converters: dict[str, RowConverter], builder: IndexBuilder,
                  result: SnapshotResult, stop: threading.Event,
                  on_chunk: Callable[[str, int], None] | None) -> None:
+    changed = _copy_in_one_view(settings, target, todo, converters, builder, result, stop,
+                                on_chunk)
+    for attempt in range(1, DDL_RETRIES + 1):
+        if not changed or result.stopped:
+            return
+        # A table whose definition changed under the view (ALTER, TRUNCATE, ... after the
+        # view began): planned again from the source as it is now, created again in
+        # PostgreSQL, and copied from a view of its own (its own position: streaming
+        # skips, for it alone, what that copy holds). The other tables keep their copies.
+        profile, planned = plan_target(settings, allow_retired=True)
+        again = [t for t in planned if t.name in changed]
+        for table in again:
+            log.warning("table changed during its snapshot (DDL); copying it again from a "
+                        "new read view", table=table.name, attempt=attempt)
+            _recreate(target, table, profile, settings.target_schema)
+            converters[table.name] = RowConverter(table.name, table.columns, table.key,
+                                                  converters[table.name].policy)
+        changed = _copy_in_one_view(settings, target, again, converters, builder, result,
+                                    stop, on_chunk)
+    if changed:
+        raise WacdcError(f"table(s) {', '.join(sorted(changed))} changed again during each "
+                         f"of {DDL_RETRIES} copies (schema changes in a loop?); wait for "
+                         "the migration to finish, then run wacdc run again: it copies "
+                         "what is not copied yet")
+
+
+DDL_RETRIES = 3
+ER_TABLE_DEF_CHANGED = 1412  # "Table definition has changed, please retry transaction"
+
+
+def _recreate(target: psycopg.Connection, table: TargetTable, profile: Profile,
+              schema: str) -> None:
+    with target.transaction():
+        target.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(
+            sql.Identifier(table.schema), sql.Identifier(table.name)))
+    apply_steps(target, plan_ddl([table], profile, schema, indexes=False), [table], schema)
+
+
+def _copy_in_one_view(settings: Settings, target: psycopg.Connection,
+                      todo: list[TargetTable], converters: dict[str, RowConverter],
+                      builder: IndexBuilder, result: SnapshotResult, stop: threading.Event,
+                      on_chunk: Callable[[str, int], None] | None) -> set[str]:
+    """Copy `todo` from one consistent view; the names of tables whose definition changed
+    under it (to copy again), empty when all were copied."""
     source_url = settings.source()
     view = open_read_view(source_url, [t.source for t in todo], settings.snapshot_lock)
+    changed: set[str] = set()
     try:
         state.record_view(target, view.view_id, view.position, view.method,
                           view.write_pause_seconds)
@@ -217,12 +263,18 @@ def _copy_tables(settings: Settings, target: psycopg.Connection, todo: list[Targ
                 result.stopped = True
                 log.info("stop requested: snapshot paused; a restart copies the rest",
                          table=table.name)
-                return
-            copied = copy_table(view, target, table, converters[table.name],
-                                 settings.snapshot_chunk_rows, progress, stop, on_chunk)
+                return changed
+            try:
+                copied = copy_table(view, target, table, converters[table.name],
+                                    settings.snapshot_chunk_rows, progress, stop, on_chunk)
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != ER_TABLE_DEF_CHANGED:
+                    raise
+                changed.add(table.name)  # the view cannot read it; the next one will
+                continue
             if copied is None:
                 result.stopped = True
-                return
+                return changed
             result.tables[table.name] = copied
             result.positions[table.name] = view.position
             builder.jobs.put(table)
@@ -232,6 +284,7 @@ def _copy_tables(settings: Settings, target: psycopg.Connection, todo: list[Targ
                          "unfinished tables again from a new view") from None
     finally:
         view.close()
+    return changed
 
 
 def copy_table(view: ReadView, target: psycopg.Connection, table: TargetTable,
