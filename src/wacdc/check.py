@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import pymysql
 
 from wacdc.config import Settings
-from wacdc.errors import EXIT_FINDING, EXIT_OK, WacdcError
+from wacdc.errors import EXIT_FINDING, EXIT_OK, SchemaError, WacdcError
 from wacdc.log import redact
 from wacdc.schema.catalog import load_catalog
+from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile
-from wacdc.schema.types import unsupported_columns
+from wacdc.schema.types import target_columns, unsupported_columns
 from wacdc.sink.connection import connect_target
 from wacdc.source.connection import ServerInfo, connect, global_variables, server_info
 
@@ -222,10 +223,39 @@ def _table_checks(settings: Settings, profile: Profile,
             findings.append(Finding(PROBLEM, f"table {name}", "; ".join(problems),
                                     "add a primary key / change the type in the source, "
                                     "or leave the table out of WACDC_TABLES"))
+        else:
+            findings.extend(_column_findings(settings, profile, table))
     if catalog.tables and not any(f.status == PROBLEM for f in findings):
         findings.append(Finding(OK, "tables", f"{len(catalog.tables)} tables, all with keys "
                                 "and supported column types"))
     return findings, list(catalog.tables)
+
+
+def _column_findings(settings: Settings, profile: Profile, table: Table) -> list[Finding]:
+    """What the target cannot carry of a table's columns (defaults, ON UPDATE), by column.
+
+    A dropped or changed default is a warning: replicated rows carry the source's values.
+    Zero-date defaults under WACDC_BAD_VALUES=strict are a problem: the first row that
+    holds one stops replication."""
+    try:
+        columns = target_columns(table, profile)
+    except SchemaError as exc:
+        return [Finding(PROBLEM, f"table {table.name}", str(exc),
+                        "change the type in the source or the profile's override")]
+    findings = []
+    for column in columns:
+        for note in column.notes:
+            if note.reason == "zero_date" and settings.bad_value_policy == "strict":
+                findings.append(Finding(
+                    PROBLEM, f"column {table.name}.{column.name}",
+                    f"{note.text}; with WACDC_BAD_VALUES=strict the first row holding a zero "
+                    "date stops replication",
+                    "use WACDC_BAD_VALUES=coerce (zero dates become NULL, or 0001-01-01 in NOT "
+                    "NULL columns), or fix the rows and the default in the source"))
+            else:
+                findings.append(Finding(WARN, f"column {table.name}.{column.name}", note.text,
+                                        note.fix))
+    return findings
 
 
 def _target_checks(settings: Settings) -> Iterator[Finding]:

@@ -63,16 +63,20 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.schema.catalog import plan_target
-    from wacdc.schema.ddl import apply_steps, plan_ddl, skipped_index_notes
+    from wacdc.schema.ddl import apply_steps, default_notes, plan_ddl, skipped_index_notes
     from wacdc.sink.connection import connect_target
 
     profile, tables = plan_target(settings)
     steps = plan_ddl(tables, profile, settings.target_schema, indexes=not args.no_indexes)
+    by_name = {t.name: t for t in tables}
     if not args.apply:
         print(f"-- wacdc {__version__}: profile {profile.name}, "
               f"{len(tables)} tables, schema {settings.target_schema}")
         for step in steps:
             print(step.sql)
+            if step.kind == "table":
+                for note in by_name[step.name].notes:  # SQL comments: the output stays SQL
+                    print(note.comment)
         for note in skipped_index_notes(tables):
             print(note)
         print("-- foreign keys are created at cutover (NOT VALID, then VALIDATE)")
@@ -92,6 +96,8 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(changes)} change(s) applied")
     else:
         print("nothing to change: the target already has every object")
+    for note in default_notes(tables):
+        print(f"note: {note.table}.{note.column}: {note.text}")
     return EXIT_OK
 
 

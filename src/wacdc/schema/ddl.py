@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import psycopg
 
 from wacdc.errors import SchemaError
+from wacdc.schema.defaults import Note, quote_literal
 from wacdc.schema.model import Index, Table
 from wacdc.schema.profile import Profile
-from wacdc.schema.types import TargetColumn, quote_ident, quote_literal, target_columns
+from wacdc.schema.types import TargetColumn, quote_ident, target_columns
 
 PG_IDENT_MAX = 63
 
@@ -37,6 +38,11 @@ class TargetTable:
     @property
     def qualified(self) -> str:
         return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    @property
+    def notes(self) -> tuple[Note, ...]:
+        """Source defaults and clauses the target does not carry exactly, per column."""
+        return tuple(note for column in self.columns for note in column.notes)
 
 
 def plan_table(table: Table, profile: Profile, schema: str) -> TargetTable:
@@ -151,6 +157,11 @@ def plan_ddl(tables: list[TargetTable], profile: Profile, schema: str,
     return steps
 
 
+def default_notes(tables: list[TargetTable]) -> list[Note]:
+    """Every table's notes, in apply order; `note.comment` is the SQL comment line."""
+    return [note for table in tables for note in table.notes]
+
+
 def skipped_index_notes(tables: list[TargetTable]) -> list[str]:
     return [f"-- skipped {i.kind} index {t.name}.{i.name} ({', '.join(i.columns)}): no plain "
             "PostgreSQL equivalent" for t in tables for i in t.skipped]
@@ -192,9 +203,21 @@ def apply_steps(conn: psycopg.Connection, steps: list[Step], tables: list[Target
                 if step.kind == "table":
                     changes.extend(_reconcile_columns(conn, by_name[step.name], schema))
                 continue
-            conn.execute(step.sql)  # type: ignore[arg-type]
+            _execute(conn, step.sql, f"{step.kind} {step.name}")
             changes.append(f"created {step.kind} {step.name}")
     return changes
+
+
+def _execute(conn: psycopg.Connection, statement: str, what: str) -> None:
+    """Run one DDL statement; PostgreSQL refusing it is an error that names the object."""
+    try:
+        conn.execute(statement)  # type: ignore[arg-type]
+    except psycopg.errors.DatabaseError as exc:  # not a lost connection: that propagates
+        if isinstance(exc, psycopg.errors.OperationalError):
+            raise
+        detail = (exc.diag.message_primary or str(exc)).strip()
+        raise SchemaError(f"PostgreSQL refused {what}: {detail}. Nothing was applied "
+                          f"(one transaction); the statement was: {statement}") from None
 
 
 def _exists(conn: psycopg.Connection, step: Step, schema: str) -> bool:
@@ -227,8 +250,8 @@ def _reconcile_columns(conn: psycopg.Connection, table: TargetTable, schema: str
     mismatches = []
     for column in table.columns:
         if column.name not in present:
-            conn.execute(f"ALTER TABLE {table.qualified} ADD COLUMN "  # type: ignore[arg-type]
-                         f"{column_sql(column, schema)}")
+            _execute(conn, f"ALTER TABLE {table.qualified} ADD COLUMN "
+                     f"{column_sql(column, schema)}", f"column {table.name}.{column.name}")
             changes.append(f"added column {table.name}.{column.name}")
             continue
         want = (quote_ident(column.enum_type) if column.enum_type

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import defaultdict
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 import pymysql
 
+from wacdc.schema.defaults import unquote_sql_string
 from wacdc.schema.model import Column, Default, Index, Table
 from wacdc.source.connection import ServerInfo, server_info
+
+_EPOCH = dt.datetime(1970, 1, 1)
 
 _ENUM_MEMBER = re.compile(r"'((?:[^']|'')*)'")
 _JSON_VALID = re.compile(r"json_valid\(\s*`((?:[^`]|``)+)`\s*\)", re.I)
@@ -21,23 +27,115 @@ def parse_enum_values(column_type: str) -> tuple[str, ...]:
                  for m in _ENUM_MEMBER.finditer(inner))
 
 
+_MARIADB_NUMBER = re.compile(r"-?\d+(\.\d+)?(e[-+]?\d+)?", re.I)
+_ON_UPDATE = re.compile(r"\bon update (\S+)", re.I)
+_BINARY_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
+_TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext",
+                         "enum", "set"})
+
+
+@dataclass(frozen=True)
+class SourceColumn(Column):
+    """A column as information_schema describes it, with its ON UPDATE clause (EXTRA)."""
+
+    on_update: str | None = None  # e.g. current_timestamp(), CURRENT_TIMESTAMP(6)
+
+
 def _parse_default(raw: str | None, extra: str, data_type: str, info: ServerInfo,
                    nullable: bool) -> Default | None:
+    """COLUMN_DEFAULT as a literal value (unescaped) or an expression's SQL text."""
     if raw is None:
         return None
     if info.is_mariadb:
-        # MariaDB quotes literal strings and reports an explicit NULL default as 'NULL'.
+        # MariaDB 10.2+ quotes literal strings (escaped as SQL: '' \\ \0 \n \r), prints
+        # numbers bare, an explicit NULL default as NULL and expressions as SQL.
         if raw == "NULL":
             return None
         if raw.startswith("'") and raw.endswith("'") and len(raw) >= 2:
-            return Default(raw[1:-1].replace("''", "'").replace("\\\\", "\\"))
-        if re.fullmatch(r"-?\d+(\.\d+)?(e[-+]?\d+)?", raw, re.I):
+            return Default(unquote_sql_string(raw[1:-1]))
+        if _MARIADB_NUMBER.fullmatch(raw):
+            return Default(raw)
+        if data_type == "bit" and re.fullmatch(r"b'[01]*'", raw):
+            return Default(raw)
+        if data_type in _BINARY_TYPES and re.fullmatch(r"0x[0-9a-f]*", raw, re.I):
             return Default(raw)
         return Default(raw, is_expression=True)
-    # MySQL 8 marks expression defaults in EXTRA.
-    if "DEFAULT_GENERATED" in extra.upper():
-        return Default(raw, is_expression=True)
+    # MySQL 8 prints literals unquoted and marks expression defaults (CURRENT_TIMESTAMP
+    # too) DEFAULT_GENERATED; older servers print CURRENT_TIMESTAMP unmarked.
+    if "DEFAULT_GENERATED" in extra.upper() or (
+            data_type in ("datetime", "timestamp")
+            and re.fullmatch(r"current_timestamp(\(\d?\))?", raw, re.I)):
+        return Default(_mysql_expression(raw), is_expression=True)
     return Default(raw)
+
+
+def _mysql_expression(raw: str) -> str:
+    """MySQL's COLUMN_DEFAULT of an expression default, as the SQL it stands for.
+
+    MySQL 8/9 escape the expression once more (every quote as \\', every backslash
+    doubled) and show its non-ASCII text byte by byte (UTF-8 read as Latin-1)."""
+    if "'" in raw and not re.search(r"(?<!\\)'", raw):
+        raw = re.sub(r"\\(.)", r"\1", raw, flags=re.S)
+    if not raw.isascii():
+        try:
+            raw = raw.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass  # not the byte-by-byte form: keep the text as it is
+    return raw
+
+
+def _exact_defaults(conn: pymysql.connections.Connection, schema: str, table: str,
+                    columns: list[Column]) -> list[Column]:
+    """Binary and TIMESTAMP literal defaults as the server itself evaluates them.
+
+    information_schema shows binary defaults lossily (MariaDB: bytes that are not UTF-8
+    as '?'; MySQL: hex cut at the first zero byte, BINARY(n) unpadded), MariaDB's shows
+    4-byte UTF-8 characters (emoji) as '?', and MySQL's a TIMESTAMP default in the time
+    zone of the session that created it. DEFAULT(col) is exact: as hex for bytes, as
+    epoch seconds (no time zone) for TIMESTAMP, as utf8mb4 text for text."""
+    wanted = [c for c in columns if c.default is not None and not c.default.is_expression
+              and (c.data_type in _BINARY_TYPES
+                   or (c.data_type == "timestamp" and c.default.value[:4] != "0000")
+                   or (c.data_type in _TEXT_TYPES and "?" in c.default.value))]
+    if not wanted:
+        return columns
+    exprs = [f"UNIX_TIMESTAMP(DEFAULT(t.{_quote(c.name)}))" if c.data_type == "timestamp"
+             else f"HEX(DEFAULT(t.{_quote(c.name)}))" if c.data_type in _BINARY_TYPES
+             else f"CAST(DEFAULT(t.{_quote(c.name)}) AS CHAR)" for c in wanted]
+    source = f"{_quote(schema)}.{_quote(table)} AS t"
+    try:
+        with conn.cursor(pymysql.cursors.Cursor) as cur:
+            # DEFAULT() needs a row of the table, any row; an empty table joins to one.
+            cur.execute(f"SELECT {', '.join(exprs)} FROM {source} LIMIT 1")
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(f"SELECT {', '.join(exprs)} FROM (SELECT 1) AS d "
+                            f"LEFT JOIN {source} ON FALSE")
+                row = cur.fetchone()
+    except pymysql.err.MySQLError:
+        return columns  # keep information_schema's text; ddl notes what it cannot read
+    exact: dict[str, str] = {}
+    for column, value in zip(wanted, row or (), strict=False):
+        if value is None:
+            continue
+        if column.data_type == "timestamp":
+            seconds = Decimal(str(value))
+            moment = _EPOCH + dt.timedelta(seconds=int(seconds),
+                                           microseconds=int(seconds % 1 * 1_000_000))
+            text = moment.strftime("%Y-%m-%d %H:%M:%S")
+            if column.fsp:
+                text += f".{moment.microsecond:06d}"[: column.fsp + 1]
+            exact[column.name] = text
+        elif column.data_type in _BINARY_TYPES:
+            exact[column.name] = "0x" + str(value).lower()
+        elif isinstance(value, str):
+            exact[column.name] = value
+    return [replace(c, default=Default(exact[c.name])) if c.name in exact else c
+            for c in columns]
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _json_columns(conn: pymysql.connections.Connection, schema: str,
@@ -101,7 +199,8 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
             generated = row["GENERATION_EXPRESSION"] or None
             if generated is not None and "GENERATED" not in extra.upper():
                 generated = None
-            columns[table_name].append(Column(
+            on_update = _ON_UPDATE.search(extra)
+            columns[table_name].append(SourceColumn(
                 name=row["COLUMN_NAME"],
                 position=int(row["ORDINAL_POSITION"]) - 1,
                 data_type=data_type,
@@ -119,6 +218,7 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
                 auto_increment="auto_increment" in extra.lower(),
                 generated=generated,
                 is_json=is_json,
+                on_update=on_update.group(1) if on_update else None,
             ))
         cur.execute(
             "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, INDEX_TYPE, "
@@ -148,6 +248,7 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
     for name in wanted:
         if name not in columns:
             continue
+        columns[name] = _exact_defaults(conn, schema, name, columns[name])
         ordered = sorted(indexes[name], key=lambda i: (not i.primary, i.name))
         tables[name] = Table(schema=schema, name=name, columns=tuple(columns[name]),
                              indexes=tuple(ordered), estimated_rows=estimates.get(name, 0))

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wacdc.errors import SchemaError
+from wacdc.schema.defaults import (
+    DefaultPlan,
+    Note,
+    default_fix,
+    on_update_note,
+    without_default,
+)
 from wacdc.schema.model import Column, Table
 from wacdc.schema.profile import Profile
 
@@ -58,6 +65,7 @@ class TargetColumn:
     family: str  # converter family: int, text, json, json_string_array, ...
     source: Column | None  # None for PG-only columns (always NULL)
     enum_type: str | None = None
+    notes: tuple[Note, ...] = ()  # what of the source's default the target does not carry
 
 
 def _unsupported(table: Table, column: Column) -> SchemaError:
@@ -68,10 +76,6 @@ def _unsupported(table: Table, column: Column) -> SchemaError:
 
 def unsupported_columns(table: Table) -> list[Column]:
     return [c for c in table.columns if c.kind not in SUPPORTED_KINDS]
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def quote_ident(name: str) -> str:
@@ -99,36 +103,12 @@ def _pg_type(column: Column, profile: Profile, table: Table) -> tuple[str, str, 
     return pg_type, family, enum_type
 
 
-def _default_sql(column: Column, family: str, pg_type: str, profile: Profile) -> str | None:
-    default = column.default
-    if default is None or column.auto_increment:
+def _enum_labels(table: Table, column: Column, profile: Profile,
+                 enum_type: str | None) -> tuple[str, ...] | None:
+    if enum_type is None:
         return None
-    if default.is_expression:
-        expr = default.value
-        if expr.lower().startswith("current_timestamp"):
-            rule = profile.types.current_timestamp
-            return expr.upper() if rule == "keep" else rule
-        # Other expressions (uuid(), arithmetic) have no portable PG form: the replicator
-        # always writes the source's value, so the target does without a default.
-        return None
-    value = default.value
-    if family == "bool":
-        return "true" if value not in ("0", "") else "false"
-    if family == "bit1":
-        return "true" if value.strip("b'") not in ("0", "") else "false"
-    if family in ("int", "decimal", "float", "year"):
-        return value
-    if family == "json":
-        return quote_literal(value) + "::jsonb"
-    if family == "set":
-        members = [m for m in value.split(",") if m]
-        return "ARRAY[" + ", ".join(map(quote_literal, members)) + "]::text[]" if members \
-            else "ARRAY[]::text[]"
-    if family == "enum" and pg_type.startswith('"'):
-        return f"{quote_literal(value)}::{pg_type}"
-    if family in ("bytes", "binary", "bits"):
-        return None  # rare; the replicator writes every value explicitly
-    return quote_literal(value)
+    declared = next((e for e in profile.enums if e.name == enum_type), None)  # as ddl does
+    return tuple(declared.values) if declared else column.values
 
 
 def target_columns(table: Table, profile: Profile) -> list[TargetColumn]:
@@ -137,15 +117,31 @@ def target_columns(table: Table, profile: Profile) -> list[TargetColumn]:
     for column in table.columns:
         pg_type, family, enum_type = _pg_type(column, profile, table)
         nullable = column.nullable
-        default_sql = _default_sql(column, family, pg_type, profile)
+        plan = DefaultPlan(table, column, family, pg_type, profile,
+                            _enum_labels(table, column, profile, enum_type))
+        default_sql = plan.sql()
+        notes = plan.notes
         override = profile.override_for(table.name, column.name)
         if override is not None:
+            nullable = override.nullable if override.nullable is not None else nullable
+            if override.default is not None:
+                default_sql, notes = override.default, []  # the profile decides
+            elif column.default is not None and (override.type not in (None, pg_type)
+                                                 or override.convert not in (None, family)):
+                # The source default was planned for the source's type, not this one.
+                default_sql = None
+                notes = [Note(table.name, column.name, "override",
+                              f"the profile changes the column to {override.type or pg_type}; "
+                              "the source default is not carried; no default in PostgreSQL: "
+                              f"{without_default(column, nullable)}",
+                              default_fix(table.name, column.name))]
             pg_type = override.type or pg_type
             family = override.convert or family
-            default_sql = override.default if override.default is not None else default_sql
-            nullable = override.nullable if override.nullable is not None else nullable
+        on_update = on_update_note(table, column)
+        if on_update is not None:
+            notes = [*notes, on_update]
         result.append(TargetColumn(column.name, pg_type, nullable, default_sql, family,
-                                   column, enum_type))
+                                   column, enum_type, tuple(notes)))
     for extra in profile.extra_columns_for(table.name):
         result.append(TargetColumn(extra.name, extra.type, True, extra.default, "extra", None))
     return result
