@@ -22,7 +22,7 @@ from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
 from wacdc.source.binlog import Transaction, open_stream
 from wacdc.source.connection import connect
-from wacdc.source.framing import parse_xid, transactions
+from wacdc.source.framing import transactions
 from wacdc.source.position import BinlogPosition, GtidState, current_position
 
 TABLE = "WhatsAppCustomer"
@@ -154,23 +154,6 @@ def test_rows_rolled_back_to_a_savepoint_but_logged_are_dropped(
     assert independent_differences(source_db, target_db, [TABLE]) == {}
 
 
-@pytest.mark.parametrize("text, xid", [
-    ("X'7831',X'',1", (b"x1", b"", 1)),
-    ("'x1'", (b"x1", b"", 1)),
-    ("'g' , 'b', 7", (b"g", b"b", 7)),
-    ("X'7833',X'',1 ONE PHASE", (b"x3", b"", 1)),
-    ("'it''s'", (b"it's", b"", 1)),
-    ("'a' SUSPEND", (b"a", b"", 1)),
-])
-def test_xids_as_the_binlog_and_the_client_write_them(text: str, xid: tuple) -> None:
-    assert parse_xid(text) == xid
-
-
-@pytest.mark.parametrize("text", ["", "junk", "1, 'x'", "'x' garbage"])
-def test_unreadable_xids_are_refused(text: str) -> None:
-    assert parse_xid(text) is None
-
-
 # --- the framer on hand-made event sequences (shapes a server writes rarely) ---------------
 
 class _Stream:
@@ -229,6 +212,16 @@ def test_an_xa_rollback_of_an_unknown_transaction_is_a_plain_transaction() -> No
     assert len(items) == 1 and not items[0].changes  # type: ignore[attr-defined]
 
 
-def test_ddl_on_the_tracked_schema_is_a_statement_then_its_own_transaction() -> None:
-    items = _frame([_query("ALTER TABLE t ADD c INT"), _query("CREATE TABLE x (i INT)", "other")])
-    assert [type(i).__name__ for i in items] == ["Statement", "Transaction", "Transaction"]
+def test_statements_reach_the_caller_by_their_own_names() -> None:
+    items = _frame([
+        _query(f"-- AlterTable\nALTER TABLE `{TABLE}` ADD COLUMN `c` INT NULL"),
+        _query("CREATE TABLE x (i INT)", "other"),  # untracked
+        _query(f"TRUNCATE TABLE db.{TABLE}", ""),  # no default database: its own name
+        _query(f"TRUNCATE TABLE otherdb.{TABLE}", "db"),  # same name, another database
+        _query(f"/* app */ INSERT INTO {TABLE} (id) VALUES ('stmt')"),  # statement format
+    ])
+    statements = [(i.parsed.kind, i.tables) for i in items  # type: ignore[attr-defined]
+                  if type(i).__name__ == "Statement"]
+    assert statements == [("ddl_alter", (TABLE,)), ("truncate", (TABLE,)),
+                          ("dml", (TABLE,))]
+    assert sum(type(i).__name__ == "Transaction" for i in items) == 5

@@ -449,7 +449,7 @@ def _schema_change(statement: Statement, evolver: SchemaEvolver,
     done = {n for n, s in sinks.items()
             if s.snapshot_position is not None and position <= s.snapshot_position}
     # A DdlStop propagates: run() records phase `failed` with the statement.
-    changes = evolver.handle(statement.query.strip(), position, target, done)
+    changes = evolver.handle(statement, target, done)
     for change in changes:
         sink = sinks[change.table]
         if change.truncate:

@@ -1,6 +1,7 @@
 """Schema changes met in the binlog: apply the additive ones, stop on the rest.
 
-A statement on a tracked table is compared with the table as the source has it now:
+A statement that names a tracked table (the binlog reader finds them with a SQL parser:
+source/statements.py) is compared with the table as the source has it now:
 new columns (ADD COLUMN) and new or dropped indexes are applied to PostgreSQL, a
 type that became wider is widened there too; dropped or renamed columns and
 incompatible type changes stop the stream with the statement and its position.
@@ -30,12 +31,13 @@ from wacdc.schema.ddl import (
 )
 from wacdc.schema.introspect import introspect_tables
 from wacdc.schema.profile import Profile
+from wacdc.source.binlog import Statement
 from wacdc.source.connection import connect
 from wacdc.source.position import BinlogPosition
+from wacdc.source.statements import ParsedStatement
 
 log = get_logger("wacdc.schema.evolve")
 
-_STATEMENT = re.compile(r"^\s*(ALTER|DROP|RENAME|TRUNCATE|CREATE)\b", re.I)
 _WIDER = {
     ("smallint", "integer"), ("smallint", "bigint"), ("integer", "bigint"),
     ("smallint", "numeric(20,0)"), ("integer", "numeric(20,0)"), ("bigint", "numeric(20,0)"),
@@ -52,11 +54,6 @@ class Change:
     table: str
     truncate: bool = False
     refreshed: TargetTable | None = None
-
-
-def tables_named(query: str, tracked: set[str]) -> list[str]:
-    words = {a or b for a, b in re.findall(r"`((?:[^`]|``)+)`|\b([A-Za-z_][\w$]*)\b", query)}
-    return sorted({w.replace("``", "`") for w in words} & tracked)
 
 
 def _is_wider(old: str, new: str) -> bool:
@@ -81,15 +78,19 @@ class SchemaEvolver:
         self.tables = tables
         self.accept_next = accept_next
 
-    def handle(self, query: str, position: BinlogPosition, target: psycopg.Connection,
+    def handle(self, statement: Statement, target: psycopg.Connection,
                skip_tables: set[str]) -> list[Change]:
-        """Act on one statement of the tracked schema; raise DdlStop when it must stop."""
-        if not _STATEMENT.match(query):
-            return []
-        hit = [t for t in tables_named(query, set(self.tables)) if t not in skip_tables]
+        """Act on one statement that touches tracked tables (source/framing.py names
+        them from the statement itself); raise DdlStop when it must stop."""
+        query, position, parsed = statement.query.strip(), statement.position, \
+            statement.parsed
         changes = []
-        for name in hit:
-            if re.match(r"^\s*TRUNCATE\b", query, re.I):
+        for name in (t for t in statement.tables if t not in skip_tables):
+            why = _stops(parsed)
+            if why:
+                self._stop(name, query, position, why)
+                continue
+            if parsed is not None and parsed.kind == "truncate":
                 changes.append(Change(name, truncate=True))
                 continue
             changes.append(self._evolve(name, query, position, target))
@@ -160,6 +161,35 @@ class SchemaEvolver:
                      position=str(position), applied=[s.as_string(target) for s in statements])
         self.tables[name] = new
         return Change(name, refreshed=new)
+
+
+# What a statement of each kind means for a tracked table it names (source/statements.py):
+# re-read the table and follow it (additive), apply it in order (TRUNCATE), or stop.
+_FOLLOWED = frozenset({"ddl_alter", "ddl_create", "truncate"})
+
+
+def _stops(parsed: ParsedStatement | None) -> str | None:
+    """Why this statement stops the stream, or None when wacdc follows it."""
+    if parsed is None or not parsed.readable:
+        return "a statement wacdc cannot read names it"
+    kind = parsed.kind
+    if kind == "dml":
+        return ("statement-format DML: its rows are not in the binlog, so they cannot be "
+                "converted exactly; the writing session must log binlog_format=ROW. Repair "
+                "the table (wacdc verify --table <table> --repair) before resuming")
+    if kind in ("ddl_drop", "ddl_create") and parsed.index is not None:
+        return None  # an index: the table is re-read
+    if kind == "ddl_drop":
+        return "the table was dropped"
+    if kind == "ddl_rename":
+        return "a table was renamed in or out (gh-ost / pt-online-schema-change cut-over?)"
+    if kind == "ddl_rows":
+        return "a partition or tablespace operation changed rows without row events"
+    if kind == "ddl_drop_database":
+        return "its database was dropped"
+    if kind in _FOLLOWED:
+        return None
+    return f"a {kind.replace('_', ' ')} statement"
 
 
 def truncate_sql(table: TargetTable) -> sql.Composed:

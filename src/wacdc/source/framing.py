@@ -25,7 +25,6 @@ implicit transaction and reaches the caller as a `Statement` first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -51,60 +50,11 @@ from wacdc.source.binlog import (
     row_changes_of,
 )
 from wacdc.source.position import BinlogPosition, GtidState
+from wacdc.source.statements import ParsedStatement, parse_statement, tracked, xid_text
 
 log = get_logger(__name__)
 
-Xid = tuple[bytes, bytes, int]  # gtrid, bqual, formatID: how MySQL identifies one
-
-# The framing statements, recognised by their leading keywords (protocol words, not DDL).
-_LEADING_COMMENTS = re.compile(r"^(?:\s+|/\*(?!!).*?\*/|(?:--|#)[^\n]*(?:\n|$))*", re.S)
-_SAVEPOINT = re.compile(r"SAVEPOINT\s+(`(?:[^`]|``)+`|\S+)\s*$", re.I)
-_ROLLBACK_TO = re.compile(r"ROLLBACK\s+(?:WORK\s+)?TO\s+(?:SAVEPOINT\s+)?(`(?:[^`]|``)+`|\S+)\s*$",
-                          re.I)
-_XA = re.compile(r"XA\s+(START|BEGIN|END|PREPARE|COMMIT|ROLLBACK|RECOVER)\b\s*(.*?)\s*$",
-                 re.I | re.S)
-# One xid part: X'hex', 'text' (with '' escapes), or a bare number (formatID).
-_XID_PART = re.compile(r"\s*(?:[Xx]'([0-9A-Fa-f]*)'|'((?:[^']|'')*)'|(\d+))\s*(?:,|$)")
-
-
-def _keyword_text(query: str) -> str:
-    return _LEADING_COMMENTS.sub("", query, count=1).rstrip().rstrip(";").rstrip()
-
-
-def _name(token: str) -> str:
-    return token[1:-1].replace("``", "`") if token.startswith("`") else token
-
-
-def parse_xid(text: str) -> Xid | None:
-    """The xid of an XA statement's argument text (`X'78',X'',1`, `'x'`, `'g','b',2`)."""
-    parts: list[bytes | int] = []
-    pos = 0
-    text = re.sub(r"\s+ONE\s+PHASE\s*$|\s+(?:SUSPEND(?:\s+FOR\s+MIGRATE)?|JOIN|RESUME)\s*$",
-                  "", text, flags=re.I)
-    while pos < len(text) and len(parts) < 3:
-        match = _XID_PART.match(text, pos)
-        if match is None:
-            return None
-        hexa, quoted, number = match.groups()
-        if hexa is not None:
-            parts.append(bytes.fromhex(hexa))
-        elif quoted is not None:
-            parts.append(quoted.replace("''", "'").encode())
-        else:
-            parts.append(int(number))
-        pos = match.end()
-    if not parts or pos < len(text.rstrip()) or isinstance(parts[0], int):
-        return None
-    gtrid = parts[0]
-    bqual = parts[1] if len(parts) > 1 and isinstance(parts[1], bytes) else b""
-    fmt = parts[-1] if isinstance(parts[-1], int) else 1
-    assert isinstance(gtrid, bytes)
-    return gtrid, bqual, fmt
-
-
-def _show_xid(xid: Xid) -> str:
-    gtrid, bqual, fmt = xid
-    return f"X'{gtrid.hex()}',X'{bqual.hex()}',{fmt}"
+Xid = str  # as statements.xid_text prints it: X'<gtrid>',X'<bqual>',<formatID>
 
 
 @dataclass
@@ -174,90 +124,84 @@ class _Framer:
 
     def _query(self, event: QueryEvent) -> Iterator[StreamItem]:
         query = event.query.strip()
-        words = _keyword_text(query)
-        upper = words[:16].upper()
-        timestamp = float(event.timestamp)
-        if upper == "BEGIN" or upper.startswith("BEGIN WORK"):
-            self.started_at = self.started_at or self.before
-            return
-        if upper == "COMMIT" or upper.startswith("COMMIT WORK"):  # non-transactional engines
-            yield self._end(timestamp, self.pending)
-            return
-        if upper.startswith("SAVEPOINT"):
-            match = _SAVEPOINT.match(words)
-            if match:
-                self.savepoints[_name(match[1])] = len(self.pending)
-                return
-        if upper.startswith("ROLLBACK"):
-            yield from self._rollback(words, timestamp)
-            return
-        if upper.startswith("RELEASE"):
-            return  # RELEASE SAVEPOINT: nothing to undo
-        if upper.startswith("XA"):
-            yield from self._xa(words, timestamp)
-            return
-        # DDL and other statements are their own implicit transaction.
         default_db = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
-        if default_db == self.schema:
-            yield Statement(query, self._here())
-        yield self._end(timestamp, self.pending)
+        parsed = parse_statement(query, default_db or None)
+        kind, timestamp = parsed.kind, float(event.timestamp)
+        if kind == "begin":
+            self.started_at = self.started_at or self.before
+        elif kind == "commit":  # non-transactional engines
+            yield self._end(timestamp, self.pending)
+        elif kind == "savepoint" and parsed.savepoint is not None:
+            self.savepoints[parsed.savepoint] = len(self.pending)
+        elif kind == "rollback_to_savepoint":
+            self._rollback_to(query, parsed.savepoint)
+        elif kind == "release_savepoint":
+            pass  # nothing to undo
+        elif kind == "rollback":
+            yield self._rollback(timestamp)
+        elif kind.startswith("xa_"):
+            yield from self._xa(query, parsed, timestamp)
+        else:
+            # DDL and other statements are their own implicit transaction. The caller
+            # decides about those that touch a tracked table of the tracked database
+            # (by the statement's own names: qualified ones in their database).
+            hits = tracked(parsed, self.schema, self.tables)
+            if hits:
+                yield Statement(query, self._here(), parsed, tuple(hits))
+            yield self._end(timestamp, self.pending)
 
-    def _rollback(self, words: str, timestamp: float) -> Iterator[StreamItem]:
-        to = _ROLLBACK_TO.match(words)
-        if to:
-            name = _name(to[1])
-            if name not in self.savepoints:
-                raise BinlogEventError(
-                    f"{words!r} at {self._here()} returns to a savepoint this transaction "
-                    "never set: the binlog is not what wacdc expects; nothing after it was "
-                    "applied. Report it with the binlog around that position")
-            mark = self.savepoints[name]
-            dropped = len(self.pending) - mark
-            if dropped:
-                log.warning("rows rolled back to a savepoint dropped", savepoint=name,
-                            rows=dropped, position=str(self._here()))
-            del self.pending[mark:]
-            self.savepoints = {k: v for k, v in self.savepoints.items() if v <= mark}
-            return
+    def _rollback_to(self, query: str, name: str | None) -> None:
+        if name is None or name not in self.savepoints:
+            raise BinlogEventError(
+                f"{query[:200]!r} at {self._here()} returns to a savepoint this transaction "
+                "never set: the binlog is not what wacdc expects; nothing after it was "
+                "applied. Report it with the binlog around that position")
+        mark = self.savepoints[name]
+        dropped = len(self.pending) - mark
+        if dropped:
+            log.warning("rows rolled back to a savepoint dropped", savepoint=name,
+                        rows=dropped, position=str(self._here()))
+        del self.pending[mark:]
+        self.savepoints = {k: v for k, v in self.savepoints.items() if v <= mark}
+
+    def _rollback(self, timestamp: float) -> Transaction:
         # A whole transaction rolled back that touched a non-transactional table: its
         # InnoDB rows were undone at the source.
         if self.pending:
             log.warning("rows of a rolled-back transaction dropped", rows=len(self.pending),
                         tables=sorted({c.table for c in self.pending}),
                         position=str(self._here()))
-        yield self._end(timestamp, [])
+        return self._end(timestamp, [])
 
-    def _xa(self, words: str, timestamp: float) -> Iterator[StreamItem]:
-        match = _XA.match(words)
-        if match is None:
-            raise BinlogEventError(f"unreadable XA statement {words!r} at {self._here()}")
-        verb, argument = match[1].upper(), match[2]
-        if verb in ("START", "BEGIN"):
+    def _xa(self, query: str, parsed: ParsedStatement, timestamp: float
+            ) -> Iterator[StreamItem]:
+        kind = parsed.kind
+        if kind == "xa_start":
             self.started_at = self.started_at or self.before
             return
-        if verb in ("END", "RECOVER"):
+        if kind in ("xa_end", "xa_prepare"):  # the XA_PREPARE event follows and does the work
             return
-        xid = parse_xid(argument)
+        xid = parsed.xid
         if xid is None:
-            raise BinlogEventError(f"unreadable xid in {words!r} at {self._here()}")
-        if verb == "PREPARE":  # the XA_PREPARE event follows and does the work
-            return
+            raise BinlogEventError(f"unreadable xid in {query[:200]!r} at {self._here()}")
         waiting = self.prepared.pop(xid, None)
-        if verb == "ROLLBACK":
+        if kind == "xa_rollback":
             if waiting is not None and waiting.changes:
                 log.info("XA transaction rolled back: its prepared rows are dropped",
-                         xid=_show_xid(xid), rows=len(waiting.changes),
-                         position=str(self._here()))
+                         xid=xid, rows=len(waiting.changes), position=str(self._here()))
             self._fold_prepare_gtid(waiting)
             yield self._end(timestamp, [])
+            return
+        if parsed.one_phase:  # MySQL logs these as an XA_PREPARE event; a query: say so
+            yield self._end(timestamp, self.pending)
             return
         # XA COMMIT: the prepared part is applied now, as one transaction.
         if waiting is None:
             raise BinlogEventError(
-                f"XA COMMIT {_show_xid(xid)} at {self._here()} decides an XA transaction "
-                "prepared before the position wacdc started from, so its rows were never "
-                "read; if it changed tracked tables they are missing. Take a new snapshot "
-                "when `XA RECOVER` on the source is empty (docs/operations.md)")
+                f"XA COMMIT {xid} at {self._here()} decides an XA transaction prepared "
+                "before the position wacdc started from, so its rows were never read; if "
+                "it changed tracked tables they are missing. Take a new snapshot when "
+                "`XA RECOVER` on the source is empty (docs/operations.md)")
         self._fold_prepare_gtid(waiting)
         yield self._end(timestamp, waiting.changes)
 
@@ -270,7 +214,7 @@ class _Framer:
         if event.one_phase:  # XA COMMIT … ONE PHASE: committed right here
             yield self._end(timestamp, self.pending)
             return
-        xid: Xid = (event.xid_gtrid, event.xid_bqual, event.xid_format_id)
+        xid: Xid = xid_text(event.xid_gtrid, event.xid_bqual, event.xid_format_id)
         start = self.started_at or self.before or self._here()
         waiting = _Prepared(start, self.pending)
         if not waiting.changes:
