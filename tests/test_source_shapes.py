@@ -282,3 +282,126 @@ def test_the_19_tables_under_every_shape_and_kill_9_then_a_cutover(
     with target_db.connect() as pg:
         ids = {r[0] for r in pg.execute('SELECT id FROM "WhatsAppCustomer"').fetchall()}
     assert set(writer.acked) <= ids  # every acknowledged write reached PostgreSQL
+
+
+def test_mariadb_compressed_binlog_events_are_decompressed_and_applied(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    only_on(source_db.server, "mariadb", "log_bin_compress is MariaDB's")
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 50, "WhatsAppMessage": 50})
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    start = _head_file_pos(source_db)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@global.log_bin_compress, @@global.log_bin_compress_min_len")
+        was = cur.fetchone()
+        cur.execute("SET GLOBAL log_bin_compress_min_len = 10")
+        cur.execute("SET GLOBAL log_bin_compress = ON")
+        try:
+            with source_db.connect() as app, app.cursor() as acur:  # a new session: ON
+                app.autocommit(False)
+                acur.executemany("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, "
+                                 "notes, updatedAt) VALUES (%s, 'Zoë', %s, %s, NOW(3))",
+                                 [(f"mz-{n}", f"+7{n:06d}", "é" * (n * 37 % 3000))
+                                  for n in range(500)])
+                acur.execute("UPDATE WhatsAppCustomer SET notes = REPEAT('u', 700) "
+                             "WHERE id LIKE 'mz-1%'")
+                acur.execute("DELETE FROM WhatsAppCustomer WHERE id LIKE 'mz-2%'")
+                app.commit()
+                acur.execute("ALTER TABLE WhatsAppCustomer ADD COLUMN zipped VARCHAR(20) "
+                             "NULL DEFAULT 'compressed query'")
+                acur.execute("UPDATE WhatsAppCustomer SET zipped = 'yes' WHERE id = 'mz-5'")
+                app.commit()
+        finally:
+            cur.execute("SET GLOBAL log_bin_compress = %s", (int(was[0]),))
+            cur.execute("SET GLOBAL log_bin_compress_min_len = %s", (int(was[1]),))
+        cur.execute(f"SHOW BINLOG EVENTS IN '{start[0]}' FROM {start[1]}")
+        kinds = {row[2] for row in cur.fetchall()}
+    assert {"Query_compressed", "Write_rows_compressed_v1", "Update_rows_compressed_v1",
+            "Delete_rows_compressed_v1"} <= kinds, kinds  # the path under test was taken
+    _catch_up(env)
+    assert independent_differences(source_db, target_db, list(TABLES)) == {}
+    with target_db.connect() as pg:
+        assert pg.execute('SELECT zipped FROM "WhatsAppCustomer" WHERE id = %s',
+                          ("mz-5",)).fetchone() == ("yes",)
+
+
+def _head_file_pos(source: SourceDb) -> tuple[str, int]:
+    with source.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS" if source.server.is_mariadb
+                    else "SHOW BINARY LOG STATUS")
+        file, pos = cur.fetchone()[:2]
+    return file, int(pos)
+
+
+def _rows(target: TargetDb, table: str) -> set[str]:
+    with target.connect() as pg:
+        return {r[0] for r in pg.execute(f'SELECT id FROM "{table}"').fetchall()}
+
+
+def test_truncate_is_attributed_by_the_statements_own_names(source_db: SourceDb,
+                                                            target_db: TargetDb) -> None:
+    other = f"{source_db.name}_other"
+    tables = "WhatsAppTemplate,WhatsAppCampaign"
+    insert = ("INSERT INTO {db}.WhatsAppTemplate (id, name, body, updatedAt) "
+              "VALUES ('{id}', 'n', 'b', NOW(3))")
+    source_db.execute(f"CREATE DATABASE `{other}`",
+                      f"CREATE TABLE `{other}`.WhatsAppTemplate LIKE WhatsAppTemplate",
+                      insert.format(db=f"`{other}`", id="o1"), insert.format(db="", id="t1")
+                      .replace("INTO .", "INTO "))
+    try:
+        env = wacdc_env(source_db, target_db, WACDC_TABLES=tables)
+        assert run_cli("run", "--snapshot-only", env=env).code == 0
+        source_db.execute("INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, "
+                          "updatedAt) VALUES ('c1', 'n', 't', 'all', NOW(3))")
+        # From the tracked database: another database's table of the same name.
+        source_db.execute(f"TRUNCATE TABLE `{other}`.WhatsAppTemplate")
+        _catch_up(env)
+        assert _rows(target_db, "WhatsAppTemplate") == {"t1"}  # untouched
+        # From a session with no default database: the tracked one, by its own name.
+        with source_db.connect(database=None) as conn, conn.cursor() as cur:
+            cur.execute(f"/* ops */ TRUNCATE TABLE `{source_db.name}`.WhatsAppCampaign")
+        _catch_up(env)
+        assert _rows(target_db, "WhatsAppCampaign") == set()
+        assert independent_differences(source_db, target_db, tables.split(",")) == {}
+    finally:
+        source_db.execute(f"DROP DATABASE IF EXISTS `{other}`")
+
+
+def test_prisma_migrate_ddl_with_its_comments_is_applied(source_db: SourceDb,
+                                                          target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCampaign")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    source_db.execute("-- AlterTable\nALTER TABLE `WhatsAppCampaign` ADD COLUMN `region` "
+                      "VARCHAR(191) NULL",
+                      "/* app */ ALTER TABLE WhatsAppCampaign ADD COLUMN budget INT NULL",
+                      "-- CreateIndex\nCREATE INDEX `WhatsAppCampaign_region_idx` ON "
+                      "`WhatsAppCampaign`(`region`)",
+                      "INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, "
+                      "region, budget, updatedAt) VALUES ('c2', 'n', 't', 'all', 'Goa', 5, "
+                      "NOW(3))")
+    _catch_up(env)
+    assert independent_differences(source_db, target_db, ["WhatsAppCampaign"]) == {}
+    with target_db.connect() as pg:
+        assert pg.execute("SELECT count(*) FROM pg_indexes WHERE indexname = "
+                          "'WhatsAppCampaign_region_idx'").fetchone() == (1,)
+
+
+def test_statement_format_dml_on_a_tracked_table_stops_and_names_it(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    source_db.execute("CREATE TABLE app_counters (id INT PRIMARY KEY, n INT)")
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppTemplate")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute("INSERT INTO app_counters VALUES (1, 1)")  # untracked: passes
+    _catch_up(env)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute("INSERT INTO WhatsAppTemplate (id, name, body, updatedAt) "
+                    "VALUES ('stmt', 'n', 'b', '2024-01-01 00:00:00')")
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 2, result.output[-3000:]
+    out = result.output
+    assert "WhatsAppTemplate" in out and "statement-format DML" in out
+    assert "binlog_format=ROW" in out and "INSERT INTO WhatsAppTemplate" in out
+    assert "binlog." in out and "--resume-after-ddl" in out

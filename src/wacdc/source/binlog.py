@@ -33,15 +33,20 @@ from pymysqlreplication.row_event import (
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import RowImageError
+from wacdc.source import events
 from wacdc.source import gtid as gtid_events
 from wacdc.source.connection import connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
 from wacdc.source.payload import PayloadReader, TransactionPayloadEvent
 from wacdc.source.position import BinlogPosition
 from wacdc.source.rowimage import unambiguous
+from wacdc.source.statements import ParsedStatement
 
 # MySQL 8.3+ tagged GTIDs: their event type (42) and the tagged dump encoding.
 gtid_events.install()
+events.install_query_status_tolerance()  # MySQL 9's newer query status variables
+# Every event type handled or on the written list (MariaDB's compressed events expanded).
+events.install()
 
 # The library silently re-dumps after "server gone" errors, from its own idea of the
 # position (and, in GTID mode, from the original start). wacdc wants that failure
@@ -81,11 +86,14 @@ class Transaction:
 
 @dataclass(frozen=True)
 class Statement:
-    """A statement on the tracked schema that is not a commit (DDL); `position` is just
-    after it in the binlog."""
+    """A statement that is not a commit and touches tracked tables of the tracked database
+    (DDL, TRUNCATE, statement-format DML, or one the parser could not read that names
+    them); `position` is just after it in the binlog."""
 
     query: str
     position: BinlogPosition
+    parsed: ParsedStatement | None = None
+    tables: tuple[str, ...] = ()  # the tracked tables it touches
 
 
 @dataclass(frozen=True)

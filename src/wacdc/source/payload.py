@@ -27,6 +27,7 @@ from pymysqlreplication.event import BinLogEvent
 from pymysqlreplication.packet import BinLogPacketWrapper
 
 from wacdc.errors import BinlogEventError
+from wacdc.source.events import EventTypeError
 
 TRANSACTION_PAYLOAD_EVENT = 0x28
 
@@ -137,7 +138,10 @@ class PayloadReader(BinLogStreamReader):
                 if event is not None:
                     return event
                 self._inner = None
-            event = super().fetchone()
+            try:
+                event = super().fetchone()
+            except EventTypeError as exc:  # raised before the library moved on: its file
+                raise exc.in_file(self.log_file) from None
             if not isinstance(event, TransactionPayloadEvent):
                 return event
             self._inner = self._expand(event)
