@@ -89,13 +89,11 @@ def _variable_checks(info: ServerInfo, v: dict[str, str]) -> Iterator[Finding]:
         state = v["binlog_transaction_compression"] or "OFF"
         yield Finding(OK, "binlog_transaction_compression",
                       f"{state} (compressed transactions are decompressed and replicated)")
-    compression = v.get("log_bin_compress")
-    if compression is not None and compression.upper() in ("ON", "1"):
-        yield Finding(PROBLEM, "log_bin_compress",
-                      "is ON: MariaDB's compressed binlog events cannot be read and would "
-                      "be lost", f"wacdc check --fix ({set_cmd} log_bin_compress = OFF)")
-    elif compression is not None:
-        yield Finding(OK, "log_bin_compress", "OFF")
+    if "log_bin_compress" in v:
+        # MariaDB's compressed events are decompressed and replicated (source/events.py).
+        state = "ON" if (v["log_bin_compress"] or "").upper() in ("ON", "1") else "OFF"
+        yield Finding(OK, "log_bin_compress",
+                      f"{state} (compressed events are decompressed and replicated)")
     yield _retention(v)
     if info.is_mariadb:
         yield Finding(OK, "gtid", f"MariaDB GTID position {v.get('gtid_binlog_pos') or '(empty)'}"
@@ -315,7 +313,6 @@ _FIXABLE = {
     "binlog_row_image": "FULL",
     "binlog_row_metadata": "FULL",
     "binlog_row_value_options": "",
-    "log_bin_compress": "OFF",
 }
 
 
