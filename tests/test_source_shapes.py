@@ -405,3 +405,53 @@ def test_statement_format_dml_on_a_tracked_table_stops_and_names_it(
     assert "WhatsAppTemplate" in out and "statement-format DML" in out
     assert "binlog_format=ROW" in out and "INSERT INTO WhatsAppTemplate" in out
     assert "binlog." in out and "--resume-after-ddl" in out
+
+
+def test_a_large_transaction_is_applied_in_pieces_atomically_and_survives_kill_9(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer",
+                    WACDC_TRANSACTION_PIECE_ROWS="500")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    rows = 20_000
+    with source_db.connect() as conn, conn.cursor() as cur:
+        conn.autocommit(False)
+        cur.executemany("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
+                        "VALUES (%s, 'Big', %s, NOW(3))",
+                        [(f"big-{n:06d}", f"+5{n:08d}") for n in range(rows)])
+        conn.commit()
+        cur.execute("UPDATE WhatsAppCustomer SET firstName = 'Bigger'")  # one statement
+        conn.commit()
+
+    def seen() -> tuple[int, int]:
+        with target_db.connect() as pg:
+            return pg.execute("SELECT count(*), count(*) FILTER (WHERE \"firstName\" = "
+                              "'Bigger') FROM \"WhatsAppCustomer\"").fetchone()
+
+    # A kill -9 while the pieces of the first transaction are being applied: nothing of
+    # it is visible before its end commits, nothing of it stays after the kill.
+    proc = _start(env)
+    states = set()
+    deadline = time.monotonic() + 120
+    with target_db.connect() as pg:
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+            states.add(seen())
+            active = pg.execute("SELECT count(*) FROM pg_stat_activity WHERE state = "
+                                "'idle in transaction' AND datname = current_database()"
+                                ).fetchone()[0]
+            if active or time.monotonic() > deadline:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.stderr is not None
+    log = proc.stderr.read().decode()
+    assert "applying it in pieces" in log, log[-3000:]
+    states.add(seen())
+    assert states <= {(0, 0), (rows, 0), (rows, rows)}, states  # whole transactions only
+    _catch_up(env)
+    assert seen() == (rows, rows)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM WhatsAppCustomer WHERE id LIKE 'big-%'")  # one statement
+    _catch_up(env)
+    assert seen() == (0, 0)
+    assert independent_differences(source_db, target_db, ["WhatsAppCustomer"]) == {}

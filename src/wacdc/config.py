@@ -193,6 +193,13 @@ class Settings(BaseSettings):
         default=5_000, ge=1,
         validation_alias=AliasChoices("WACDC_BATCH_MAX_ROWS", "batch_max_rows"),
         description="streaming: row changes per PostgreSQL transaction at most")
+    transaction_piece_rows: int = Field(
+        default=10_000, ge=100,
+        validation_alias=AliasChoices("WACDC_TRANSACTION_PIECE_ROWS",
+                                      "transaction_piece_rows"),
+        description="streaming: a source transaction with more row changes is applied in "
+                    "pieces of this many inside one PostgreSQL transaction (memory stays "
+                    "bounded; the checkpoint commits with the last piece)")
     decoder: Literal["compiled", "library"] = Field(
         default="compiled", validation_alias=AliasChoices("WACDC_DECODER", "decoder"),
         description="streaming: who decodes binlog row images: compiled (wacdc's per-table "

@@ -31,6 +31,7 @@ from wacdc.sink.connection import connect_target
 from wacdc.snapshot import coercion_policy, run_snapshot
 from wacdc.source.binlog import (
     Heartbeat,
+    Piece,
     Statement,
     StreamItem,
     Transaction,
@@ -251,6 +252,9 @@ def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaE
         try:
             return session.run(exit_when_caught_up)
         finally:
+            # Pieces of a transaction whose end was not applied: never commit them with
+            # the connection's close (a restart reads that transaction again).
+            session.applier.abandon()
             session.source.close()
 
 
@@ -287,7 +291,8 @@ class StreamSession:
         self.source = open_source(StreamSpec(
             source_url, settings.effective_server_id(), checkpoint, list(self.sinks),
             HEARTBEAT_S, auto_position, mariadb, settings.decoder,
-            checkpoint.gtid, settings.log_format, settings.log_level), settings.decode_in)
+            checkpoint.gtid, settings.log_format, settings.log_level,
+            settings.transaction_piece_rows), settings.decode_in)
         self.items = self.source.items
         log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
                  resume_by="gtid" if auto_position else "position", decoder=settings.decoder,
@@ -327,6 +332,14 @@ class StreamSession:
             self.batch.append(item)
             self.rows += len(item.changes)
             self.lag.read(item.end, bool(item.changes), item.commit_time, item.received_at)
+        elif isinstance(item, Piece):
+            self.flush()  # whole transactions before it commit first
+            if not self.applier.in_piece:
+                log.info("a large source transaction: applying it in pieces inside one "
+                         "PostgreSQL transaction (committed with its end)",
+                         position=str(item.position), piece_rows=len(item.changes))
+            self.applier.apply_piece(item)
+            STATUS.progressed()
         elif isinstance(item, Statement):
             self.flush()  # everything before the statement first
             if self.fence_marker and self.fence_marker in item.query:
@@ -353,6 +366,8 @@ class StreamSession:
     def flush(self) -> None:
         if not self.batch:
             return
+        if self.batch[0].discard_pieces:  # the source rolled back what its pieces applied
+            self.applier.abandon()
         self.applier.apply(self.batch)
         self.applied = self.batch[-1].end
         last = self.batch[-1]

@@ -20,10 +20,13 @@ from psycopg import sql
 
 from wacdc import metrics, state
 from wacdc.errors import SchemaError, WacdcError
+from wacdc.log import get_logger
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.ddl import TargetTable
-from wacdc.source.binlog import Transaction
+from wacdc.source.binlog import Piece, RowChange, Transaction
 from wacdc.source.position import BinlogPosition
+
+log = get_logger(__name__)
 
 
 class ApplyError(WacdcError):
@@ -94,19 +97,30 @@ class BatchStats:
     skipped: int = 0
 
 
+Runs = list[tuple[sql.Composed, list[tuple], str, str, list[tuple]]]
+
+
 class Applier:
+    """Applies source transactions in order, each batch in one PostgreSQL transaction with
+    its checkpoint. A source transaction too large to hold arrives as Pieces first: they
+    are applied inside an outer PostgreSQL transaction that stays open until the batch
+    holding the rest of it commits (with the checkpoint), so memory stays bounded and a
+    crash in between leaves nothing of it behind."""
+
     def __init__(self, conn: psycopg.Connection, sinks: dict[str, TableSink]) -> None:
         self.conn = conn
         self.sinks = sinks
+        self._outer: psycopg.Transaction | None = None  # open while pieces are applied
 
-    def apply(self, batch: Sequence[Transaction]) -> BatchStats:
-        """Apply whole transactions and move the checkpoint to the end of the last one."""
-        stats = BatchStats(transactions=len(batch))
-        if not batch:
-            return stats
-        started = time.monotonic()
-        # (statement, [params...]) runs in source order; same-statement neighbours merge.
-        runs: list[tuple[sql.Composed, list[tuple], str, str, list[tuple]]] = []
+    @property
+    def in_piece(self) -> bool:
+        return self._outer is not None
+
+    def _plan(self, items: Sequence[tuple[BinlogPosition, Sequence[RowChange]]],
+              stats: BatchStats) -> tuple[Runs, dict[tuple[str, str], int]]:
+        """(statement, [params...]) runs in source order; same-statement neighbours merge.
+        `items`: (where the source transaction ends, or a position inside it, changes)."""
+        runs: Runs = []
         counts: dict[tuple[str, str], int] = {}
 
         def add(statement: sql.Composed, params: tuple, table: str, op: str,
@@ -117,10 +131,12 @@ class Applier:
             else:
                 runs.append((statement, [params], table, op, [key]))
 
-        for txn in batch:
-            for change in txn.changes:
+        for at, changes in items:
+            for change in changes:
                 sink = self.sinks[change.table]
-                if sink.snapshot_position is not None and txn.end <= sink.snapshot_position:
+                # A snapshot position is a transaction boundary: a transaction with an event
+                # before it ends at or before it (its copy holds the change).
+                if sink.snapshot_position is not None and at <= sink.snapshot_position:
                     stats.skipped += 1
                     continue
                 where = str(change.position)
@@ -139,6 +155,48 @@ class Applier:
                     add(plan.delete, key, change.table, "delete", key)
                 counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
                 stats.rows += 1
+        return runs, counts
+
+    def apply_piece(self, piece: Piece) -> BatchStats:
+        """Apply a part of a large source transaction, uncommitted (see the class)."""
+        stats = BatchStats()
+        if self._outer is None:
+            self._outer = self.conn.transaction()
+            self._outer.__enter__()
+        runs, counts = self._plan([(piece.position, piece.changes)], stats)
+        try:
+            with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
+                for statement, params, _, _, _ in runs:
+                    cur.executemany(statement, params)
+                state.add_applied_rows(self.conn, counts)
+        except BaseException as exc:
+            self.abandon(exc)
+            if isinstance(exc, psycopg.errors.Error) and not isinstance(
+                    exc, psycopg.OperationalError):
+                raise self._explain(exc, runs, [piece]) from None  # type: ignore[list-item]
+            raise
+        self._counted(counts)
+        return stats
+
+    def abandon(self, exc: BaseException | None = None) -> None:
+        """Roll back the pieces applied so far (an error, or the source rolled it back)."""
+        if self._outer is None:
+            return
+        outer, self._outer = self._outer, None
+        rollback = exc if exc is not None else psycopg.Rollback()
+        try:  # an exception at the exit of a transaction block rolls it back
+            outer.__exit__(type(rollback), rollback, None)
+        except psycopg.Error as error:
+            log.warning("rolling back a partly applied transaction failed; the "
+                        "connection's end rolls it back", error=str(error))
+
+    def apply(self, batch: Sequence[Transaction]) -> BatchStats:
+        """Apply whole transactions and move the checkpoint to the end of the last one."""
+        stats = BatchStats(transactions=len(batch))
+        if not batch:
+            return stats
+        started = time.monotonic()
+        runs, counts = self._plan([(txn.end, txn.changes) for txn in batch], stats)
         end = batch[-1].resume_at
         try:
             with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
@@ -146,16 +204,27 @@ class Applier:
                     cur.executemany(statement, params)
                 state.add_applied_rows(self.conn, counts)
                 state.set_checkpoint(self.conn, end)
+            if self._outer is not None:  # the rest of a transaction applied in pieces
+                outer, self._outer = self._outer, None
+                outer.__exit__(None, None, None)  # commit: pieces, rest and checkpoint
         except psycopg.errors.Error as exc:
+            self.abandon(exc)
             if isinstance(exc, psycopg.OperationalError):
                 raise
             raise self._explain(exc, runs, batch) from None
-        for (table, op), n in counts.items():
-            metrics.rows_applied.labels(table=table, op=op).inc(n)
+        except BaseException as exc:
+            self.abandon(exc)
+            raise
+        self._counted(counts)
         metrics.transactions.inc(len(batch))
         metrics.apply_batch_seconds.observe(time.monotonic() - started)
         metrics.last_applied_timestamp.set(batch[-1].commit_time)
         return stats
+
+    @staticmethod
+    def _counted(counts: dict[tuple[str, str], int]) -> None:
+        for (table, op), n in counts.items():
+            metrics.rows_applied.labels(table=table, op=op).inc(n)
 
     def _explain(self, exc: psycopg.errors.Error, runs: list, batch: Sequence[Transaction]
                  ) -> ApplyError:

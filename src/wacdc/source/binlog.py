@@ -78,10 +78,21 @@ class Transaction:
     # Where a restart must begin once this is applied, when not `end`: before the oldest
     # prepared XA transaction still waiting for its decision (source/framing.py).
     checkpoint: BinlogPosition | None = None
+    # The source rolled back a transaction whose Pieces were applied: undo them.
+    discard_pieces: bool = False
 
     @property
     def resume_at(self) -> BinlogPosition:
         return self.checkpoint or self.end
+
+
+@dataclass
+class Piece:
+    """Part of a source transaction too large to hold whole (WACDC_TRANSACTION_PIECE_ROWS):
+    applied inside the PostgreSQL transaction that its Transaction (the rest) commits."""
+
+    changes: list[RowChange]
+    position: BinlogPosition  # inside the transaction: after its last row event here
 
 
 @dataclass(frozen=True)
@@ -188,4 +199,4 @@ def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
                                                                 stream.log_pos))
 
 
-StreamItem = Transaction | Heartbeat | Statement
+StreamItem = Transaction | Piece | Heartbeat | Statement

@@ -21,6 +21,11 @@ engines), or, for XA, its decision. Inside one:
 
 Everything else that is not a commit (DDL, TRUNCATE, other statements) is its own
 implicit transaction and reaches the caller as a `Statement` first.
+
+A transaction larger than `piece_rows` rows is handed over in `Piece`s as it is read
+(bounded memory: a 5-million-row DELETE is never held whole); the applier keeps one
+PostgreSQL transaction open across them and commits it with the rest and the checkpoint.
+XA parts are the exception: held whole until their decision.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from wacdc.errors import BinlogEventError
 from wacdc.log import get_logger
 from wacdc.source.binlog import (
     Heartbeat,
+    Piece,
     RowChange,
     Statement,
     StreamItem,
@@ -73,6 +79,9 @@ class _Framer:
     pending: list[RowChange] = field(default_factory=list)
     savepoints: dict[str, int] = field(default_factory=dict)
     prepared: dict[Xid, _Prepared] = field(default_factory=dict)
+    piece_rows: int = 0  # hand over a Piece at this many pending rows (0: never)
+    flushed: int = 0  # rows of the current transaction already handed over as Pieces
+    in_xa: bool = False  # XA parts are held whole: nothing of them may apply early
     next_gtid: str | None = None  # the GTID event precedes its transaction
     started_at: BinlogPosition | None = None  # where the current transaction began
     before: BinlogPosition | None = None  # where the event being read began
@@ -98,6 +107,7 @@ class _Framer:
              advance: bool = True) -> Transaction:
         end = self._committed(advance)
         self.pending, self.savepoints, self.started_at = [], {}, None
+        self.flushed, self.in_xa = 0, False
         return Transaction(end, timestamp, changes, checkpoint=self._held())
 
     def items(self) -> Iterator[StreamItem]:
@@ -110,11 +120,20 @@ class _Framer:
         if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
             if event.schema == self.schema and event.table in self.tables:
                 self.pending.extend(row_changes_of(self.stream, event, self._here()))
+                if self.piece_rows and len(self.pending) >= self.piece_rows \
+                        and not self.in_xa:
+                    # Bounded memory for a transaction of any size: this part is applied
+                    # now, uncommitted; the commit comes with the rest (sink/apply.py).
+                    yield Piece(self.pending, self._here())
+                    self.flushed += len(self.pending)
+                    self.pending = []
         elif isinstance(event, XidEvent):
             yield self._end(float(event.timestamp), self.pending)
         elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):
             self.next_gtid = event.gtid
             self.started_at = self.before
+            # MariaDB marks an XA transaction's prepared part in its GTID event.
+            self.in_xa = bool(getattr(event, "flags", 0) & _MARIADB_PREPARED_XA)
         elif isinstance(event, XAPrepareEvent):
             yield from self._xa_prepare(event)
         elif isinstance(event, QueryEvent):
@@ -132,7 +151,7 @@ class _Framer:
         elif kind == "commit":  # non-transactional engines
             yield self._end(timestamp, self.pending)
         elif kind == "savepoint" and parsed.savepoint is not None:
-            self.savepoints[parsed.savepoint] = len(self.pending)
+            self.savepoints[parsed.savepoint] = self.flushed + len(self.pending)
         elif kind == "rollback_to_savepoint":
             self._rollback_to(query, parsed.savepoint)
         elif kind == "release_savepoint":
@@ -157,27 +176,37 @@ class _Framer:
                 "never set: the binlog is not what wacdc expects; nothing after it was "
                 "applied. Report it with the binlog around that position")
         mark = self.savepoints[name]
-        dropped = len(self.pending) - mark
+        if mark < self.flushed:
+            raise BinlogEventError(
+                f"{query[:200]!r} at {self._here()} rolls back rows of a transaction so large "
+                f"that {self.flushed} of its rows were already applied (uncommitted) in "
+                "pieces; nothing of it was committed. Raise WACDC_TRANSACTION_PIECE_ROWS "
+                "above the transaction's size and run again")
+        dropped = self.flushed + len(self.pending) - mark
         if dropped:
             log.warning("rows rolled back to a savepoint dropped", savepoint=name,
                         rows=dropped, position=str(self._here()))
-        del self.pending[mark:]
+        del self.pending[mark - self.flushed:]
         self.savepoints = {k: v for k, v in self.savepoints.items() if v <= mark}
 
     def _rollback(self, timestamp: float) -> Transaction:
         # A whole transaction rolled back that touched a non-transactional table: its
-        # InnoDB rows were undone at the source.
-        if self.pending:
+        # InnoDB rows were undone at the source (and its pieces, if any, are rolled back).
+        rolled_back_pieces = self.flushed > 0
+        if self.pending or rolled_back_pieces:
             log.warning("rows of a rolled-back transaction dropped", rows=len(self.pending),
                         tables=sorted({c.table for c in self.pending}),
                         position=str(self._here()))
-        return self._end(timestamp, [])
+        txn = self._end(timestamp, [])
+        txn.discard_pieces = rolled_back_pieces
+        return txn
 
     def _xa(self, query: str, parsed: ParsedStatement, timestamp: float
             ) -> Iterator[StreamItem]:
         kind = parsed.kind
         if kind == "xa_start":
             self.started_at = self.started_at or self.before
+            self.in_xa = True
             return
         if kind in ("xa_end", "xa_prepare"):  # the XA_PREPARE event follows and does the work
             return
@@ -230,8 +259,12 @@ class _Framer:
         yield self._end(timestamp, [], advance=False)
 
 
+_MARIADB_PREPARED_XA = 64  # FL_PREPARED_XA in a MariaDB GTID event's flags
+
+
 def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
-                 gtids: GtidState | None = None) -> Iterator[StreamItem]:
+                 gtids: GtidState | None = None, piece_rows: int = 0
+                 ) -> Iterator[StreamItem]:
     """Group the stream into source transactions (see the module docstring).
 
     Yields Transaction at each commit, Heartbeat when the server reports no news, and
@@ -239,4 +272,4 @@ def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
     decides what to do with them). With `gtids`, each Transaction's end carries the GTID
     state after its commit; its `checkpoint` is where a restart must begin.
     """
-    return _Framer(stream, schema, tables, gtids).items()
+    return _Framer(stream, schema, tables, gtids, piece_rows=piece_rows).items()

@@ -25,6 +25,7 @@ from wacdc.errors import WacdcError
 from wacdc.log import configure_logging, get_logger
 from wacdc.source.binlog import (
     Heartbeat,
+    Piece,
     Statement,
     StreamItem,
     Transaction,
@@ -53,6 +54,7 @@ class StreamSpec:
     gtid: str | None  # GTID state to fold transactions into (None: no GTIDs)
     log_format: str = "auto"
     log_level: str = "info"
+    piece_rows: int = 0  # WACDC_TRANSACTION_PIECE_ROWS
 
 
 class ItemSource(Protocol):
@@ -67,7 +69,7 @@ class InlineSource:
     def __init__(self, spec: StreamSpec) -> None:
         self.reader = _open(spec)
         self.items = transactions(self.reader, spec.url.database, set(spec.tables),
-                                  _gtids(spec))
+                                  _gtids(spec), spec.piece_rows)
 
     def close(self) -> None:
         self.reader.close()
@@ -146,7 +148,7 @@ def _forward(items: Iterator[StreamItem], put: Any, decoder: Any) -> None:
     changes = 0
     for item in items:
         batch.append(item)
-        if isinstance(item, Transaction):
+        if isinstance(item, Transaction | Piece):
             changes += len(item.changes)
         if isinstance(item, Heartbeat | Statement) or changes >= BATCH_CHANGES or put.idle():
             put(("items", batch, decoder.take_fallbacks() if decoder is not None else {}))
