@@ -8,6 +8,8 @@ proportions), then for each run:
   2. raw PostgreSQL COPY of the very same rows (COPY TO a file, then COPY FROM it
      into empty PK-only clones and build the same secondary indexes);
   3. raw MySQL read: an unbuffered SELECT of the same rows with no conversions.
+Then streaming bursts and a steady rate, apply methods, cutovers under a writer, and one
+transaction of millions of rows (bench/large_transaction.py: peak RSS while applying it).
 Writes bench/results/latest.json and docs/benchmarks.md (medians of the runs).
 """
 
@@ -32,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
-from bench import apply_methods, cutover, streaming  # noqa: E402
+from bench import apply_methods, cutover, large_transaction, streaming  # noqa: E402
 from bench.generate import generate  # noqa: E402
 from wacdc.embedded import MariaDBServer, PostgresServer  # noqa: E402
 
@@ -160,6 +162,10 @@ def main() -> int:
                         help="keep the apply-method comparison of the last run")
     parser.add_argument("--skip-cutover", action="store_true",
                         help="keep the cutover figures of the last run")
+    parser.add_argument("--large-rows", type=int, default=2_000_000,
+                        help="rows of the one-statement UPDATE and DELETE")
+    parser.add_argument("--skip-large-transactions", action="store_true",
+                        help="keep the large-transaction figures of the last run")
     args = parser.parse_args()
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
@@ -192,6 +198,12 @@ def main() -> int:
             report["cutover"] = previous.get("cutover")
         else:
             report["cutover"] = bench_cutover(mysql, pg, args)
+            save()
+        if args.skip_large_transactions:
+            report["large_transactions"] = previous.get("large_transactions")
+        else:
+            report["large_transactions"] = large_transaction.measure(
+                mysql.url(""), pg.url("postgres"), args.large_rows, mariadb=True)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(report, indent=2))
         write_report(report)
@@ -361,6 +373,7 @@ def write_report(report: dict) -> None:
     lines += _streaming_lines(report.get("streaming"))
     lines += _apply_method_lines(report.get("apply_methods"))
     lines += _cutover_lines(report.get("cutover"))
+    lines += ["", *large_transaction.report_lines(report.get("large_transactions"))]
     REPORT.write_text("\n".join(lines))
 
 
