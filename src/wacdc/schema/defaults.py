@@ -20,6 +20,7 @@ from typing import Any
 
 from wacdc.schema.model import Column, Table
 from wacdc.schema.profile import Profile
+from wacdc.source.encoding import unquote_body
 
 
 def quote_literal(value: str) -> str:
@@ -61,27 +62,12 @@ _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d
 _TIME = re.compile(r"(-)?(\d{1,3}):(\d{2}):(\d{2})(\.\d{1,6})?")
 _BIT_LITERAL = re.compile(r"b'([01]*)'", re.I)
 _HEX_LITERAL = re.compile(r"0x([0-9a-f]*)", re.I)
-_ESCAPES = {"0": "\x00", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a",
-            "%": "\\%", "_": "\\_"}  # MySQL keeps the backslash of \% and \_
 _BAD_JSON_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def unquote_sql_string(body: str) -> str:
-    """The value of a MySQL string literal's body: '' and backslash escapes resolved."""
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
-            i += 2
-        elif ch == "'" and body[i + 1 : i + 2] == "'":
-            out.append("'")
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+    """The value of a MySQL '…' string literal's body."""
+    return unquote_body(body, "'")
 
 
 def _show(text: str, limit: int = 80) -> str:

@@ -45,6 +45,7 @@ from wacdc import metrics
 from wacdc.errors import RowImageError
 from wacdc.log import get_logger
 from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
+from wacdc.source.encoding import lenenc
 from wacdc.source.jsonbinary import json_text
 
 log = get_logger(__name__)
@@ -160,14 +161,6 @@ class PartialJson:
 
     def __init__(self, diff: bytes) -> None:
         self.diff = bytes(diff)
-
-
-def _lenenc(buf: bytes, pos: int) -> tuple[int, int]:
-    first = buf[pos]
-    if first < 0xFB:
-        return first, pos + 1
-    width = {0xFC: 2, 0xFD: 3, 0xFE: 8}[first]
-    return int.from_bytes(buf[pos + 1:pos + 1 + width], "little"), pos + 1 + width
 
 
 # --- plans ----------------------------------------------------------------------------
@@ -442,7 +435,7 @@ class CompiledDecoder:
         bitmap of JSON columns sent as diffs, the image. An empty diff means unchanged
         (the before value, exact); a real diff cannot be applied without the document
         it patches, so it stops the stream naming that column."""
-        options, pos = _lenenc(buf, pos)
+        options, pos = lenenc(buf, pos)
         mask = 0
         if options & _PARTIAL_JSON_OPTION:
             size = (len(plan.json_columns) + 7) // 8

@@ -64,6 +64,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from wacdc.errors import BinlogEventError
+from wacdc.source.encoding import lenenc
 
 HANDLED, IGNORABLE, REFUSED = "handled", "ignorable", "refused"
 
@@ -287,13 +288,10 @@ def _inflate(record: bytes) -> bytes:
 
 
 def _packed_int(body: bytes, pos: int) -> tuple[int, int]:
-    first = body[pos]
-    if first < 251:
-        return first, pos + 1
-    width = {252: 2, 253: 3, 254: 8}.get(first)
-    if width is None:
-        raise _Corrupt(f"bad packed integer 0x{first:02x} for the column count")
-    return int.from_bytes(body[pos + 1:pos + 1 + width], "little"), pos + 1 + width
+    try:
+        return lenenc(body, pos)
+    except (ValueError, IndexError) as exc:
+        raise _Corrupt(f"the column count: {exc}") from None
 
 
 def _declared(post_header_lengths: Any, code: int) -> int | None:

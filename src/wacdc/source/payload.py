@@ -27,6 +27,7 @@ from pymysqlreplication.event import BinLogEvent
 from pymysqlreplication.packet import BinLogPacketWrapper
 
 from wacdc.errors import BinlogEventError
+from wacdc.source.encoding import lenenc
 from wacdc.source.events import EventTypeError
 
 TRANSACTION_PAYLOAD_EVENT = 0x28
@@ -47,27 +48,16 @@ INNER_EVENT_TYPES = frozenset({
 })
 
 
-def _lenenc(data: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """A MySQL length-encoded integer at `pos`: (value, next position)."""
-    first = data[pos]
-    if first < 0xFB:
-        return first, pos + 1
-    width = {0xFC: 2, 0xFD: 3, 0xFE: 8}.get(first)
-    if width is None:
-        raise ValueError(f"bad length-encoded integer prefix 0x{first:02x}")
-    return int.from_bytes(data[pos + 1:pos + 1 + width], "little"), pos + 1 + width
-
-
 def parse_payload_header(body: bytes) -> tuple[int, int | None, memoryview]:
     """(compression type, uncompressed size or None, payload bytes) of an event body."""
     fields: dict[int, int] = {}
     pos = 0
     while True:
-        kind, pos = _lenenc(body, pos)
+        kind, pos = lenenc(body, pos)
         if kind == _END_MARK:
             break
-        length, pos = _lenenc(body, pos)
-        value, end = _lenenc(body, pos)
+        length, pos = lenenc(body, pos)
+        value, end = lenenc(body, pos)
         if end != pos + length:
             raise ValueError(f"payload header field {kind}: {length} bytes declared, "
                              f"{end - pos} read")

@@ -114,6 +114,8 @@ from typing import NamedTuple
 import sqlglot
 from sqlglot import exp
 
+from wacdc.source.encoding import unquote_body
+
 KINDS = frozenset({
     "begin", "commit", "rollback", "savepoint", "rollback_to_savepoint", "release_savepoint",
     "xa_start", "xa_end", "xa_prepare", "xa_commit", "xa_rollback",
@@ -625,27 +627,11 @@ def _xid_part(cur: _Cur, kind: str) -> bytes:
     raise _Unreadable(kind)
 
 
-_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a",
-            "%": "\\%", "_": "\\_"}
 
 
 def _unquote(literal: str) -> str:
     """A MySQL string literal's value (backslash escapes, doubled quotes)."""
-    quote, body = literal[0], literal[1:-1]
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
-            i += 2
-        elif ch == quote and body[i + 1:i + 2] == quote:
-            out.append(quote)
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+    return unquote_body(literal[1:-1], literal[0])
 
 
 # --- DDL ----------------------------------------------------------------------------------
