@@ -29,7 +29,12 @@ from wacdc.embedded import MariaDBServer, MySQLServer, PostgresServer  # noqa: E
 
 TABLE = "big"
 LIMIT_MIB = 300  # the issue's bound for the daemon's peak RSS
-MARK_BEGIN, MARK_END = "<!-- large-transactions -->", "<!-- /large-transactions -->"
+
+
+def _marks(source: str) -> tuple[str, str]:
+    """The report keeps one section per source flavour between these markers."""
+    key = source.lower().replace(" ", "-")
+    return f"<!-- large-transactions {key} -->", f"<!-- /large-transactions {key} -->"
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -125,7 +130,8 @@ def measure(source_root: str, pg_admin: str, rows: int, mariadb: bool) -> dict:
 def report_lines(result: dict | None) -> list[str]:
     if not result:
         return []
-    lines = [MARK_BEGIN, "", "## One transaction of millions of rows", "",
+    begin, end = _marks(result["source"])
+    lines = [begin, "", f"## One transaction of millions of rows ({result['source']})", "",
              f"{result['source']}, one table of {result['rows']:,} rows (`id` BIGINT key, INT, "
              "VARCHAR(40), DATETIME(3)), snapshotted, then one single-statement UPDATE of "
              "every row and one single-statement DELETE of every row, each caught up by "
@@ -145,16 +151,17 @@ def report_lines(result: dict | None) -> list[str]:
               f"peak RSS {result['snapshot_peak_rss_mib']:.0f} MiB.", "",
               "The metric to watch while such a transaction applies: "
               "`wacdc_rows_applied_total` rises (pieces), `wacdc_lag_seconds` stays at the "
-              "transaction's commit time until its end commits.", "", MARK_END]
+              "transaction's commit time until its end commits.", "", end]
     return lines
 
 
 def update_report(result: dict, report: Path) -> None:
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     section = "\n".join(report_lines(result))
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
+    begin, end = _marks(result["source"])
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     report.write_text(text)
