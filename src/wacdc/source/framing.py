@@ -138,7 +138,7 @@ class _Framer:
             yield from self._xa_prepare(event)
         elif isinstance(event, QueryEvent):
             yield from self._query(event)
-        elif isinstance(event, HeartbeatLogEvent) and not self.pending:
+        elif isinstance(event, HeartbeatLogEvent) and not (self.pending or self.flushed):
             yield Heartbeat(self._here())
 
     def _query(self, event: QueryEvent) -> Iterator[StreamItem]:
