@@ -83,7 +83,7 @@ def measure(source_root: str, pg_admin: str, rows: int, mariadb: bool) -> dict:
         cur.execute("CREATE DATABASE bigtx")
         cur.execute("USE bigtx")  # the sequence engine's tables live in the current one
         cur.execute(f"CREATE TABLE bigtx.{TABLE} (id BIGINT PRIMARY KEY, a INT NOT NULL, "
-                    "b VARCHAR(40) NOT NULL, c DATETIME(3) NOT NULL)")
+                    "b VARCHAR(48) NOT NULL, c DATETIME(3) NOT NULL)")
         started = time.monotonic()
         if mariadb:  # the sequence engine
             cur.execute(f"INSERT INTO bigtx.{TABLE} SELECT seq, seq % 1000, "
@@ -133,7 +133,7 @@ def report_lines(result: dict | None) -> list[str]:
     begin, end = _marks(result["source"])
     lines = [begin, "", f"## One transaction of millions of rows ({result['source']})", "",
              f"{result['source']}, one table of {result['rows']:,} rows (`id` BIGINT key, INT, "
-             "VARCHAR(40), DATETIME(3)), snapshotted, then one single-statement UPDATE of "
+             "VARCHAR(48), DATETIME(3)), snapshotted, then one single-statement UPDATE of "
              "every row and one single-statement DELETE of every row, each caught up by "
              "`wacdc run --exit-when-caught-up` (`WACDC_TRANSACTION_PIECE_ROWS` 10,000: the "
              "transaction is applied in pieces inside one PostgreSQL transaction). Peak RSS "
