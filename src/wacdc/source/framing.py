@@ -84,7 +84,7 @@ class _Framer:
     in_xa: bool = False  # XA parts are held whole: nothing of them may apply early
     next_gtid: str | None = None  # the GTID event precedes its transaction
     started_at: BinlogPosition | None = None  # where the current transaction began
-    before: BinlogPosition | None = None  # where the event being read began
+    before: tuple[str, int] | None = None  # file:pos where the event being read began
 
     def _here(self) -> BinlogPosition:
         return BinlogPosition(self.stream.log_file, self.stream.log_pos)
@@ -111,10 +111,15 @@ class _Framer:
         return Transaction(end, timestamp, changes, checkpoint=self._held())
 
     def items(self) -> Iterator[StreamItem]:
-        for event in self.stream:
+        stream = self.stream
+        for event in stream:
             yield from self._event(event)
-            self.before = BinlogPosition(self.stream.log_file, self.stream.log_pos,
-                                         self._state())
+            self.before = (stream.log_file, stream.log_pos)  # cheap: every event
+
+    def _began(self) -> BinlogPosition | None:
+        """Where the event being read began, with the GTID state of that moment (it moves
+        only at commits, so it is the state after the previous transaction)."""
+        return BinlogPosition(*self.before, self._state()) if self.before else None
 
     def _event(self, event: object) -> Iterator[StreamItem]:
         if isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
@@ -131,7 +136,7 @@ class _Framer:
             yield self._end(float(event.timestamp), self.pending)
         elif isinstance(event, MariadbGtidEvent | MysqlGtidEvent):
             self.next_gtid = event.gtid
-            self.started_at = self.before
+            self.started_at = self._began()
             # MariaDB marks an XA transaction's prepared part in its GTID event.
             self.in_xa = bool(getattr(event, "flags", 0) & _MARIADB_PREPARED_XA)
         elif isinstance(event, XAPrepareEvent):
@@ -147,10 +152,13 @@ class _Framer:
         parsed = parse_statement(query, default_db or None)
         kind, timestamp = parsed.kind, float(event.timestamp)
         if kind == "begin":
-            self.started_at = self.started_at or self.before
+            self.started_at = self.started_at or self._began()
         elif kind == "commit":  # non-transactional engines
             yield self._end(timestamp, self.pending)
-        elif kind == "savepoint" and parsed.savepoint is not None:
+        elif kind == "savepoint":
+            if parsed.savepoint is None:
+                raise BinlogEventError(f"unreadable savepoint {query[:200]!r} at "
+                                       f"{self._here()}: report it with the binlog around it")
             self.savepoints[parsed.savepoint] = self.flushed + len(self.pending)
         elif kind == "rollback_to_savepoint":
             self._rollback_to(query, parsed.savepoint)
@@ -205,7 +213,7 @@ class _Framer:
             ) -> Iterator[StreamItem]:
         kind = parsed.kind
         if kind == "xa_start":
-            self.started_at = self.started_at or self.before
+            self.started_at = self.started_at or self._began()
             self.in_xa = True
             return
         if kind in ("xa_end", "xa_prepare"):  # the XA_PREPARE event follows and does the work
@@ -221,8 +229,8 @@ class _Framer:
             self._fold_prepare_gtid(waiting)
             yield self._end(timestamp, [])
             return
-        if parsed.one_phase:  # MySQL logs these as an XA_PREPARE event; a query: say so
-            yield self._end(timestamp, self.pending)
+        if parsed.one_phase:  # usually an XA_PREPARE event with one_phase set; as a query
+            yield self._end(timestamp, self.pending)  # it commits what it framed
             return
         # XA COMMIT: the prepared part is applied now, as one transaction.
         if waiting is None:
@@ -244,7 +252,7 @@ class _Framer:
             yield self._end(timestamp, self.pending)
             return
         xid: Xid = xid_text(event.xid_gtrid, event.xid_bqual, event.xid_format_id)
-        start = self.started_at or self.before or self._here()
+        start = self.started_at or self._began() or self._here()
         waiting = _Prepared(start, self.pending)
         if not waiting.changes:
             # Nothing tracked in it: its decision is a plain transaction later. The
