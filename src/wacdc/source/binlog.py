@@ -1,10 +1,13 @@
-"""Binlog reader on mysql-replication: whole source transactions of the tracked tables.
+"""Binlog reader on mysql-replication: the stream, its row changes, and the items it
+becomes.
 
-The reader yields one `Transaction` per source commit (XID, or a COMMIT query for
-non-transactional engines), also for transactions that touch no tracked table, so
+`open_stream` opens the dump (by file:pos or GTID) with what the library lacks plugged in:
+compressed transactions (payload.py), tagged GTIDs (gtid.py), the event-type list and
+MariaDB's compressed events (events.py). source/framing.py groups the events into one
+`Transaction` per source commit, also for transactions that touch no tracked table, so
 the applied position advances while the main application is busy elsewhere. With a
-heartbeat the server sends something at least every `heartbeat_s`, so an idle
-source still wakes the loop (to flush, to notice a stop request, to measure lag).
+heartbeat the server sends something at least every `heartbeat_s`, so an idle source
+still wakes the loop (to flush, to notice a stop request, to measure lag).
 """
 
 from __future__ import annotations
