@@ -58,15 +58,16 @@ def _latest(target: TargetDb) -> dict:
                     strict=True))
 
 
-def test_cutover_under_a_steady_writer_loses_nothing_and_fences_the_source(
-        source_db: SourceDb, target_db: TargetDb) -> None:
-    fill_whatsapp(source_db, messages=300)
-    env = wacdc_env(source_db, target_db)  # the profile's 19 tables
+def cut_over_under_a_writer(source_db: SourceDb, target_db: TargetDb, env: dict[str, str],
+                            rate: float, rows_first: int) -> tuple[Writer, dict]:
+    """`wacdc run` streaming while the app writes; `wacdc cutover --wait` once `rows_first`
+    writes flowed; the writer stops at its first refused write (the fence). Returns the
+    writer and the cutover's row."""
     with daemon(env) as d:
-        writer = Writer(source_db, rate=500)
+        writer = Writer(source_db, rate=rate)
         writer.start()
         try:
-            d.wait_for("the writer's rows to flow", lambda: len(writer.acked) > 300)
+            d.wait_for("the writer's rows to flow", lambda: len(writer.acked) > rows_first)
             result = run_cli("cutover", "--wait", env=env, timeout=120)
             assert result.code == 0, result.output
             writer.join(timeout=15)  # it stops at its first failed write: the fence
@@ -76,7 +77,15 @@ def test_cutover_under_a_steady_writer_loses_nothing_and_fences_the_source(
         d.proc.wait(timeout=30)
         assert d.proc.returncode == 0, d.log.decode()[-3000:]
     assert writer.error is not None and writer.error.args[0] == NO_SUCH_TABLE, writer.error
-    done = _latest(target_db)
+    return writer, _latest(target_db)
+
+
+def test_cutover_under_a_steady_writer_loses_nothing_and_fences_the_source(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=300)
+    env = wacdc_env(source_db, target_db)  # the profile's 19 tables
+    writer, done = cut_over_under_a_writer(source_db, target_db, env, rate=500,
+                                           rows_first=300)
     assert done["status"] == "done"
     assert 0 < done["freeze_seconds"] < 1.0
     assert all(c["source"] == c["target"] for c in done["counts"].values())
