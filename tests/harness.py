@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pymysql
@@ -309,3 +312,44 @@ def fill_whatsapp(db: SourceDb, counts: dict[str, int] | None = None, messages: 
         wanted = counts or default_counts(messages, load_data_profile())
         return populate(conn, [tables[n] for n in profile.tables if n in tables], wanted,
                         profile, seed=seed)
+
+
+class LogTail:
+    """Reads a child's stderr on a thread so a test can wait for one of its log lines."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._lines: list[str] = []
+        self._new = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            with self._new:
+                self._lines.append(raw.decode(errors="replace"))
+                self._new.notify_all()
+        with self._new:
+            self._lines.append("")  # end of stream: the child closed stderr (exited)
+            self._new.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._new:
+            return "".join(self._lines)
+
+    def wait_for(self, needle: str, timeout: float) -> bool:
+        """True once a line holding `needle` was read; False on timeout or end of stream."""
+        deadline = time.monotonic() + timeout
+        with self._new:
+            while True:
+                if any(needle in line for line in self._lines):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._lines and self._lines[-1] == ""):
+                    return False
+                self._new.wait(left)
+
+    def finish(self, timeout: float = 30) -> str:
+        """The whole log once the child has exited and its stderr is drained."""
+        self._thread.join(timeout)
+        return self.text

@@ -20,7 +20,7 @@ import pytest
 
 from tests.compare import assert_same_gtid_state
 from tests.conftest import only_on
-from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.harness import REPO, LogTail, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
 from tests.independent import independent_differences
 from tests.test_cutover import cut_over_under_a_writer
 from tests.workload import ALL_TABLES, TABLES, Workload, in_background
@@ -420,21 +420,18 @@ def test_a_large_transaction_is_applied_in_pieces_atomically_and_survives_kill_9
     # A kill -9 while the pieces of the first transaction are being applied: nothing of
     # it is visible before its end commits, nothing of it stays after the kill.
     proc = _start(env)
+    assert proc.stderr is not None
+    tail = LogTail(proc.stderr)
     states = set()
-    deadline = time.monotonic() + 120
-    with target_db.connect() as pg:
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-            states.add(seen())
-            active = pg.execute("SELECT count(*) FROM pg_stat_activity WHERE state = "
-                                "'idle in transaction' AND datname = current_database()"
-                                ).fetchone()[0]
-            if active or time.monotonic() > deadline:
-                break
+    deadline = time.monotonic() + 300
+    # Sample the target until the daemon says it is applying pieces, then kill it.
+    while not tail.wait_for("applying it in pieces", timeout=0.05):
+        assert proc.poll() is None, tail.text[-3000:]
+        assert time.monotonic() < deadline, "no piece in 300 s: " + tail.text[-3000:]
+        states.add(seen())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.stderr is not None
-    log = proc.stderr.read().decode()
+    log = tail.finish()
     assert "applying it in pieces" in log, log[-3000:]
     states.add(seen())
     assert states <= {(0, 0), (rows, 0), (rows, rows)}, states  # whole transactions only
