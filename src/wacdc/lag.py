@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from wacdc.source.position import BinlogPosition
+from wacdc.source.position import BinlogPosition, file_key
 
 
 def commit_estimate(binlog_timestamp: float, received_at: float) -> float:
@@ -33,7 +33,8 @@ def binlog_distance(applied: BinlogPosition, head: BinlogPosition,
         return 0
     if applied.file == head.file:
         return head.pos - applied.pos
-    between = sum(size for name, size in file_sizes.items() if applied.file < name < head.file)
+    low, high = file_key(applied.file), file_key(head.file)
+    between = sum(size for name, size in file_sizes.items() if low < file_key(name) < high)
     rest = max(file_sizes.get(applied.file, applied.pos) - applied.pos, 0)
     return rest + between + head.pos
 

@@ -9,17 +9,29 @@ import pymysql
 from wacdc.source.gtid import MysqlGtidSet
 
 
+def file_key(name: str) -> tuple[str, int, str]:
+    """Sort key of a binlog file name: base name, then the index as a number.
+
+    The server numbers files `<base>.000001` on and widens the index past `.999999`
+    (`.1000000`), where comparing the names as text would put the new file first."""
+    base, dot, index = name.rpartition(".")
+    if dot and index.isdigit():
+        return (base, int(index), "")
+    return (name, -1, "")  # no numeric index (the empty placeholder): before any file
+
+
 @dataclass(frozen=True)
 class BinlogPosition:
-    """Ordered by file:pos (binlog file names sort in sequence); the GTID rides along."""
+    """Ordered by binlog file (index as a number, see file_key), then pos; the GTID rides
+    along."""
 
     file: str
     pos: int
     gtid: str | None = None
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.file, self.pos)
+    def key(self) -> tuple[tuple[str, int, str], int]:
+        return (file_key(self.file), self.pos)
 
     def __lt__(self, other: BinlogPosition) -> bool:
         return self.key < other.key
