@@ -25,6 +25,13 @@ class SchemaError(WacdcError):
     """A table cannot be replicated as it is (no key, unsupported type, ...)."""
 
 
+class IdentifierError(SchemaError):
+    """Names that PostgreSQL would cut to 63 bytes, or that would be one name there
+    (schema/identifiers.py): a finding (exit 1) that names every object and its fix."""
+
+    exit_code = EXIT_FINDING
+
+
 class BadValueError(WacdcError):
     """A value PostgreSQL cannot store, under the strict policy.
 

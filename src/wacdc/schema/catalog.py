@@ -7,11 +7,13 @@ from dataclasses import dataclass, replace
 import pymysql
 
 from wacdc.config import Settings
-from wacdc.errors import SchemaError
+from wacdc.errors import IdentifierError, SchemaError
 from wacdc.schema.ddl import TargetTable, plan_table
+from wacdc.schema.identifiers import Problem, check_identifiers, refusal
 from wacdc.schema.introspect import introspect_tables, list_base_tables
 from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile, load_profile
+from wacdc.schema.types import unsupported_columns
 from wacdc.source.connection import connect
 
 RETIRED_SUFFIX = "__wacdc_retired"  # the cutover's fence renames the source tables so
@@ -34,9 +36,29 @@ class Catalog:
     missing: list[str]
 
     def plan(self, profile: Profile, schema: str) -> list[TargetTable]:
-        """Target tables in apply order. Raises SchemaError for a table without a key."""
-        return [plan_table(self.tables[n], profile, schema) for n in self.names
-                if n in self.tables]
+        """Target tables in apply order. Raises SchemaError for a table without a key, and
+        IdentifierError (exit 1) naming every name that does not fit PostgreSQL's 63 bytes
+        or collides there: nothing is created under a name PostgreSQL would cut."""
+        planned = [plan_table(self.tables[n], profile, schema, check_names=False)
+                   for n in self.names if n in self.tables]
+        problems = check_identifiers(planned, profile, schema)
+        if problems:
+            raise IdentifierError(refusal(problems))
+        return planned
+
+    def identifier_problems(self, profile: Profile, schema: str) -> list[Problem]:
+        """The identifier problems of the tables that can be planned (`wacdc check`
+        reports the others' keys and types by themselves)."""
+        planned = []
+        for name in self.names:
+            table = self.tables.get(name)
+            if table is None or table.replica_key is None or unsupported_columns(table):
+                continue
+            try:
+                planned.append(plan_table(table, profile, schema, check_names=False))
+            except SchemaError:
+                continue  # an override the table cannot take: check reports it per column
+        return check_identifiers(planned, profile, schema)
 
 
 def load_catalog(settings: Settings, profile: Profile,

@@ -77,6 +77,9 @@ class Profile(_Strict):
     types: TypeRules = Field(default_factory=TypeRules)
     enums: list[EnumType] = Field(default_factory=list)
     columns: dict[str, ColumnOverride] = Field(default_factory=dict)
+    # "Table.index" -> the PostgreSQL name of that source index (e.g. one that does not
+    # fit PostgreSQL's 63 bytes, or collides): schema/identifiers.py
+    indexes: dict[str, str] = Field(default_factory=dict)
     extra_columns: list[ExtraColumn] = Field(default_factory=list)
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     extras: list[Extra] = Field(default_factory=list)
