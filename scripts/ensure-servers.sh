@@ -1,5 +1,5 @@
 #!/bin/sh
-# Make sure MariaDB, Oracle MySQL and PostgreSQL server binaries are installed.
+# Make sure MariaDB, Oracle MySQL and PostgreSQL server binaries (and promtool) are installed.
 # The tests start private servers from them; nothing here starts a service.
 set -eu
 
@@ -10,6 +10,11 @@ have_mysqld() {
 have_postgres() {
     command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1 && return 0
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+have_pgbouncer() {
+    # For the pooled-target tests (tests/test_pooled_target.py): a private PgBouncer.
+    command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
 }
 
 have_oracle_mysql() {
@@ -33,9 +38,14 @@ if [ -z "${WACDC_TEST_MYSQL_URL:-}" ] && ! have_oracle_mysql; then
     fi
 fi
 
+# promtool, for the alert-rule tests (tests/test_deploy_monitoring.py): on PATH, else taken
+# once out of Debian's prometheus package into ~/.cache/wacdc/promtool (no service).
+sh "$(dirname "$0")/ensure-promtool.sh"
+
 missing=""
 have_mysqld || missing="$missing mariadb-server"
 have_postgres || missing="$missing postgresql"
+have_pgbouncer || missing="$missing pgbouncer"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -50,9 +60,9 @@ echo "missing server binaries:$missing" >&2
 if command -v apt-get >/dev/null 2>&1; then
     echo "run: sudo apt-get install -y$missing" >&2
 elif command -v brew >/dev/null 2>&1; then
-    echo "run: brew install mariadb postgresql@16" >&2
+    echo "run: brew install mariadb postgresql@16 pgbouncer" >&2
 elif command -v dnf >/dev/null 2>&1; then
-    echo "run: sudo dnf install -y mariadb-server postgresql-server" >&2
+    echo "run: sudo dnf install -y mariadb-server postgresql-server pgbouncer" >&2
 else
     echo "install MariaDB (or MySQL 8) server and PostgreSQL 15+ with your package manager" >&2
 fi

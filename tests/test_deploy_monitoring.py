@@ -1,13 +1,18 @@
 """The ops monitoring files (deploy/prometheus, deploy/grafana) are well-formed and only
-reference metrics the daemon exposes. Pure: no servers.
+reference metrics the daemon exposes; the alert rules pass their unit tests
+(deploy/prometheus/alerts.test.yml, `promtool test rules`). Pure: no servers.
 
 `referenced_metric_names()` and `exposed_metric_names(text)` are reusable: a live test can
 pass the text scraped from the daemon's /metrics to `exposed_metric_names`.
+
+promtool is looked up on PATH, then in the cache that scripts/ensure-promtool.sh fills
+(`make test` runs it). Without it the promtool tests are skipped, and fail on CI (CI=true).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +26,7 @@ from wacdc import metrics
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+ALERT_TESTS = DEPLOY / "prometheus" / "alerts.test.yml"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "wacdc.json"
 GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
@@ -31,6 +37,9 @@ TYPE_RE = re.compile(r"^# TYPE (\S+) (\S+)\s*$", re.MULTILINE)
 # Prometheus model.ParseDuration: units largest first, each at most once, non-empty.
 DURATION_RE = re.compile(r"^(?!$)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 SEVERITIES = {"warning", "critical"}
+ALERT_NAMES = {"WacdcDaemonDown", "WacdcPhaseFailed", "WacdcErrors", "WacdcLagHigh",
+               "WacdcLagUnknown", "WacdcLagBytesGrowing", "WacdcApplyStalled",
+               "WacdcValuesCoerced", "WacdcReconnectStorm"}
 RULE_KEYS = {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
 
 
@@ -170,13 +179,20 @@ def test_alert_rules_structure():
 def test_alerts_cover_the_required_conditions():
     by_name = {rule["alert"]: rule for rule in _alert_rules()}
     exprs = " ".join(rule["expr"] for rule in by_name.values())
-    for needle in ("wacdc_lag_seconds > 60", "wacdc_lag_bytes", "wacdc_transactions_total",
-                   "absent(wacdc_phase", 'up{job="wacdc"}', 'wacdc_phase{phase="failed"}',
-                   "wacdc_errors_total", "wacdc_values_coerced_total",
-                   "wacdc_reconnects_total"):
+    assert set(by_name) == ALERT_NAMES
+    for needle in ("wacdc_lag_seconds > 60", "wacdc_lag_bytes", "wacdc_lag_known == 0",
+                   "wacdc_transactions_total", "absent(wacdc_phase", 'up{job="wacdc"}',
+                   'wacdc_phase{phase="failed"}', "wacdc_errors_total",
+                   "wacdc_values_coerced_total", "wacdc_reconnects_total"):
         assert needle in exprs, needle
     assert by_name["WacdcValuesCoerced"]["labels"]["severity"] == "warning"
     assert by_name["WacdcDaemonDown"]["labels"]["severity"] == "critical"
+
+
+def test_operations_doc_lists_every_alert():
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    missing = {name for name in ALERT_NAMES if f"`{name}`" not in doc}
+    assert not missing, f"docs/operations.md does not describe {missing}"
 
 
 def test_runbook_urls_point_at_existing_doc_sections():
@@ -208,12 +224,97 @@ def test_prometheus_config():
     assert targets == ["wacdc:9108"]
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not on PATH")
-def test_promtool_check():
+def promtool_cache_dir() -> Path:
+    """Where scripts/ensure-promtool.sh puts promtool (same rule as the script)."""
+    if os.environ.get("WACDC_PROMTOOL_DIR"):
+        return Path(os.environ["WACDC_PROMTOOL_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "wacdc" / "promtool"
+
+
+def promtool_path() -> str | None:
+    """promtool on PATH, else the one scripts/ensure-promtool.sh cached, else None."""
+    found = shutil.which("promtool")
+    if found:
+        return found
+    cached = promtool_cache_dir() / "promtool"
+    return str(cached) if cached.is_file() and os.access(cached, os.X_OK) else None
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = promtool_path()
+    if path is None:
+        reason = (f"promtool is neither on PATH nor in {promtool_cache_dir()}; "
+                  "run scripts/ensure-promtool.sh (make test does)")
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (required on CI)", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def _promtool(promtool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=cwd)
+
+
+def _output(result: subprocess.CompletedProcess) -> str:
+    return f"exit {result.returncode}\n{result.stdout}{result.stderr}"
+
+
+def test_promtool_check(promtool: str):
     for args in (["check", "rules", str(ALERTS)], ["check", "config", str(PROMETHEUS_CONFIG)]):
-        result = subprocess.run(["promtool", *args], capture_output=True, text=True,
-                                timeout=60, check=False)
-        assert result.returncode == 0, result.stdout + result.stderr
+        result = _promtool(promtool, *args)
+        assert result.returncode == 0, _output(result)
+
+
+def test_alert_rule_unit_tests_pass(promtool: str):
+    check = _promtool(promtool, "check", "rules", str(ALERTS))
+    assert check.returncode == 0, _output(check)
+    result = _promtool(promtool, "test", "rules", str(ALERT_TESTS))
+    assert result.returncode == 0, _output(result)
+    assert "SUCCESS" in result.stdout, _output(result)
+
+
+def test_alert_rule_unit_tests_catch_a_changed_rule(promtool: str, tmp_path: Path):
+    """The unit tests pin the rules: the same tests on a copy of alerts.yml whose
+    WacdcLagHigh threshold is 120 s instead of 60 s fail, and name that alert."""
+    rules = ALERTS.read_text()
+    assert rules.count("wacdc_lag_seconds > 60\n") == 1
+    (tmp_path / ALERTS.name).write_text(rules.replace("wacdc_lag_seconds > 60\n",
+                                                      "wacdc_lag_seconds > 120\n"))
+    shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
+    check = _promtool(promtool, "check", "rules", ALERTS.name, cwd=tmp_path)
+    assert check.returncode == 0, _output(check)  # still a valid rule, only a wrong one
+    result = _promtool(promtool, "test", "rules", ALERT_TESTS.name, cwd=tmp_path)
+    assert result.returncode != 0, _output(result)
+    assert "alertname: WacdcLagHigh" in result.stdout + result.stderr, _output(result)
+    assert "SUCCESS" not in result.stdout, _output(result)
+
+
+def test_every_alert_has_firing_and_quiet_unit_tests():
+    """Structure of alerts.test.yml (no promtool needed): it loads alerts.yml, every alert has
+    a case where it fires and cases where it stays quiet, among them all of them on the
+    healthy idle daemon; no case names an alert that does not exist."""
+    doc = _load_yaml(ALERT_TESTS)
+    assert doc["rule_files"] == [ALERTS.name]
+    alerts = {rule["alert"] for rule in _alert_rules()}
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    healthy_quiet: set[str] = set()
+    for group in doc["tests"]:
+        for case in group.get("alert_rule_test", []):
+            assert case["alertname"] in alerts, case
+            (fires if case.get("exp_alerts") else quiet).add(case["alertname"])
+            for alert in case.get("exp_alerts") or []:
+                assert alert["exp_labels"]["severity"] in SEVERITIES, case
+                assert {"summary", "description", "runbook_url"} <= set(
+                    alert["exp_annotations"]), case
+            if group["name"].startswith("healthy idle") and not case.get("exp_alerts"):
+                healthy_quiet.add(case["alertname"])
+    assert fires == alerts, f"alerts without a firing case: {alerts - fires}"
+    assert quiet == alerts, f"alerts without a quiet case: {alerts - quiet}"
+    assert healthy_quiet == alerts, f"not checked on the healthy daemon: {alerts - healthy_quiet}"
 
 
 # --- Grafana -------------------------------------------------------------------------------
