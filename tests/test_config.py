@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from wacdc.config import derive_server_id, load_settings, parse_url
+from tests.harness import TargetDb
+from wacdc.config import derive_server_id, load_settings, mysql_options, parse_url
 from wacdc.errors import ConfigError
 
 ALL_VARS = ("WACDC_SOURCE_URL", "DATABASE_URL", "WACDC_TARGET_URL", "WHATSAPP_DATABASE_URL",
             "WACDC_PROFILE", "WACDC_TABLES", "WACDC_TARGET_SCHEMA", "WACDC_SERVER_ID",
             "WACDC_LOG_FORMAT", "WHATSAPP_DB_POOL_MIN", "WHATSAPP_DB_POOL_MAX",
             "WHATSAPP_DB_POOL_IDLE_TIMEOUT", "WACDC_METRICS_PORT", "PORT", "WACDC_ADMIN_TOKEN",
-            "WACDC_CUTOVER", "WACDC_BAD_VALUES")
+            "WACDC_CUTOVER", "WACDC_BAD_VALUES", "POSTGRES_URL_NON_POOLING",
+            "ENABLE_POSTGRES_FULL_TEXT_SEARCH")
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +124,184 @@ def test_secrets_are_collected_for_redaction(monkeypatch: pytest.MonkeyPatch) ->
 def test_derived_server_id_is_in_range() -> None:
     ids = {derive_server_id(f"seed{i}") for i in range(100)}
     assert all(1_000_000 <= i < 2**32 for i in ids) and len(ids) == 100
+
+
+# --- URL query parameters: TLS, what is ignored, what is refused ---------------------
+
+def _tls(query: str) -> tuple[str, str | None]:
+    tls = mysql_options(parse_url(f"mysql://u:pw@h/db?{query}", "mysql")).tls
+    return tls.mode, tls.ca
+
+
+@pytest.mark.parametrize("query, mode, ca", [
+    ("", "PREFERRED", None),
+    ("ssl-mode=REQUIRED", "REQUIRED", None),
+    ("ssl_mode=required", "REQUIRED", None),
+    ("sslmode=Verify_Identity&ssl_ca=/ca.pem", "VERIFY_IDENTITY", "/ca.pem"),
+    ("SSL-MODE=disabled", "DISABLED", None),
+    ("sslmode=verify-full&ssl-ca=/ca.pem", "VERIFY_IDENTITY", "/ca.pem"),  # libpq's words
+    ("sslmode=require", "REQUIRED", None),
+    ("ssl-ca=/ca.pem", "VERIFY_CA", "/ca.pem"),  # a CA alone means verify, as in mysql
+    ("ssl-mode=VERIFY_CA", "VERIFY_CA", None),  # the system's CAs
+    ("ssl-cert=/c.pem&ssl-key=/k.pem", "REQUIRED", None),
+    ("sslaccept=strict&sslcert=/ca.pem", "VERIFY_IDENTITY", "/ca.pem"),  # Prisma's
+    ("sslaccept=accept_invalid_certs", "REQUIRED", None),
+    ("sslcert=/ca.pem", "REQUIRED", "/ca.pem"),  # Prisma: TLS, unchecked unless strict
+    ("connection_limit=5&pool_timeout=10&socket_timeout=3&charset=utf8mb4", "PREFERRED",
+     None),
+])
+def test_mysql_tls_parameters_and_spellings(query: str, mode: str, ca: str | None) -> None:
+    assert _tls(query) == (mode, ca)
+
+
+def test_mysql_connect_timeout_and_ignored_parameters() -> None:
+    options = mysql_options(parse_url(
+        "mysql://u:pw@h/db?connect_timeout=7&connection_limit=3&pool_timeout=0", "mysql"))
+    assert options.connect_timeout == 7.0
+    assert options.ignored == ("connection_limit", "pool_timeout")
+
+
+@pytest.mark.parametrize("query, named", [
+    ("foo=1", "unknown query parameter 'foo'"),
+    ("ssl=true", "unknown query parameter 'ssl'"),
+    ("ssl-mode=sometimes", "ssl-mode=sometimes is not one of"),
+    ("ssl-mode=DISABLED&ssl-ca=/ca.pem", "contradicts"),
+    ("ssl-mode=REQUIRED&ssl-ca=/ca.pem", "set ssl-mode=VERIFY_CA"),
+    ("ssl-mode=PREFERRED&ssl-cert=/c.pem", "needs ssl-mode=REQUIRED"),
+    ("ssl-key=/k.pem", "ssl-key needs ssl-cert"),
+    ("ssl-mode=REQUIRED&sslaccept=strict", "use one set"),
+    ("sslaccept=maybe", "sslaccept must be strict or accept_invalid_certs"),
+    ("sslpassword=Top-Secret-2", "sslpassword needs sslidentity"),
+    ("socket=/tmp/mysql.sock", "Unix socket"),
+    ("charset=latin1", "utf8mb4"),
+    ("connect_timeout=soon", "connect_timeout must be a number"),
+])
+@pytest.mark.parametrize("variable", ["WACDC_SOURCE_URL", "DATABASE_URL"])
+def test_mysql_url_refuses_what_it_cannot_honour(query: str, named: str, variable: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, f"mysql://app:Top-Secret-1@db.example:3306/app?{query}")
+    with pytest.raises(ConfigError) as err:
+        load_settings().source()
+    message = str(err.value)
+    assert message.startswith(f"{variable}: "), message
+    assert named in message
+    assert "Top-Secret" not in message
+
+
+def test_postgres_url_passes_libpq_parameters_only() -> None:
+    url = parse_url("postgresql://u:pw@h/db?schema=public&connection_limit=5&pool_timeout=10"
+                    "&sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=7"
+                    "&statement_cache_size=0&pgbouncer=false&application_name=x", "postgresql")
+    info = url.conninfo()
+    for kept in ("sslmode='verify-full'", "sslrootcert='/ca.pem'", "connect_timeout='7'",
+                 "application_name='x'"):
+        assert kept in info, info
+    for dropped in ("schema", "connection_limit", "pool_timeout", "statement_cache_size",
+                    "pgbouncer"):
+        assert dropped not in info, info
+
+
+def test_a_prisma_target_url_connects(target_db: TargetDb) -> None:
+    """libpq refuses parameters it does not know ("invalid connection option"): a Prisma
+    URL must reach PostgreSQL without them."""
+    from wacdc.sink.connection import connect_target
+
+    raw = (f"{target_db.url}?schema=public&connection_limit=1&pool_timeout=0"
+           "&socket_timeout=5&statement_cache_size=0&sslmode=disable")
+    with connect_target(parse_url(raw, "postgresql")) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("query, named", [
+    ("foo=1", "unknown query parameter 'foo'"),
+    ("sslaccept=strict", "sslaccept is Prisma's"),
+    ("sslidentity=/id.p12", "sslidentity is Prisma's"),
+    ("sslcert=/ca.pem", "sslrootcert"),
+])
+def test_postgres_url_refuses_what_libpq_would_misread(query: str, named: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHATSAPP_DATABASE_URL", f"postgresql://u:Top-Secret-3@h/db?{query}")
+    with pytest.raises(ConfigError) as err:
+        load_settings().target()
+    message = str(err.value)
+    assert message.startswith("WHATSAPP_DATABASE_URL: ") and named in message, message
+    assert "Top-Secret" not in message
+
+
+def test_the_non_pooling_url_is_the_last_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSTGRES_URL_NON_POOLING", "postgresql://u@direct:5432/wa")
+    s = load_settings()
+    assert s.target().host == "direct" and s.url_variable("target_url") == \
+        "POSTGRES_URL_NON_POOLING"
+    monkeypatch.setenv("WHATSAPP_DATABASE_URL", "postgresql://u@app:5432/wa")
+    assert load_settings().target().host == "app"
+    monkeypatch.setenv("WACDC_TARGET_URL", "postgresql://u@mine:5432/wa")
+    assert load_settings().target().host == "mine"
+    monkeypatch.delenv("WACDC_TARGET_URL")
+    monkeypatch.delenv("WHATSAPP_DATABASE_URL")
+    monkeypatch.setenv("POSTGRES_URL_NON_POOLING", "http://u:Top-Secret-4@direct/wa")
+    with pytest.raises(ConfigError) as err:
+        load_settings().target()
+    assert str(err.value).startswith("POSTGRES_URL_NON_POOLING: scheme")
+    assert "Top-Secret" not in str(err.value)
+
+
+def test_unset_target_names_all_three_variables() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings().target()
+    for name in ("WACDC_TARGET_URL", "WHATSAPP_DATABASE_URL", "POSTGRES_URL_NON_POOLING"):
+        assert name in str(err.value)
+
+
+def test_a_pooled_target_url_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHATSAPP_DATABASE_URL",
+                       "postgresql://u:Top-Secret-5@pooler:6543/wa?pgbouncer=true")
+    with pytest.raises(ConfigError) as err:
+        load_settings().target()
+    message = str(err.value)
+    assert message.startswith("WHATSAPP_DATABASE_URL: pgbouncer=true"), message
+    assert "direct URL" in message and "POSTGRES_URL_NON_POOLING" in message
+    assert "Top-Secret" not in message
+    # With the direct URL in the environment too, the message says to use it.
+    monkeypatch.setenv("POSTGRES_URL_NON_POOLING", "postgresql://u:pw@direct:5432/wa")
+    with pytest.raises(ConfigError, match=r"POSTGRES_URL_NON_POOLING is set here: use it"):
+        load_settings().target()
+    monkeypatch.setenv("WACDC_TARGET_URL", "postgresql://u@direct:5432/wa?pgbouncer=false")
+    assert load_settings().target().host == "direct"
+
+
+def test_prisma_schema_parameter_must_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WACDC_TARGET_URL", "postgresql://u@h/wa?schema=whatsapp")
+    with pytest.raises(ConfigError) as err:
+        load_settings().target()
+    assert "schema=whatsapp" in str(err.value) and "WACDC_TARGET_SCHEMA=whatsapp" in \
+        str(err.value)
+    monkeypatch.setenv("WACDC_TARGET_SCHEMA", "whatsapp")
+    assert load_settings().target().database == "wa"
+    monkeypatch.setenv("WACDC_TARGET_URL", "postgresql://u@h/wa?schema=public")
+    monkeypatch.delenv("WACDC_TARGET_SCHEMA")
+    assert load_settings().target().database == "wa"
+
+
+def test_query_string_passwords_are_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WACDC_SOURCE_URL", "mysql://root:pw-one@h/db?sslidentity=/id.p12"
+                                           "&sslpassword=p12-secret")
+    monkeypatch.setenv("WACDC_TARGET_URL", "postgresql://u@h/db?sslpassword=key-secret"
+                                           "&sslcert=/c&sslkey=/k")
+    assert sorted(load_settings().secrets()) == ["key-secret", "p12-secret", "pw-one"]
+
+
+def test_full_text_extra_follows_the_seed_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wacdc.schema.extras import extras_for
+    from wacdc.schema.profile import load_profile
+
+    profile = load_profile("prisma")
+    tables = set(profile.tables)
+    every = [e.name for e in extras_for(profile, tables)]
+    assert "WhatsAppMessage_message_fts_idx" in every
+    monkeypatch.setenv("ENABLE_POSTGRES_FULL_TEXT_SEARCH", "false")
+    without = [e.name for e in extras_for(profile, tables)]
+    assert without == [n for n in every if n != "WhatsAppMessage_message_fts_idx"]
+    assert "WhatsAppCustomer_tags_gin_idx" in without and "campaign_stats" in without
+    monkeypatch.setenv("ENABLE_POSTGRES_FULL_TEXT_SEARCH", "true")
+    assert [e.name for e in extras_for(profile, tables)] == every

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psycopg
 import pymysql
 
-from wacdc.config import Settings
-from wacdc.errors import EXIT_FINDING, EXIT_OK, SchemaError, WacdcError
+from wacdc.config import DatabaseUrl, Settings, mysql_options
+from wacdc.errors import EXIT_FINDING, EXIT_OK, ConnectError, SchemaError, WacdcError
 from wacdc.log import redact
-from wacdc.schema.catalog import load_catalog
+from wacdc.schema.catalog import Catalog, load_catalog
 from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile
 from wacdc.schema.types import target_columns, unsupported_columns
 from wacdc.sink.connection import connect_target
-from wacdc.source.connection import ServerInfo, connect, global_variables, server_info
+from wacdc.source.connection import (
+    ServerInfo,
+    connect,
+    global_variables,
+    server_info,
+    session_encryption,
+)
 
 OK, WARN, PROBLEM = "ok", "warn", "PROBLEM"
 MIN_RETENTION_S = 24 * 3600
@@ -223,10 +231,19 @@ def _table_checks(settings: Settings, profile: Profile,
                                     "or leave the table out of WACDC_TABLES"))
         else:
             findings.extend(_column_findings(settings, profile, table))
+    findings.extend(_identifier_findings(settings, profile, catalog))
     if catalog.tables and not any(f.status == PROBLEM for f in findings):
         findings.append(Finding(OK, "tables", f"{len(catalog.tables)} tables, all with keys "
                                 "and supported column types"))
     return findings, list(catalog.tables)
+
+
+def _identifier_findings(settings: Settings, profile: Profile,
+                         catalog: Catalog) -> list[Finding]:
+    """Names PostgreSQL would cut to 63 bytes or that collide there (schema/identifiers.py):
+    the same problems `wacdc schema` and `wacdc run` refuse with."""
+    return [Finding(PROBLEM, "identifier", p.text(), p.fix())
+            for p in catalog.identifier_problems(profile, settings.target_schema)]
 
 
 def _column_findings(settings: Settings, profile: Profile, table: Table) -> list[Finding]:
@@ -256,9 +273,9 @@ def _column_findings(settings: Settings, profile: Profile, table: Table) -> list
     return findings
 
 
-def _target_checks(settings: Settings) -> Iterator[Finding]:
+def _target_checks(settings: Settings, allow_plaintext: bool = False) -> Iterator[Finding]:
     url = settings.target()
-    conn = connect_target(url, autocommit=True)  # unreachable: ConnectError, exit 2
+    conn = _connect_target_for_check(url)  # unreachable: ConnectError, exit 2
     with conn:
         version = conn.info.server_version
         pretty = f"PostgreSQL {version // 10000}.{version % 10000}"
@@ -267,6 +284,7 @@ def _target_checks(settings: Settings) -> Iterator[Finding]:
                           "use PostgreSQL 12 or newer (Railway offers 15/16)")
         else:
             yield Finding(OK, "target reachable", f"{pretty} at {url.redacted}")
+        yield from _target_transport_checks(settings, conn, url, allow_plaintext)
         schema = settings.target_schema
         row = conn.execute(
             "SELECT has_database_privilege(current_database(), 'CREATE'), "
@@ -289,21 +307,135 @@ def _target_checks(settings: Settings) -> Iterator[Finding]:
                           f"GRANT TEMP ON DATABASE {url.database} TO {url.user}")
 
 
-def run_checks(settings: Settings, profile: Profile) -> list[Finding]:
-    """All checks. An unreachable source or target raises ConnectError (exit 2)."""
+# --- transport: encryption of both sides, poolers ------------------------------------
+
+def is_loopback_host(host: str) -> bool:
+    """Whether traffic to `host` stays on this machine (no DNS lookup: by name and
+    address only). Unix socket directories count as local."""
+    name = host.strip().strip("[]").lower()
+    if name.startswith("/") or name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def plaintext_finding(name: str, host: str, allow_plaintext: bool, fix: str,
+                      mode: str) -> Finding:
+    """The finding for an unencrypted connection: fine on loopback, allowed with
+    --allow-plaintext, else a problem."""
+    if is_loopback_host(host):
+        return Finding(OK, name, f"plaintext, loopback: fine ({mode})")
+    if allow_plaintext:
+        return Finding(WARN, name, f"plaintext to {host} ({mode}); allowed by "
+                       "--allow-plaintext", fix)
+    return Finding(PROBLEM, name, f"plaintext to {host} ({mode}): rows, binlog events and "
+                   "credentials cross the network readable", fix
+                   + "; or pass --allow-plaintext if the network is private and trusted")
+
+
+def _source_transport_checks(settings: Settings, conn: pymysql.connections.Connection,
+                             url: DatabaseUrl, allow_plaintext: bool) -> Iterator[Finding]:
+    tls = mysql_options(url).tls
+    encryption = session_encryption(conn)
+    variable = settings.url_variable("source_url")
+    if encryption.encrypted:
+        detail = f"encrypted, {encryption} ({tls.describe()})"
+        if not tls.verifies and not is_loopback_host(url.host):
+            detail += ("; the server's certificate is not checked (ssl-mode=VERIFY_IDENTITY "
+                       "with ssl-ca= checks it)")
+        yield Finding(OK, "source encryption", detail)
+        return
+    yield plaintext_finding(
+        "source encryption", url.host, allow_plaintext,
+        f"enable TLS on the server if it is off, and add ssl-mode=REQUIRED (or "
+        f"VERIFY_IDENTITY with ssl-ca=<CA file>) to {variable}", tls.describe())
+
+
+def _target_transport_checks(settings: Settings, conn: psycopg.Connection, url: DatabaseUrl,
+                             allow_plaintext: bool) -> Iterator[Finding]:
+    from wacdc.sink.pooler import DIRECT_URL_FIX, probe_pooler
+
+    variable = settings.url_variable("target_url")
+    sslmode = url.param("sslmode") or "prefer"
+    if conn.pgconn.ssl_in_use:
+        detail = f"encrypted, {_pg_tls_of_session(conn)} (sslmode={sslmode})"
+        if sslmode != "verify-full" and not is_loopback_host(url.host):
+            detail += ("; the server's certificate is not fully checked (sslmode=verify-full "
+                       "with sslrootcert= checks it)")
+        yield Finding(OK, "target encryption", detail)
+    else:
+        yield plaintext_finding(
+            "target encryption", url.host, allow_plaintext,
+            f"enable ssl on the server if it is off, and add sslmode=require (or "
+            f"verify-full with sslrootcert=<CA file>) to {variable}", f"sslmode={sslmode}")
+    try:
+        verdict = probe_pooler(conn, url, _connect_target_for_check)
+    except psycopg.Error as exc:
+        yield Finding(WARN, "target pooler", "could not probe for a pooler "
+                      f"({redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')})")
+        return
+    if verdict.transaction_pooling:
+        yield Finding(PROBLEM, "target pooler", f"{verdict.describe()}: wacdc's replication "
+                      "lock, temporary tables and long transactions need a session of their "
+                      f"own", f"{DIRECT_URL_FIX} (now {variable})")
+    elif verdict.proxied:
+        yield Finding(WARN, "target pooler", f"{verdict.describe()}; if it pools by "
+                      "transaction (PgBouncer pool_mode=transaction, Supavisor port 6543), "
+                      "wacdc cannot work through it", DIRECT_URL_FIX)
+    else:
+        yield Finding(OK, "target pooler", "none: " + verdict.describe())
+
+
+def _pg_tls_of_session(conn: psycopg.Connection) -> str:
+    """TLS version and cipher of this session as the server sees it (pg_stat_ssl); the
+    client knows it is encrypted (libpq's PQsslInUse), the server says with what."""
+    try:
+        row = conn.execute("SELECT ssl, version, cipher FROM pg_stat_ssl "
+                           "WHERE pid = pg_backend_pid()").fetchone()
+    except psycopg.Error:
+        return "TLS"
+    if row is None or not row[0]:
+        # Encrypted to us, but not between the server and whoever connected it: a
+        # pooler or proxy ends the TLS.
+        return "TLS to a pooler or proxy in front of PostgreSQL"
+    return f"{row[1]} {row[2]}"
+
+
+def _connect_target_for_check(url: DatabaseUrl) -> psycopg.Connection:
+    """connect_target, with a hint when the refusal comes from a pooler."""
+    from wacdc.sink.pooler import pooler_hint
+
+    try:
+        return connect_target(url, autocommit=True)
+    except ConnectError as exc:
+        hint = pooler_hint(str(exc))
+        if hint:
+            raise ConnectError(f"{exc}; {hint}") from None
+        raise
+
+
+def run_checks(settings: Settings, profile: Profile, *,
+               allow_plaintext: bool = False) -> list[Finding]:
+    """All checks. An unreachable source or target raises ConnectError (exit 2).
+
+    `allow_plaintext`: an unencrypted connection to a host that is not loopback is a
+    warning instead of a problem (`wacdc check --allow-plaintext`)."""
     url = settings.source()
     settings.target()  # a malformed target URL is an error before anything connects
     conn = connect(url)
     with conn:
         info = server_info(conn)
         findings = [Finding(OK, "source reachable", f"{info} ({info.version}) at {url.redacted}")]
+        findings.extend(_source_transport_checks(settings, conn, url, allow_plaintext))
         variables = global_variables(conn, _BINLOG_VARIABLES)
         findings.extend(_variable_checks(info, variables))
         table_findings, table_names = _table_checks(settings, profile, conn, url.database)
         findings.extend(_privilege_checks(conn, info, url.database, table_names))
         findings.extend(_server_id_check(conn, variables, settings.effective_server_id()))
         findings.extend(table_findings)
-    findings.extend(_target_checks(settings))
+    findings.extend(_target_checks(settings, allow_plaintext))
     return findings
 
 

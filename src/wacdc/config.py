@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import tomllib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -51,18 +52,228 @@ class DatabaseUrl:
                            database, self.query)
 
     def conninfo(self) -> str:
-        """libpq keyword/value string for psycopg (PostgreSQL URLs only)."""
+        """libpq keyword/value string for psycopg (PostgreSQL URLs only).
+
+        Only libpq's own parameters pass (sslmode, sslrootcert, ...); the ones Prisma and
+        poolers add (schema, connection_limit, pool_timeout, ...) stay out. Anything else
+        is refused: `postgres_query_problem` names it before a connection is tried."""
+        problem = postgres_query_problem(self)
+        if problem:
+            raise ConfigError(problem)
         parts = {"host": self.host, "port": str(self.port), "dbname": self.database,
                  "user": self.user}
         if self.password:
             parts["password"] = self.password
-        parts.update(dict(self.query))
+        known = libpq_keywords()
+        parts.update({k: v for k, v in self.query if k in known})
         return " ".join(f"{k}={_libpq_quote(v)}" for k, v in parts.items() if v)
+
+    def param(self, *names: str) -> str | None:
+        """The last value of the first of these query parameters the URL has."""
+        for name in names:
+            values = [v for k, v in self.query if k == name]
+            if values:
+                return values[-1]
+        return None
 
 
 def _libpq_quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+# --- URL query parameters -------------------------------------------------------------
+#
+# MySQL URLs take the MySQL clients' TLS parameters (`ssl-mode`, `ssl-ca`, `ssl-cert`,
+# `ssl-key`; also spelled with underscores, and `sslmode`), or Prisma's (`sslaccept`,
+# `sslcert` = the CA, `sslidentity` = a PKCS#12 client identity, `sslpassword`).
+# PostgreSQL URLs take libpq's. The pool and timeout settings an application's URL
+# carries for its own driver are accepted and ignored; anything else is refused by name,
+# never silently dropped.
+
+SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+_SSL_MODE_SPELLINGS = {
+    **{m: m for m in SSL_MODES},
+    # libpq's words, for URLs copied between drivers
+    "DISABLE": "DISABLED", "PREFER": "PREFERRED", "REQUIRE": "REQUIRED",
+    "VERIFY_FULL": "VERIFY_IDENTITY",
+}
+# Pool and timeout settings of the application's driver (Prisma and friends): they say
+# nothing wacdc has to honour (it opens a handful of connections of its own).
+MYSQL_IGNORED_PARAMS = frozenset({
+    "connection_limit", "pool_timeout", "socket_timeout", "max_connection_lifetime",
+    "max_idle_connection_lifetime", "statement_cache_size", "prefer_socket",
+})
+POSTGRES_IGNORED_PARAMS = frozenset({
+    "connection_limit", "pool_timeout", "socket_timeout", "max_connection_lifetime",
+    "max_idle_connection_lifetime", "statement_cache_size", "schema", "pgbouncer",
+})
+_MYSQL_TLS_HELP = ("ssl-mode=DISABLED|PREFERRED|REQUIRED|VERIFY_CA|VERIFY_IDENTITY, ssl-ca, "
+                   "ssl-cert, ssl-key, or Prisma's sslaccept, sslcert, sslidentity, "
+                   "sslpassword")
+
+
+@dataclass(frozen=True)
+class MySQLTls:
+    """How a source connection is encrypted (the MySQL client's ssl-mode semantics).
+
+    DISABLED: plaintext. PREFERRED (the default): TLS when the server offers it, else
+    plaintext; the certificate is not checked. REQUIRED: TLS or no connection, the
+    certificate is not checked. VERIFY_CA: the certificate must chain to `ca` (or the
+    system's CAs). VERIFY_IDENTITY: that, and it must name the host."""
+
+    mode: str = "PREFERRED"
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    identity: str | None = None  # PKCS#12 file holding the client certificate and key
+    password: str | None = field(default=None, repr=False)  # of `key` / `identity`
+    source: str = "default"  # where the mode came from: default, ssl-mode, ssl-ca, prisma
+
+    @property
+    def verifies(self) -> bool:
+        return self.mode in ("VERIFY_CA", "VERIFY_IDENTITY")
+
+    def describe(self) -> str:
+        what = {"DISABLED": "no TLS", "PREFERRED": "TLS if offered, certificate not checked",
+                "REQUIRED": "TLS, certificate not checked",
+                "VERIFY_CA": "TLS, certificate checked against "
+                             + (self.ca or "the system's CAs"),
+                "VERIFY_IDENTITY": "TLS, certificate and host name checked against "
+                                   + (self.ca or "the system's CAs")}[self.mode]
+        return f"ssl-mode={self.mode}: {what}"
+
+
+@dataclass(frozen=True)
+class MySQLOptions:
+    """What a MySQL URL's query string says: TLS, the connect timeout."""
+
+    tls: MySQLTls
+    connect_timeout: float | None = None
+    ignored: tuple[str, ...] = ()
+
+
+def _mysql_key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def mysql_options(url: DatabaseUrl) -> MySQLOptions:
+    """Read the query string of a MySQL URL; ValueError naming the parameter when wacdc
+    cannot honour it (the message never holds a value but ssl-mode's)."""
+    mysql_style: dict[str, str] = {}
+    prisma: dict[str, str] = {}
+    connect_timeout: float | None = None
+    ignored: list[str] = []
+    for raw_key, value in url.query:
+        key = _mysql_key(raw_key)
+        if key in ("ssl-mode", "sslmode"):
+            mysql_style["mode"] = value
+        elif key in ("ssl-ca", "ssl-cert", "ssl-key"):
+            mysql_style[key[4:]] = value
+        elif key in ("sslaccept", "sslcert", "sslidentity", "sslpassword"):
+            prisma[key] = value
+        elif key == "connect-timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise ValueError(f"query parameter {raw_key} must be a number of seconds"
+                                 ) from None
+            connect_timeout = seconds if seconds > 0 else None
+        elif key == "charset":
+            if value.lower() not in ("utf8mb4", "utf8"):
+                raise ValueError(f"query parameter {raw_key}={value}: wacdc always reads "
+                                 "utf8mb4; drop the parameter")
+            ignored.append(raw_key)
+        elif key.replace("-", "_") in MYSQL_IGNORED_PARAMS:
+            ignored.append(raw_key)
+        elif key == "socket":
+            raise ValueError(f"query parameter {raw_key}: Unix socket connections are not "
+                             "supported; give the server's host and port")
+        else:
+            raise ValueError(f"unknown query parameter {raw_key!r}; wacdc takes "
+                             f"{_MYSQL_TLS_HELP}, connect_timeout, and ignores "
+                             f"{', '.join(sorted(MYSQL_IGNORED_PARAMS))}")
+    if mysql_style and prisma:
+        raise ValueError("mixes the MySQL client's TLS parameters (ssl-mode, ssl-ca, ...) "
+                         "with Prisma's (sslaccept, sslcert, ...): use one set")
+    tls = _prisma_tls(prisma) if prisma else _mysql_tls(mysql_style)
+    return MySQLOptions(tls, connect_timeout, tuple(ignored))
+
+
+def _mysql_tls(given: dict[str, str]) -> MySQLTls:
+    ca, cert, key = given.get("ca") or None, given.get("cert") or None, given.get("key") or None
+    if key and not cert:
+        raise ValueError("ssl-key needs ssl-cert (the client certificate it belongs to)")
+    if "mode" in given:
+        spelled = given["mode"].strip().upper().replace("-", "_")
+        if spelled not in _SSL_MODE_SPELLINGS:
+            raise ValueError(f"ssl-mode={given['mode']} is not one of {', '.join(SSL_MODES)}")
+        mode, source = _SSL_MODE_SPELLINGS[spelled], "ssl-mode"
+    elif ca:
+        mode, source = "VERIFY_CA", "ssl-ca"  # as the mysql client: a CA means verify
+    elif cert:
+        mode, source = "REQUIRED", "ssl-cert"
+    else:
+        mode, source = "PREFERRED", "default"
+    if mode == "DISABLED" and (ca or cert):
+        raise ValueError("ssl-mode=DISABLED contradicts ssl-ca/ssl-cert: drop them, or "
+                         "choose a mode that uses TLS")
+    if ca and mode in ("PREFERRED", "REQUIRED"):
+        raise ValueError(f"ssl-ca is only used to verify the server (ssl-mode=VERIFY_CA or "
+                         f"VERIFY_IDENTITY); with ssl-mode={mode} it would be ignored: "
+                         "set ssl-mode=VERIFY_CA, or drop ssl-ca")
+    if cert and mode == "PREFERRED":
+        raise ValueError("a client certificate (ssl-cert) needs ssl-mode=REQUIRED or "
+                         "stricter: PREFERRED may fall back to plaintext without it")
+    return MySQLTls(mode=mode, ca=ca, cert=cert, key=key, source=source)
+
+
+def _prisma_tls(given: dict[str, str]) -> MySQLTls:
+    """Prisma's MySQL TLS parameters, as Prisma reads them: any of them means TLS;
+    certificates are checked (chain and host name) only with sslaccept=strict, against
+    sslcert (a CA file, not a client certificate) or the system's CAs."""
+    accept = given.get("sslaccept", "accept_invalid_certs").strip().lower()
+    if accept not in ("strict", "accept_invalid_certs"):
+        raise ValueError("sslaccept must be strict or accept_invalid_certs")
+    if given.get("sslpassword") and not given.get("sslidentity"):
+        raise ValueError("sslpassword needs sslidentity (the PKCS#12 file it opens)")
+    return MySQLTls(mode="VERIFY_IDENTITY" if accept == "strict" else "REQUIRED",
+                    ca=given.get("sslcert") or None, identity=given.get("sslidentity") or None,
+                    password=given.get("sslpassword") or None, source="prisma")
+
+
+@lru_cache(maxsize=1)
+def libpq_keywords() -> frozenset[str]:
+    """Every connection parameter the installed libpq knows."""
+    import psycopg.pq
+
+    return frozenset(d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults())
+
+
+def postgres_query_problem(url: DatabaseUrl) -> str | None:
+    """Why a PostgreSQL URL's query string cannot be used as it is, or None."""
+    keys = [k for k, _ in url.query]
+    for key in keys:
+        if key in ("sslaccept", "sslidentity"):
+            return (f"query parameter {key} is Prisma's; libpq (and wacdc) take sslmode="
+                    "verify-full with sslrootcert=<CA file> (strict), sslmode=require "
+                    "(accept_invalid_certs), sslcert+sslkey (a client certificate)")
+        if key not in libpq_keywords() and key not in POSTGRES_IGNORED_PARAMS:
+            return (f"unknown query parameter {key!r}: not a libpq parameter (sslmode, "
+                    "sslrootcert, sslcert, sslkey, connect_timeout, ...), nor one wacdc "
+                    f"ignores ({', '.join(sorted(POSTGRES_IGNORED_PARAMS))})")
+    if "sslcert" in keys and "sslkey" not in keys:
+        return ("sslcert without sslkey: to libpq sslcert is a client certificate and needs "
+                "its sslkey; the CA that signed the server's certificate is sslrootcert "
+                "(Prisma's sslcert)")
+    return None
+
+
+def url_query_secrets(url: DatabaseUrl) -> list[str]:
+    """Passwords a URL carries in its query string (key passwords, libpq's password)."""
+    return [v for k, v in url.query
+            if v and k.lower().replace("-", "_") in ("sslpassword", "password",
+                                                      "ssl_key_password")]
 
 
 def parse_url(raw: str, kind: Literal["mysql", "postgresql"]) -> DatabaseUrl:
@@ -113,8 +324,10 @@ class Settings(BaseSettings):
         description="MySQL/MariaDB source, mysql://user:pass@host:port/db")
     target_url: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("WACDC_TARGET_URL", "WHATSAPP_DATABASE_URL", "target_url"),
-        description="PostgreSQL target, postgresql://user:pass@host:port/db")
+        validation_alias=AliasChoices("WACDC_TARGET_URL", "WHATSAPP_DATABASE_URL",
+                                      "POSTGRES_URL_NON_POOLING", "target_url"),
+        description="PostgreSQL target, postgresql://user:pass@host:port/db (a direct URL, "
+                    "not a pooled one)")
     profile: str = Field(
         default="prisma", validation_alias=AliasChoices("WACDC_PROFILE", "profile"),
         description="target profile: prisma (the 19 WhatsApp tables), plain, or a TOML path")
@@ -245,27 +458,55 @@ class Settings(BaseSettings):
 
     # Parsed views -----------------------------------------------------------------
 
+    def url_variable(self, name: Literal["source_url", "target_url"]) -> str:
+        """The variable a URL setting came from (the first of its names that is set), for
+        errors that tell the operator which one to fix."""
+        alias = type(self).model_fields[name].validation_alias
+        choices = [c for c in alias.choices if isinstance(c, str)] \
+            if isinstance(alias, AliasChoices) else [name]
+        present = {k.lower() for k in os.environ}
+        for choice in choices[:-1]:  # the last one is the TOML key
+            if choice.lower() in present:
+                return choice
+        return f"{name} (--config)" if getattr(self, name) is not None else choices[0]
+
     def source(self) -> DatabaseUrl:
         if self.source_url is None:
             raise ConfigError("WACDC_SOURCE_URL (or DATABASE_URL) is not set; "
                               "set it to mysql://user:password@host:3306/database")
+        variable = self.url_variable("source_url")
         try:
             url = parse_url(self.source_url.get_secret_value(), "mysql")
+            mysql_options(url)
         except ValueError as exc:
-            raise ConfigError(f"WACDC_SOURCE_URL: {exc}") from None
+            raise ConfigError(f"{variable}: {exc}") from None
         if not url.database:
-            raise ConfigError("WACDC_SOURCE_URL: no database name in the URL; "
+            raise ConfigError(f"{variable}: no database name in the URL; "
                               "expected mysql://user:password@host:3306/database")
         return url
 
     def target(self) -> DatabaseUrl:
         if self.target_url is None:
-            raise ConfigError("WACDC_TARGET_URL (or WHATSAPP_DATABASE_URL) is not set; "
-                              "set it to postgresql://user:password@host:5432/database")
+            raise ConfigError("WACDC_TARGET_URL (or WHATSAPP_DATABASE_URL, or "
+                              "POSTGRES_URL_NON_POOLING) is not set; set it to "
+                              "postgresql://user:password@host:5432/database")
+        variable = self.url_variable("target_url")
         try:
-            return parse_url(self.target_url.get_secret_value(), "postgresql")
+            url = parse_url(self.target_url.get_secret_value(), "postgresql")
         except ValueError as exc:
-            raise ConfigError(f"WACDC_TARGET_URL: {exc}") from None
+            raise ConfigError(f"{variable}: {exc}") from None
+        problem = postgres_query_problem(url)
+        if problem:
+            raise ConfigError(f"{variable}: {problem}")
+        if (url.param("pgbouncer") or "").strip().lower() in ("true", "1", "yes", "on"):
+            raise ConfigError(f"{variable}: {_pooled_url_message(variable)}")
+        schema = url.param("schema")
+        if schema is not None and schema != self.target_schema:
+            raise ConfigError(
+                f"{variable} has schema={schema} (Prisma's schema: the application reads "
+                f"its tables there), but WACDC_TARGET_SCHEMA is {self.target_schema}: set "
+                f"WACDC_TARGET_SCHEMA={schema} so wacdc writes where the application reads")
+        return url
 
     def effective_server_id(self) -> int:
         if self.server_id is not None:
@@ -281,14 +522,28 @@ class Settings(BaseSettings):
                 continue
             try:
                 kind = "mysql" if secret is self.source_url else "postgresql"
-                password = parse_url(secret.get_secret_value(), kind).password
+                url = parse_url(secret.get_secret_value(), kind)
             except ValueError:
                 continue
-            if password:
-                found.append(password)
+            if url.password:
+                found.append(url.password)
+            found.extend(url_query_secrets(url))
         if self.admin_token is not None:
             found.append(self.admin_token.get_secret_value())
         return found
+
+
+def _pooled_url_message(variable: str) -> str:
+    direct = ("POSTGRES_URL_NON_POOLING is set here: use it (unset the pooled variable or "
+              "set WACDC_TARGET_URL=$POSTGRES_URL_NON_POOLING)"
+              if variable != "POSTGRES_URL_NON_POOLING" and any(
+                  k.lower() == "postgres_url_non_pooling" for k in os.environ)
+              else "e.g. Vercel/Neon's POSTGRES_URL_NON_POOLING, Supabase's direct "
+                   "connection, Prisma's directUrl")
+    return ("pgbouncer=true: this is a pooled URL (PgBouncer in transaction mode). wacdc "
+            "needs a direct session to PostgreSQL (its replication lock, temporary tables "
+            f"and long transactions do not survive a transaction pooler): use the direct URL, "
+            f"{direct}")
 
 
 _FIELD_ENV = {

@@ -98,6 +98,122 @@ def _tail(path: Path, lines: int = 20) -> str:
         return f"(no log: {exc})"
 
 
+# --- TLS for the private servers --------------------------------------------------------
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a server (or client) certificate and the CA that signed it."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+class ScratchCA:
+    """A throwaway certificate authority (made with `cryptography`, no openssl CLI) that
+    signs server certificates for the private servers and client certificates."""
+
+    def __init__(self, directory: Path, name: str = "wacdc test CA") -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.directory = directory
+        self.name = name
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.UTC)
+        self._cert = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
+                                         crl_sign=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()),
+                           critical=False)
+            .sign(self._key, hashes.SHA256()))
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_path = directory / f"{_slug(name)}.pem"
+        self.ca_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(self, name: str, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+              client: bool = False, owner: str | tuple[int, int] | None = None) -> TlsFiles:
+        """A certificate for `hosts` (DNS names and IP addresses), key unencrypted."""
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self._cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self._key.public_key()), critical=False))
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
+        base = self.directory / _slug(name)
+        files = TlsFiles(ca=self.ca_path, cert=base.with_suffix(".crt"),
+                         key=base.with_suffix(".key"))
+        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files.key.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        os.chmod(files.key, 0o600)
+        if owner is not None:
+            ids = pwd.getpwnam(owner)[2:4] if isinstance(owner, str) else owner
+            for path in (files.ca, files.cert, files.key):
+                os.chown(path, *ids)
+        return files
+
+    def pkcs12(self, files: TlsFiles, password: str | None) -> Path:
+        """The certificate and key of `files` as one PKCS#12 file (Prisma's sslidentity)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        key = serialization.load_pem_private_key(files.key.read_bytes(), None)
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        encryption = (serialization.BestAvailableEncryption(password.encode()) if password
+                      else serialization.NoEncryption())
+        blob = pkcs12.serialize_key_and_certificates(
+            b"wacdc", key, cert, [self._cert], encryption)  # type: ignore[arg-type]
+        path = files.cert.with_suffix(".p12")
+        path.write_bytes(blob)
+        return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "cert"
+
+
 @dataclass
 class _Server:
     """Common process handling: start, stop, kill -9, restart, cleanup."""
@@ -185,7 +301,10 @@ class MariaDBServer(_Server):
 
     name = "mariadb"
 
-    def __init__(self, server_id: int = 1, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, server_id: int = 1, extra_args: tuple[str, ...] = (),
+                 tls: bool = False, require_secure_transport: bool = False) -> None:
+        """`tls`: serve TLS with a certificate for localhost/127.0.0.1 signed by a fresh
+        test CA (`self.tls.ca`); `require_secure_transport`: refuse plaintext clients."""
         binary = find_binary("mariadbd") or find_binary("mysqld")
         if binary is None:
             raise EmbeddedServerError(
@@ -199,6 +318,13 @@ class MariaDBServer(_Server):
                          run_as=run_as)
         self.datadir = self.base_dir / "data"
         self.socket_path = self.base_dir / "mysqld.sock"
+        self.tls: TlsFiles | None = None
+        self.require_secure_transport = require_secure_transport
+        if tls or require_secure_transport:
+            self.ca = ScratchCA(self.base_dir / "tls")
+            self.tls = self.ca.issue("wacdc test server", owner=run_as)
+            if run_as:
+                os.chown(self.base_dir / "tls", *pwd.getpwnam(run_as)[2:4])
         self._initialize()
 
     @property
@@ -262,6 +388,11 @@ class MariaDBServer(_Server):
         ]
         if self.run_as:
             cmd.append(f"--user={self.run_as}")
+        if self.tls is not None:
+            cmd += [f"--ssl-ca={self.tls.ca}", f"--ssl-cert={self.tls.cert}",
+                    f"--ssl-key={self.tls.key}"]
+        if self.require_secure_transport:
+            cmd.append("--require-secure-transport=ON")
         return [*cmd, *self.extra_args]
 
     def wait_ready(self) -> None:
@@ -358,7 +489,11 @@ class MySQLServer(_Server):
     name = "mysql"
 
     def __init__(self, server_id: int = 1, extra_args: tuple[str, ...] = (),
-                 install: MySQLInstall | None = None) -> None:
+                 install: MySQLInstall | None = None, tls: bool | None = None,
+                 require_secure_transport: bool = False) -> None:
+        """`tls`: None leaves MySQL's own default (TLS on, with the certificates it
+        generates in the datadir); True serves a certificate for localhost/127.0.0.1
+        signed by a fresh test CA (`self.tls.ca`); False turns TLS off (tls_version='')."""
         found = install or find_oracle_mysql()
         if found is None:
             raise EmbeddedServerError(
@@ -381,7 +516,22 @@ class MySQLServer(_Server):
             base = _make_owned_dir("wacdc-mysql-", run_as)
         super().__init__(base_dir=base, port=free_port(), run_as=run_as)
         self.datadir = self.base_dir / "data"
+        self.tls_mode = tls
+        self.tls: TlsFiles | None = None
+        self.require_secure_transport = require_secure_transport
+        if tls:
+            owner = _chroot_user(found.root, "mysql") if found.root else \
+                (pwd.getpwnam(run_as)[2:4] if run_as else None)
+            self.ca = ScratchCA(self.base_dir / "tls")
+            self.tls = self.ca.issue("wacdc test server", owner=owner)
+            if owner:
+                os.chown(self.base_dir / "tls", *owner)
         self._initialize()
+
+    @property
+    def auto_ca(self) -> Path:
+        """The CA MySQL generated in its datadir (its default TLS, `tls=None`)."""
+        return self.datadir / "ca.pem"
 
     def inner(self, path: Path) -> str:
         """A path as mysqld sees it (inside its chroot)."""
@@ -441,6 +591,14 @@ class MySQLServer(_Server):
         ]
         if self.install.root is not None or self.run_as:
             args.append("--user=mysql")
+        if self.tls is not None:
+            args += [f"--ssl-ca={self.inner(self.tls.ca)}",
+                     f"--ssl-cert={self.inner(self.tls.cert)}",
+                     f"--ssl-key={self.inner(self.tls.key)}"]
+        elif self.tls_mode is False:
+            args.append("--tls-version=")
+        if self.require_secure_transport:
+            args.append("--require-secure-transport=ON")
         return self.install.run(*args, *self.extra_args)
 
     def wait_ready(self) -> None:
@@ -468,7 +626,9 @@ class PostgresServer(_Server):
 
     name = "postgres"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
+        """`tls`: ssl=on with a certificate for localhost/127.0.0.1 signed by a fresh
+        test CA (`self.tls.ca`)."""
         globs = ("/usr/lib/postgresql/*/bin/{}", "/usr/local/pgsql/bin/{}")
         self.initdb = find_binary("initdb", tuple(g.format("initdb") for g in globs))
         self.postgres = find_binary("postgres", tuple(g.format("postgres") for g in globs))
@@ -488,8 +648,16 @@ class PostgresServer(_Server):
         )
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed: {result.stderr[-2000:]}")
+        self.tls: TlsFiles | None = None
+        if tls:
+            self.ca = ScratchCA(self.base_dir / "tls")
+            self.tls = self.ca.issue("wacdc test postgres", owner=run_as)
+            if run_as:
+                os.chown(self.base_dir / "tls", *pwd.getpwnam(run_as)[2:4])
 
     def command(self) -> list[str]:
+        ssl = ["-c", "ssl=on", "-c", f"ssl_cert_file={self.tls.cert}",
+               "-c", f"ssl_key_file={self.tls.key}"] if self.tls else []
         return [
             self.postgres, "-D", str(self.datadir),
             "-p", str(self.port),
@@ -503,6 +671,7 @@ class PostgresServer(_Server):
             "-c", "max_connections=200",
             "-c", "shared_buffers=256MB",
             "-c", "max_wal_size=2GB",
+            *ssl,
         ]
 
     def wait_ready(self) -> None:
@@ -517,6 +686,53 @@ class PostgresServer(_Server):
                 if time.monotonic() > deadline or not self.running:
                     raise
                 time.sleep(0.1)
+
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+
+class PgBouncerServer(_Server):
+    """A private PgBouncer in front of a private PostgreSQL (tests of the pooler checks):
+    trust auth, one database entry for every name, `pool_mode` transaction by default."""
+
+    name = "pgbouncer"
+
+    def __init__(self, postgres: PostgresServer, pool_mode: str = "transaction",
+                 ignore_startup_parameters: tuple[str, ...] = ("options",),
+                 pool_size: int = 5) -> None:
+        binary = find_binary("pgbouncer")
+        if binary is None:
+            raise EmbeddedServerError("pgbouncer not found; install it: apt-get install "
+                                      "pgbouncer")
+        self.binary = binary
+        run_as = _service_user("postgres")  # PgBouncer refuses to run as root
+        super().__init__(base_dir=_make_owned_dir("wacdc-pgbouncer-", run_as),
+                         port=free_port(), run_as=run_as)
+        users = self.base_dir / "users.txt"
+        users.write_text('"postgres" ""\n')
+        ini = self.base_dir / "pgbouncer.ini"
+        ini.write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={postgres.port}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {users}\n"
+            f"pool_mode = {pool_mode}\n"
+            f"default_pool_size = {pool_size}\n"
+            f"ignore_startup_parameters = {','.join(ignore_startup_parameters)}\n"
+            f"logfile = {self.base_dir / 'pgbouncer.log'}\n"
+            f"pidfile = {self.base_dir / 'pgbouncer.pid'}\n")
+        if run_as:
+            entry = pwd.getpwnam(run_as)
+            for path in (users, ini):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.ini = ini
+
+    def command(self) -> list[str]:
+        return [self.binary, str(self.ini)]
 
     def url(self, database: str = "postgres", user: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
