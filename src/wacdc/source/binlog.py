@@ -8,6 +8,13 @@ MariaDB's compressed events (events.py). source/framing.py groups the events int
 the applied position advances while the main application is busy elsewhere. With a
 heartbeat the server sends something at least every `heartbeat_s`, so an idle source
 still wakes the loop (to flush, to notice a stop request, to measure lag).
+
+The heartbeat is also how a dead or half-open connection is found: a server that
+sends something at least every `heartbeat_s` and has sent nothing for
+`stream_read_timeout(heartbeat_s)` is not there any more (a NAT dropped the mapping, a
+proxy hung, a partition). The stream socket has that read timeout, and the timeout
+comes out of the stream as `SourceDead`, a transient source failure: the daemon
+reconnects from its checkpoint instead of waiting for the kernel's keepalive (hours).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymysql
 from pymysqlreplication import BinLogStreamReader, binlogstream
 from pymysqlreplication.event import GtidEvent as MysqlGtidEvent
 from pymysqlreplication.event import (
@@ -55,6 +63,42 @@ events.install()
 # position (and, in GTID mode, from the original start). wacdc wants that failure
 # instead: it retries from the committed checkpoint, logged and counted per side.
 binlogstream.MYSQL_EXPECTED_ERROR_CODES = []
+
+# No byte from a source that heartbeats every `heartbeat_s` for this many heartbeats, and
+# at least this long (scheduling hiccups, a busy server, TLS renegotiation): dead.
+SILENT_HEARTBEATS = 10
+SILENT_MIN_S = 5.0
+
+
+def stream_read_timeout(heartbeat_s: float) -> float:
+    """The binlog stream's read timeout: max(10 heartbeats, 5 s); 5 s at wacdc's 0.1 s."""
+    return max(SILENT_HEARTBEATS * heartbeat_s, SILENT_MIN_S)
+
+
+def control_read_timeout(heartbeat_s: float, longest_query_s: float) -> float:
+    """A control connection's read timeout: the stream's, plus its longest legitimate
+    query (the cutover's row counts, which must fit in the freeze anyway)."""
+    return stream_read_timeout(heartbeat_s) + longest_query_s
+
+
+class SourceDead(pymysql.err.OperationalError):
+    """A dead or half-open connection to the source: nothing received within its bound.
+    A pymysql OperationalError (CR_SERVER_LOST), so transient: reconnect, resume."""
+
+    bound_s: float = 0.0
+
+    @classmethod
+    def after(cls, bound_s: float, what: str) -> SourceDead:
+        exc = cls(2013, f"dead or half-open connection to the source ({what}): nothing "
+                        f"received within {bound_s:g}s")
+        exc.bound_s = bound_s
+        return exc
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether a pymysql failure is a read (or connect) timeout: nothing came."""
+    return isinstance(exc, pymysql.err.OperationalError) and (
+        isinstance(exc.__context__, TimeoutError) or "timed out" in str(exc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +176,8 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     TableMapMemo.enabled = decoder == "compiled"
     settings = connection_kwargs(url)
     settings.pop("database")
+    if heartbeat_s:  # the server sends at least this often: silence means it is gone
+        settings["read_timeout"] = stream_read_timeout(heartbeat_s)
     # MySQL's partial-JSON updates come as their own event class: subscribed, so they stop
     # the stream with a clear error instead of being dropped by the library's filter.
     # Compressed transactions are expanded into their inner events (source/payload.py).

@@ -7,6 +7,12 @@ checkpointed in the child, so exactly-once stays what it is inline: the daemon a
 each transaction once, with its checkpoint, and after any failure both start again
 from the committed checkpoint. (A thread instead of a process was measured too: the
 GIL made it 2.3x slower than inline; see docs/benchmarks.md.)
+
+Neither side can hang the other. The child's stream socket has the heartbeat-tied read
+timeout (source/binlog.py), so a dead source connection comes back as `SourceDead`
+through the pipe. A child that stops altogether (stopped, deadlocked, swapped out: no
+item sent and no CPU used for `child_silence_bound`) is killed, and the daemon
+resumes from its checkpoint as after any source failure.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ import multiprocessing
 import os
 import pickle
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import pymysql
 
 from wacdc import metrics
 from wacdc.config import DatabaseUrl
@@ -26,10 +35,13 @@ from wacdc.log import configure_logging, get_logger
 from wacdc.source.binlog import (
     Heartbeat,
     Piece,
+    SourceDead,
     Statement,
     StreamItem,
     Transaction,
     open_stream,
+    stream_read_timeout,
+    timed_out,
 )
 from wacdc.source.framing import transactions
 from wacdc.source.position import BinlogPosition, GtidState
@@ -68,8 +80,9 @@ class InlineSource:
 
     def __init__(self, spec: StreamSpec) -> None:
         self.reader = _open(spec)
-        self.items = transactions(self.reader, spec.url.database, set(spec.tables),
-                                  _gtids(spec), spec.piece_rows)
+        self.items = _bounded(transactions(self.reader, spec.url.database, set(spec.tables),
+                                           _gtids(spec), spec.piece_rows),
+                              stream_read_timeout(spec.heartbeat_s), spec.heartbeat_s)
 
     def close(self) -> None:
         self.reader.close()
@@ -82,6 +95,18 @@ def _open(spec: StreamSpec) -> Any:
                        decoder=spec.decoder)
 
 
+def _bounded(items: Iterator[StreamItem], bound_s: float, heartbeat_s: float
+             ) -> Iterator[StreamItem]:
+    """The items; a read timeout on the stream (or its setup) as SourceDead."""
+    try:
+        yield from items
+    except pymysql.err.OperationalError as exc:
+        if not timed_out(exc):
+            raise
+        raise SourceDead.after(bound_s, f"binlog stream, heartbeat every {heartbeat_s:g}s"
+                               ) from None
+
+
 def _gtids(spec: StreamSpec) -> GtidState | None:
     return GtidState(spec.gtid, spec.mariadb) if spec.gtid or not spec.mariadb else None
 
@@ -89,6 +114,34 @@ def _gtids(spec: StreamSpec) -> GtidState | None:
 class DecodeProcessGone(ConnectionError):
     """The decode process ended without saying why (killed, out of memory): a source-side
     failure like a dropped connection, so the daemon resumes from the checkpoint."""
+
+
+class DecodeProcessHung(ConnectionError):
+    """The decode process neither sent anything nor used any CPU for longer than its
+    bound: stopped or stuck. It is killed; the daemon resumes from the checkpoint."""
+
+    bound_s: float = 0.0
+
+
+CHILD_GRACE_S = 5.0  # beyond the child's own stream bound, before the daemon steps in
+
+
+def child_silence_bound(heartbeat_s: float) -> float:
+    """How long a decode process may send nothing while using no CPU: its stream's read
+    timeout (it reports a dead source itself by then) plus CHILD_GRACE_S (10 s)."""
+    return stream_read_timeout(heartbeat_s) + CHILD_GRACE_S
+
+
+def _cpu_ticks(pid: int | None) -> int | None:
+    """CPU time used by a process (clock ticks), None where /proc cannot tell (not Linux)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class ChildSource:
@@ -107,17 +160,36 @@ class ChildSource:
                                        name="wacdc-decode", daemon=True)
         self.process.start()
         child_end.close()
+        self.silence_bound = child_silence_bound(spec.heartbeat_s)
+        self.hung = False
         self.items = self._receive()
+
+    def _wait_for_the_child(self) -> None:
+        """Until the child sends something; DecodeProcessHung if it stopped."""
+        self.waiting.set()
+        since, ticks = time.monotonic(), _cpu_ticks(self.process.pid)
+        while not self.conn.poll(1.0):
+            now, used = time.monotonic(), _cpu_ticks(self.process.pid)
+            if used is None or used != ticks:  # busy (or cannot tell): not stuck
+                since, ticks = now, used
+            elif now - since > self.silence_bound:
+                self.hung = True
+                exc = DecodeProcessHung(
+                    f"the decode process sent nothing and used no CPU for "
+                    f"{now - since:.0f}s (bound {self.silence_bound:g}s): it is stuck; "
+                    "killing it and resuming from the checkpoint")
+                exc.bound_s = self.silence_bound
+                raise exc
+        self.waiting.clear()
 
     def _receive(self) -> Iterator[StreamItem]:
         while True:
             try:
                 if not self.conn.poll(0):
-                    self.waiting.set()
-                    while not self.conn.poll(1.0):
-                        pass
-                    self.waiting.clear()
+                    self._wait_for_the_child()
                 kind, payload, fallbacks = self.conn.recv()
+            except DecodeProcessHung:
+                raise
             except (EOFError, OSError):
                 self.process.join(timeout=5)
                 raise DecodeProcessGone(
@@ -133,7 +205,9 @@ class ChildSource:
                 return
 
     def close(self) -> None:
-        if self.process.is_alive():
+        if self.hung and self.process.is_alive():
+            self.process.kill()  # a stopped process does not act on SIGTERM
+        elif self.process.is_alive():
             self.process.terminate()
         self.process.join(timeout=10)
         if self.process.is_alive():
