@@ -8,8 +8,12 @@ import time
 
 from tests.compare import table_differences
 from tests.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.independent import independent_differences
 from tests.test_observability import daemon
-from tests.workload import TABLES, Workload
+from tests.workload import ALL_TABLES, TABLES, Workload
+from wacdc.config import load_settings
+from wacdc.schema.catalog import plan_target
+from wacdc.schema.types import TYPE_MAP
 
 
 def _verify(env: dict[str, str], *args: str) -> tuple[int, dict]:
@@ -106,3 +110,103 @@ def test_verify_while_streaming_reports_only_real_differences(
         finally:
             stop.set()
             writer.join()
+
+
+# One column of every converter family, each tampered in its own row of the target (only
+# that column changes): verify must name each one by table, key and column, and repair
+# them all. A verify that skipped any family's columns fails here. The WhatsApp tables
+# carry datetime, json, text, bool, text[] (json_string_array), int, decimal and a
+# PostgreSQL enum; `families` adds what they lack.
+FAMILIES_DDL = """
+CREATE TABLE families (
+  id INT NOT NULL PRIMARY KEY, dte DATE NOT NULL, ts3 TIMESTAMP(3) NOT NULL,
+  bn BINARY(4) NOT NULL, vb VARBINARY(16) NOT NULL, db DOUBLE NOT NULL, tm TIME(3) NOT NULL,
+  yr YEAR NOT NULL, st SET('x','y','z') NOT NULL, b1 BIT(1) NOT NULL, bits BIT(12) NOT NULL,
+  e ENUM('a','b') NOT NULL
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci
+"""
+FAMILIES_ROW = ("'2024-02-29', '2024-02-29 12:34:56.789', 0x0a0b0c0d, 0x00ff10, 2.5, "
+                "'-12:34:56.789', 2024, 'x,z', b'1', b'101010101010', 'a'")
+
+# (family, table, column, PostgreSQL expression of a clearly different value)
+TAMPERS = [
+    ("datetime", "WhatsAppMessage", "createdAt", "\"createdAt\" + interval '1 day'"),
+    ("json", "WhatsAppMessage", "metadata", "'{\"tampered\": true}'::jsonb"),
+    ("text", "WhatsAppMessage", "message", "coalesce(message, '') || ' (tampered)'"),
+    ("bool", "WhatsAppCustomer", "isOptedIn", "NOT \"isOptedIn\""),
+    ("json_string_array", "WhatsAppCustomer", "tags", "array_append(tags, 'tampered')"),
+    ("int", "WhatsAppCampaign", "rateLimit", "\"rateLimit\" + 1"),
+    ("decimal", "WhatsAppProduct", "price", "price + 0.01"),
+    ("enum", "WhatsAppTourPackage", "status",
+     "(CASE WHEN status::text = 'archived' THEN 'draft' ELSE 'archived' END)"
+     "::\"WhatsAppTourPackageStatus\""),
+    ("date", "families", "dte", "dte + 1"),
+    ("timestamp", "families", "ts3", "ts3 + interval '1 hour'"),
+    ("binary", "families", "bn", "'\\xdeadbeef'::bytea"),
+    ("bytes", "families", "vb", "vb || '\\x00'::bytea"),
+    ("float", "families", "db", "db + 1"),
+    ("time", "families", "tm", "tm + interval '1 second'"),
+    ("year", "families", "yr", "yr + 1"),
+    ("set", "families", "st", "ARRAY['y']"),
+    ("bit1", "families", "b1", "NOT b1"),
+    ("bits", "families", "bits", "~bits"),
+    ("enum", "families", "e", "'b'"),  # a source ENUM the profile does not list
+]
+
+
+def test_verify_names_a_tampered_column_of_every_converter_family_and_repairs_them(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=100)
+    source_db.execute(FAMILIES_DDL, *(f"INSERT INTO families VALUES ({n}, {FAMILIES_ROW})"
+                                      for n in range(1, 13)))
+    tables = [*ALL_TABLES, "families"]
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(tables))
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    assert _verify(env)[0] == 0
+
+    # Each tamper is in the family it claims, and no family is left out.
+    _, plans = plan_target(load_settings(source_url=source_db.url, target_url=target_db.url,
+                                         tables=tables))
+    family_of = {(t.name, c.name): c.family for t in plans for c in t.columns}
+    assert [family_of[(t, c)] for _, t, c, _ in TAMPERS] == [f for f, _, _, _ in TAMPERS]
+    every_family = {family for _, _, family in TYPE_MAP.values()} | {"json_string_array"}
+    assert every_family <= {f for f, _, _, _ in TAMPERS}
+
+    tampered = sorted({t for _, t, _, _ in TAMPERS})
+    expected: list[tuple[str, str, str, str]] = []  # (family, table, key, column)
+    with target_db.connect() as pg:
+        pristine = {t: pg.execute(f'SELECT x::text FROM "{t}" x ORDER BY id').fetchall()
+                    for t in tampered}
+        used: dict[str, int] = {}
+        for family, table, column, value in TAMPERS:
+            offset = used.get(table, 0)  # each tamper in a row of its own
+            used[table] = offset + 1
+            (key,) = pg.execute(f'SELECT id::text FROM "{table}" ORDER BY id LIMIT 1 '
+                                f"OFFSET {offset}").fetchone()
+            changed = pg.execute(
+                f'UPDATE "{table}" SET "{column}" = {value} WHERE id::text = %s '
+                f'AND "{column}"::text IS DISTINCT FROM ({value})::text', (key,)).rowcount
+            assert changed == 1, (family, table, column)
+            expected.append((family, table, key, column))
+
+    code, doc = _verify(env)
+    assert code == 1 and doc["identical"] is False
+    found = _differences(doc)
+    for family, table, key, column in expected:
+        assert (table, "differs", key, (column,)) in found, \
+            f"verify missed the {family} column {table}.{column} (key {key})"
+    assert len(found) == len(expected), found  # nothing else, and no other column named
+    text = run_cli("verify", env=env)
+    assert text.code == 1
+    for _, table, key, column in expected:
+        assert f"{table} key={key!r}: differs in {column}\n" in text.output, text.output
+
+    code, doc = _verify(env, "--repair")
+    assert code == 0, doc
+    assert sum(t["repaired"] for t in doc["tables"]) == len(TAMPERS)
+    assert _verify(env)[0] == 0
+    with target_db.connect() as pg:
+        for t in tampered:
+            assert pg.execute(f'SELECT x::text FROM "{t}" x ORDER BY id').fetchall() \
+                == pristine[t], t
+    assert independent_differences(source_db, target_db, [*ALL_TABLES]) == {}
