@@ -219,6 +219,13 @@ class TargetDb:
         return psycopg.connect(self.url, autocommit=True, **kwargs)  # type: ignore[arg-type]
 
 
+def as_the_writer(pg: psycopg.Connection) -> None:
+    """Let a test's connection edit wacdc's state rows, which the writer fence guards
+    (wacdc.sink.writer): it joins the current writer's epoch, as a daemon's would."""
+    pg.execute("SELECT set_config('wacdc.writer_epoch', "
+               "(SELECT epoch::text FROM wacdc.writer WHERE id = 1), false)")
+
+
 def create_source_db(server: ServerHandle, ddl: Path | None = WHATSAPP_DDL) -> SourceDb:
     db = SourceDb(server, unique_name("src"))
     with mysql_connect(server.url(""), database="") as conn, conn.cursor() as cur:

@@ -20,7 +20,16 @@ import pytest
 
 from tests.compare import assert_same_gtid_state
 from tests.conftest import only_on
-from tests.harness import REPO, LogTail, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.harness import (
+    REPO,
+    LogTail,
+    SourceDb,
+    TargetDb,
+    as_the_writer,
+    fill_whatsapp,
+    run_cli,
+    wacdc_env,
+)
 from tests.independent import independent_differences
 from tests.test_cutover import cut_over_under_a_writer
 from tests.workload import ALL_TABLES, TABLES, Workload, in_background
@@ -142,6 +151,7 @@ def test_tagged_gtids_before_the_snapshot_and_while_streaming_resume_exactly(
         assert proc.stderr is not None
         proc.stderr.close()
     with target_db.connect() as pg:  # a new primary: only the GTID state can resume
+        as_the_writer(pg)
         pg.execute("UPDATE wacdc.state SET binlog_file = 'elsewhere-bin.000042', "
                    "binlog_pos = 4")
         before = pg.execute("SELECT gtid FROM wacdc.state").fetchone()[0]

@@ -13,7 +13,15 @@ import time
 import psycopg
 
 from tests.compare import assert_same_gtid_state, table_differences
-from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.harness import (
+    REPO,
+    SourceDb,
+    TargetDb,
+    as_the_writer,
+    fill_whatsapp,
+    run_cli,
+    wacdc_env,
+)
 from tests.workload import TABLES, Workload, in_background
 
 
@@ -328,6 +336,7 @@ def test_resume_by_gtid_after_the_file_positions_are_gone(source_db: SourceDb,
             assert proc.stderr is not None
             proc.stderr.close()
             with target_db.connect() as pg:  # a new primary: its binlog files differ
+                as_the_writer(pg)
                 pg.execute("UPDATE wacdc.state SET binlog_file = 'elsewhere-bin.000042', "
                            "binlog_pos = 4")
     assert done[0] > 50
@@ -346,6 +355,7 @@ def test_resume_by_gtid_without_a_gtid_state_says_what_to_do(source_db: SourceDb
                     WACDC_RESUME_FROM="gtid")
     assert run_cli("run", "--snapshot-only", env=env).code == 0
     with target_db.connect() as pg:
+        as_the_writer(pg)
         pg.execute("UPDATE wacdc.snapshot_tables SET gtid = NULL")
     result = run_cli("run", "--exit-when-caught-up", env=env)
     assert result.code == 2

@@ -22,7 +22,11 @@ Typical order:  wacdc check  ->  wacdc schema --apply  ->  wacdc run  ->
 
 Configuration comes from the environment (or a TOML file given with --config):
   WACDC_SOURCE_URL   (else DATABASE_URL)           mysql://user:pass@host:3306/db
-  WACDC_TARGET_URL   (else WHATSAPP_DATABASE_URL)  postgresql://user:pass@host:5432/db
+                     TLS: ?ssl-mode=PREFERRED (default)|REQUIRED|VERIFY_CA|VERIFY_IDENTITY
+                     |DISABLED, &ssl-ca=FILE, ssl-cert, ssl-key (or Prisma's sslaccept=...)
+  WACDC_TARGET_URL   (else WHATSAPP_DATABASE_URL, else POSTGRES_URL_NON_POOLING)
+                     postgresql://user:pass@host:5432/db?sslmode=verify-full&sslrootcert=F
+                     the direct URL: a pooled one (pgbouncer=true) is refused
   WACDC_PROFILE      prisma (default: the 19 WhatsApp tables) | plain | path.toml
   WACDC_TABLES       comma list (default: the profile's tables; all tables under plain)
   WACDC_TARGET_SCHEMA  (default public)   WACDC_SERVER_ID   WACDC_LOG_FORMAT json|console
@@ -52,7 +56,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print("nothing to fix online: every fixable binlog setting already has the "
                   "value wacdc needs")
-    findings = run_checks(settings, profile)
+    findings = run_checks(settings, profile, allow_plaintext=args.allow_plaintext)
     for finding in findings:
         print(finding.line())
     code = exit_code(findings)
@@ -108,12 +112,17 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.cutover import http_endpoint
     from wacdc.daemon import run
     from wacdc.health import register_post, serve
+    from wacdc.sink.pool import TargetPool
 
-    register_post("/cutover", http_endpoint(settings))
-    serve(settings.metrics_port)
-    return run(settings, STOP, snapshot_only=args.snapshot_only,
-               exit_when_caught_up=args.exit_when_caught_up,
-               resume_after_ddl=args.resume_after_ddl)
+    pool = TargetPool(settings)  # the short control-plane connections (WHATSAPP_DB_POOL_*)
+    try:
+        register_post("/cutover", http_endpoint(settings, pool))
+        serve(settings.metrics_port)
+        return run(settings, STOP, pool, snapshot_only=args.snapshot_only,
+                   exit_when_caught_up=args.exit_when_caught_up,
+                   resume_after_ddl=args.resume_after_ddl)
+    finally:
+        pool.close()
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -147,15 +156,20 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
 
     from wacdc import cutover
     from wacdc.sink.connection import connect_target
+    from wacdc.sink.writer import check_deployment, deployment_of, lock_key
     from wacdc.state import read_status
 
     with connect_target(settings.target(), autocommit=True) as conn:
+        # The control row is the deployment's whose state this database holds: not ours?
+        if settings.source_url is not None:
+            check_deployment(conn, deployment_of(settings.source().database,
+                                                 settings.target_schema))
         if args.abort:
             ok, message = cutover.abort(conn)
             print(message)
             return EXIT_OK if ok else EXIT_FINDING
         cutover_id = cutover.request(conn, f"wacdc cutover on {socket.gethostname()}")
-        status = read_status(conn, settings.target_schema)
+        status = read_status(conn, lock_key(settings.target().database))
         running = status is not None and status.writer_pid is not None
         print(f"cutover #{cutover_id} requested" + ("" if running else
               " -- no wacdc daemon runs against this target now; it starts when one does"))
@@ -174,7 +188,7 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
             if doc["status"] in cutover.FINAL:
                 print(json.dumps(doc, indent=2, default=str))
                 return EXIT_OK if doc["status"] == "done" else EXIT_FINDING
-            status = read_status(conn, settings.target_schema)
+            status = read_status(conn, lock_key(settings.target().database))
             if status is not None and status.writer_pid is not None:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > 30:
@@ -202,9 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="preflight: binlog settings, privileges, tables, target",
                        description="Check that the source and target are ready. Prints one "
-                       "line per check; exit 0 when all pass, 1 when any fails.")
+                       "line per check; exit 0 when all pass, 1 when any fails. Says for "
+                       "each side whether the connection is encrypted (TLS version, "
+                       "cipher) and whether a pooler stands in front of PostgreSQL.")
     p.add_argument("--fix", action="store_true",
                    help="set what can be set online (binlog_row_metadata=FULL, ...) first")
+    p.add_argument("--allow-plaintext", action="store_true",
+                   help="an unencrypted connection to a host that is not loopback is a "
+                   "warning, not a problem (a private network you trust). TLS: the source "
+                   "URL takes ?ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY&ssl-ca=FILE, "
+                   "the target URL ?sslmode=require|verify-full&sslrootcert=FILE")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("schema", help="print (or --apply) the PostgreSQL DDL",

@@ -43,6 +43,8 @@ from wacdc.log import get_logger
 from wacdc.schema.catalog import RETIRED_SUFFIX, retired_tables
 from wacdc.schema.extras import apply_extras
 from wacdc.schema.profile import ForeignKey, load_profile
+from wacdc.sink import writer
+from wacdc.sink.pool import TargetPool
 from wacdc.source.connection import connect, quote_ident
 from wacdc.source.position import current_position
 
@@ -282,7 +284,9 @@ class CutoverController:
             return None
         STATUS.set_phase("cutover")
         state.set_phase(s.target, "cutover")
-        freeze = connect(self.settings.source(), read_timeout=None)
+        # Its statements wait at most the freeze's lock_wait_timeout.
+        freeze = connect(self.settings.source(),
+                         read_timeout=self.settings.cutover_max_freeze + 10)
         try:
             return self._freeze(req, freeze, tables, fks)
         finally:
@@ -538,6 +542,7 @@ def validate_foreign_keys(conn: psycopg.Connection, schema: str, fks: list[Forei
                 statement = sql.SQL("DELETE FROM {}.{} c WHERE {}").format(
                     sql.Identifier(schema), sql.Identifier(fk.table), where)
             with conn.transaction():
+                writer.assert_writer(conn)
                 conn.execute(statement)
             found["applied"] = found["action"]
             log.warning("orphan rows handled by the relation's onDelete action",
@@ -553,9 +558,8 @@ def validate_foreign_keys(conn: psycopg.Connection, schema: str, fks: list[Forei
     return orphans
 
 
-def http_endpoint(settings: Settings):  # type: ignore[no-untyped-def]
+def http_endpoint(settings: Settings, pool: TargetPool):  # type: ignore[no-untyped-def]
     """POST /cutover: Authorization: Bearer $WACDC_ADMIN_TOKEN (401 without, 403 wrong)."""
-    from wacdc.sink.connection import connect_target
 
     def handle(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization")
@@ -568,7 +572,7 @@ def http_endpoint(settings: Settings):  # type: ignore[no-untyped-def]
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
                                                                   expected):
             return 403, {"error": "wrong token"}
-        with connect_target(settings.target(), autocommit=True) as conn:
+        with pool.connection() as conn:
             cutover_id = request(conn, "POST /cutover")
         log.info("cutover requested over HTTP", cutover=cutover_id)
         return 202, {"cutover": cutover_id, "status": "requested",

@@ -7,7 +7,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import psycopg
@@ -15,8 +16,9 @@ import pymysql
 import tenacity
 
 from wacdc import metrics, state
+from wacdc.backlog import BacklogWatcher
 from wacdc.config import Settings
-from wacdc.errors import EXIT_OK, ConnectError, WacdcError
+from wacdc.errors import EXIT_OK, ConfigError, ConnectError, WacdcError
 from wacdc.health import STATUS
 from wacdc.lag import commit_estimate
 from wacdc.log import get_logger, redact
@@ -26,8 +28,11 @@ from wacdc.schema.ddl import TargetTable
 from wacdc.schema.evolve import SchemaEvolver, truncate_sql
 from wacdc.schema.extras import extras_for, refresh_views
 from wacdc.schema.profile import load_profile
+from wacdc.sink import writer
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
+from wacdc.sink.pool import TargetPool
+from wacdc.sink.pooler import DIRECT_URL_FIX, probe_pooler
 from wacdc.snapshot import coercion_policy, run_snapshot
 from wacdc.source.binlog import (
     Heartbeat,
@@ -35,6 +40,8 @@ from wacdc.source.binlog import (
     Statement,
     StreamItem,
     Transaction,
+    control_read_timeout,
+    timed_out,
 )
 from wacdc.source.connection import connect, server_info
 from wacdc.source.pipe import StreamSpec, open_source
@@ -63,24 +70,39 @@ def install_stop_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = False,
-        exit_when_caught_up: bool = False, resume_after_ddl: bool = False) -> int:
-    """`stop` is set by the signal handlers (install_stop_handlers) to end cleanly."""
+def run(settings: Settings, stop: threading.Event, pool: TargetPool, *,
+        snapshot_only: bool = False, exit_when_caught_up: bool = False,
+        resume_after_ddl: bool = False) -> int:
+    """`stop` is set by the signal handlers (install_stop_handlers) to end cleanly;
+    `pool` lends the short control-plane connections (wacdc.sink.pool)."""
     STATUS.stall_seconds = settings.stall_seconds
+    lease: writer.WriterLease | None = None
     try:
         with connect_target(settings.target(), autocommit=True) as lock_conn:
-            if not acquire_writer_lock(lock_conn, settings, stop):
+            refuse_a_pooler(lock_conn, settings)
+            lease = acquire_writer_lock(lock_conn, settings, stop, "snapshot")
+            if lease is None:
                 return EXIT_OK
-            if state.get_phase(lock_conn) == "done":
+            following = state.get_phase(lock_conn) == "done"
+            if following and settings.fence != "none":
                 log.info("the cutover is done: PostgreSQL is the primary; nothing to "
                          "replicate (see `wacdc status`)")
-                return after_cutover(settings, stop)
-            STATUS.set_phase("snapshot")
-            result = run_snapshot(settings, stop, on_chunk=lambda table, rows:
-                                  STATUS.progressed())
+                return after_cutover(settings, stop, pool)
+            if not following:
+                STATUS.set_phase("snapshot")
+                watcher = BacklogWatcher(settings, lease)  # lag while the binlog is unread
+                watcher.start()
+                try:
+                    with fenced(lease):
+                        result = run_snapshot(settings, stop, lease, on_chunk=lambda t, n:
+                                              STATUS.progressed())
+                finally:
+                    watcher.stop()
     except WacdcError as exc:
-        _record_failure(settings, exc)
+        _record_failure(settings, exc, lease, pool)
         raise
+    if following:  # WACDC_FENCE=none: MySQL may still be written; keep following it
+        return _follow_after_cutover(settings, stop, pool, exit_when_caught_up)
     # The lock is released here and taken again by the streaming connection.
     if result.stopped:
         log.info("stopped during the snapshot; run again to continue")
@@ -89,17 +111,55 @@ def run(settings: Settings, stop: threading.Event, *, snapshot_only: bool = Fals
         log.info("snapshot done; streaming starts at the next `wacdc run`",
                  start_position=str(result.start_position))
         return EXIT_OK
+    holder = LeaseHolder()
     try:
-        code = stream(settings, result.positions, stop, exit_when_caught_up, resume_after_ddl)
+        with fenced(holder):
+            code = stream(settings, result.positions, stop, exit_when_caught_up,
+                          resume_after_ddl, holder)
     except WacdcError as exc:
-        _record_failure(settings, exc)
+        _record_failure(settings, exc, holder.lease, pool)
         raise
     if STATUS.phase == "done" and not stop.is_set():
-        return after_cutover(settings, stop)
+        return after_cutover(settings, stop, pool)
     return code
 
 
-def after_cutover(settings: Settings, stop: threading.Event) -> int:
+def _follow_after_cutover(settings: Settings, stop: threading.Event, pool: TargetPool,
+                          exit_when_caught_up: bool) -> int:
+    """A restart after a WACDC_FENCE=none cutover: follow the binlog again (see
+    StreamSession.following)."""
+    log.warning("the cutover is done and WACDC_FENCE=none: following the MySQL binlog for "
+                "writes that land there after the cutover (each one is an alarm); stop "
+                "wacdc once the app writes PostgreSQL only")
+    holder = LeaseHolder()
+    try:
+        with fenced(holder):
+            return stream(settings, {}, stop, exit_when_caught_up, False, holder)
+    except WacdcError as exc:
+        _record_failure(settings, exc, holder.lease, pool)
+        raise
+
+
+class LeaseHolder:
+    """The streaming side's current lease: each reconnect takes the lock and a new one."""
+
+    def __init__(self) -> None:
+        self.lease: writer.WriterLease | None = None
+
+
+@contextmanager
+def fenced(lease: writer.WriterLease | LeaseHolder | None) -> Iterator[None]:
+    """A write refused by the writer fence anywhere inside: stop with LostWriterLock."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if writer.is_lost_lease(exc):
+            current = lease.lease if isinstance(lease, LeaseHolder) else lease
+            raise writer.lost(exc, current) from None
+        raise
+
+
+def after_cutover(settings: Settings, stop: threading.Event, pool: TargetPool) -> int:
     """PostgreSQL is the primary: refresh the profile's materialized views on a schedule
     (WACDC_MATVIEW_REFRESH; 0: nothing to do, exit) until stopped."""
     STATUS.set_phase("done")
@@ -115,7 +175,7 @@ def after_cutover(settings: Settings, stop: threading.Event) -> int:
     log.info("refreshing materialized views on a schedule", every_s=interval)
     while not stop.wait(interval):
         try:
-            with connect_target(settings.target(), autocommit=True) as conn:
+            with pool.connection() as conn:
                 refreshed = refresh_views(conn, profile, settings.target_schema, tables)
             log.info("materialized views refreshed", views=refreshed)
             STATUS.progressed()
@@ -127,15 +187,21 @@ def after_cutover(settings: Settings, stop: threading.Event) -> int:
     return EXIT_OK
 
 
-def _record_failure(settings: Settings, exc: WacdcError) -> None:
-    """Phase `failed` with the reason, for `wacdc status` and the next operator."""
+def _record_failure(settings: Settings, exc: WacdcError,
+                    lease: writer.WriterLease | None, pool: TargetPool) -> None:
+    """Phase `failed` with the reason, for `wacdc status` and the next operator; only
+    while this instance is still the writer (a new one's phase is not overwritten)."""
     STATUS.failed(str(exc))
     metrics.errors.labels(kind=type(exc).__name__).inc()
+    if isinstance(exc, writer.LostWriterLock | writer.DeploymentClash) or lease is None:
+        return  # the state is another instance's (or deployment's) to write
     try:
-        with connect_target(settings.target(), autocommit=True) as conn:
+        with pool.connection() as conn:
+            writer.join(conn, lease)  # undone when the pool takes it back
             state.set_phase(conn, "failed", error=str(exc))
     except (ConnectError, psycopg.Error) as note:
-        log.error("could not record the failure in the target", error=str(note))
+        log.error("could not record the failure in the target",
+                  error=str(note).strip().splitlines()[0] if str(note).strip() else "")
 
 
 class SourceGone(Exception):
@@ -166,7 +232,7 @@ def _side(exc: BaseException) -> str | None:
 
 def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
            stop: threading.Event, exit_when_caught_up: bool,
-           resume_after_ddl: bool = False) -> int:
+           resume_after_ddl: bool = False, holder: LeaseHolder | None = None) -> int:
     """Follow the binlog from the checkpoint; reconnect and resume on connection loss."""
     # A cutover interrupted after its fence finds the source tables renamed.
     profile, tables = plan_target(settings, allow_retired=True)
@@ -180,8 +246,17 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         side = _side(exc) if exc else "source"
         metrics.reconnects.labels(side=side or "source").inc()
-        log.warning("connection lost; reconnecting and resuming from the checkpoint",
+        # A read that timed out: the connection went silent (docs/operations.md, "Dead
+        # connections"): SourceDead, TargetDead, DecodeProcessHung carry their bound; a
+        # bare timeout is the source control connection's.
+        bound = getattr(exc, "bound_s", None) or (
+            control_read_timeout(HEARTBEAT_S, settings.cutover_max_freeze)
+            if exc is not None and timed_out(exc) else None)
+        log.warning("dead or half-open connection: nothing received within its bound; "
+                    "reconnecting and resuming from the checkpoint" if bound else
+                    "connection lost; reconnecting and resuming from the checkpoint",
                     side=side, error=redact(str(exc)).splitlines()[0] if exc else "",
+                    **({"bound_s": bound} if bound else {}),
                     attempt=retry_state.attempt_number,
                     retry_in_s=round(retry_state.upcoming_sleep, 2))
 
@@ -193,7 +268,7 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
         for attempt in retrying:
             with attempt:
                 return _stream_once(settings, tables, evolver, snapshot_positions, stop,
-                                    exit_when_caught_up)
+                                    exit_when_caught_up, holder or LeaseHolder())
     except StopRequested:
         log.info("stopped while reconnecting; the checkpoint is where it was")
         return EXIT_OK
@@ -207,19 +282,37 @@ def stream(settings: Settings, snapshot_positions: dict[str, BinlogPosition],
     return EXIT_OK
 
 
+def refuse_a_pooler(conn: psycopg.Connection, settings: Settings) -> None:
+    """Through a transaction-mode pooler the advisory lock, session settings and the
+    writer epoch do not hold: refuse it (exit 2) with the fix; warn about a proxy."""
+    verdict = probe_pooler(conn, settings.target())
+    if verdict.transaction_pooling:
+        raise ConfigError(f"{settings.url_variable('target_url')}: {verdict.describe()}; "
+                          f"{DIRECT_URL_FIX}")
+    if verdict.proxied:
+        log.warning("something between wacdc and PostgreSQL answers for it (a proxy or a "
+                    "session-mode pooler); fine if it keeps one server session per "
+                    "connection", detail=verdict.describe())
+
+
 def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,
-                        stop: threading.Event) -> bool:
-    """One writer per target: wait (logged) while another wacdc holds the lock."""
-    key = state.writer_lock_key(settings.target_schema)
+                        stop: threading.Event, what: str) -> writer.WriterLease | None:
+    """One writer per target: wait (logged) while another wacdc holds the lock, then take
+    a new writer epoch on `conn` (wacdc.sink.writer). None if stopped while waiting."""
+    deployment = writer.deployment_of(settings.source().database, settings.target_schema)
+    writer.check_deployment(conn, deployment)  # another deployment's state: refuse now
+    database = settings.target().database
     waiting_since = None
     try:
         while not stop.is_set():
-            held = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
-            if held and held[0]:
+            if writer.try_lock(conn, database):
                 if waiting_since is not None:
                     log.info("replication lock acquired; this instance applies now",
                              waited_s=round(time.monotonic() - waiting_since, 1))
-                return True
+                state.ensure_schema(conn)
+                lease = writer.take_epoch(conn, what, deployment)
+                log.info("writer lease taken", epoch=lease.epoch, holder=lease.holder)
+                return lease
             STATUS.progressed()  # connected and doing what it should: waiting
             if waiting_since is None:
                 waiting_since = time.monotonic()
@@ -227,28 +320,35 @@ def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,
                 STATUS.waiting_for = ("the replication lock: another wacdc instance "
                                       "applies to this target")
                 log.info("another wacdc instance holds the replication lock for this target; "
-                         "waiting (it is the one applying changes)", lock=key)
+                         "waiting (it is the one applying changes)",
+                         lock=writer.lock_key(database))
             stop.wait(1.0)
-        return False
+        return None
     finally:
         STATUS.waiting_for = None
 
 
 def _stream_once(settings: Settings, tables: list[TargetTable], evolver: SchemaEvolver,
                  snapshot_positions: dict[str, BinlogPosition], stop: threading.Event,
-                 exit_when_caught_up: bool) -> int:
+                 exit_when_caught_up: bool, holder: LeaseHolder) -> int:
     source_url = settings.source()
     target = connect_target(settings.target(), autocommit=True)
-    control = connect(source_url)
+    # Bounded reads: a dead or half-open control connection fails instead of hanging.
+    control = connect(source_url, read_timeout=control_read_timeout(
+        HEARTBEAT_S, settings.cutover_max_freeze))
     with target, control:
         # The lock lives on the applying connection: if that connection dies, so does
-        # the lock, and this instance must win it again before applying anything.
-        if not acquire_writer_lock(target, settings, stop):
+        # the lock, and this instance must win it again (a new epoch) before applying.
+        holder.lease = acquire_writer_lock(target, settings, stop, "streaming")
+        if holder.lease is None:
             return EXIT_OK
-        if state.get_phase(target) == "done":  # another instance cut over while this one waited
+        # Another instance cut over while this one waited (or a restart after the cutover):
+        # done, unless WACDC_FENCE=none, where the binlog is followed on (see `following`).
+        if state.get_phase(target) == "done" and settings.fence != "none":
             STATUS.set_phase("done")
             return EXIT_OK
-        session = StreamSession(settings, evolver, snapshot_positions, stop, target, control)
+        session = StreamSession(settings, evolver, snapshot_positions, stop, target, control,
+                                holder.lease)
         try:
             return session.run(exit_when_caught_up)
         finally:
@@ -263,11 +363,13 @@ class StreamSession:
 
     def __init__(self, settings: Settings, evolver: SchemaEvolver,
                  snapshot_positions: dict[str, BinlogPosition], stop: threading.Event,
-                 target: psycopg.Connection, control: pymysql.connections.Connection) -> None:
+                 target: psycopg.Connection, control: pymysql.connections.Connection,
+                 lease: writer.WriterLease) -> None:
         from wacdc.cutover import CutoverController
 
         self.settings, self.evolver, self.stop = settings, evolver, stop
-        self.target, self.control = target, control
+        self.target, self.control = target, control  # `target` is joined to `lease`
+        self.lease = lease
         self.policy = coercion_policy(settings)
         checkpoint = state.get_checkpoint(target)
         if checkpoint is None:  # first start after the snapshot: the stream begins here
@@ -279,14 +381,20 @@ class StreamSession:
                                                      bool(auto_position))
         self.sinks = {name: TableSink(t, self.policy, snapshot_positions.get(name))
                       for name, t in evolver.tables.items()}
-        state.set_phase(target, "catchup")
-        STATUS.set_phase("catchup")
+        # WACDC_FENCE=none after the cutover: MySQL is not fenced, so a write the app
+        # still sends there is applied and raised as an alarm until wacdc is stopped.
+        self.following = state.get_phase(target) == "done"
+        if self.following:
+            STATUS.set_phase("done")
+        else:
+            state.set_phase(target, "catchup")
+            STATUS.set_phase("catchup")
         self.lag = STATUS.lag
         self.lag.applied = None if auto_position else checkpoint
         self.lag.oldest_pending = self.lag.behind_since = None
         self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
         self.poll_at = 0.0
-        self.applier = Applier(target, self.sinks)
+        self.applier = Applier(target, self.sinks, lease)
         source_url = settings.source()
         self.source = open_source(StreamSpec(
             source_url, settings.effective_server_id(), checkpoint, list(self.sinks),
@@ -313,8 +421,14 @@ class StreamSession:
             if self.stop.is_set():
                 log.info("stopped; checkpoint committed", position=str(self.applied))
                 return EXIT_OK
-            if self.cutover.tick() == "done":
-                return EXIT_OK
+            if not self.following and self.cutover.tick() == "done":
+                if self.settings.fence != "none":
+                    return EXIT_OK
+                self.following = True
+                log.warning("cutover done with WACDC_FENCE=none: MySQL is not fenced; "
+                            "following its binlog for writes that land there after the "
+                            "cutover (each one is an alarm); stop wacdc once the app writes "
+                            "PostgreSQL only")
             if isinstance(item, Heartbeat) and exit_when_caught_up and not self.batch:
                 head = current_position(self.control)
                 if self.applied >= head or _at_head(item, head):
@@ -327,6 +441,8 @@ class StreamSession:
         """Take one stream item: batch it, apply when due, keep lag and liveness."""
         idle = isinstance(item, Heartbeat)
         if isinstance(item, Transaction):
+            if self.following and item.changes:
+                _write_after_cutover(item)
             if not self.batch:
                 self.first_at = time.monotonic()
             self.batch.append(item)
@@ -404,6 +520,23 @@ class StreamSession:
             if time.monotonic() > deadline:
                 return False
         raise SourceGone("the source closed the binlog stream during the cutover")
+
+
+LATE_WRITES_LOGGED = 20  # per transaction; the metric counts every row
+
+
+def _write_after_cutover(txn: Transaction) -> None:
+    """An alarm for each row change that reached MySQL after the cutover (FENCE=none)."""
+    for n, change in enumerate(txn.changes):
+        metrics.writes_after_cutover.labels(table=change.table, op=change.op).inc()
+        if n < LATE_WRITES_LOGGED:
+            log.error("a write landed in MySQL after the cutover: applied to PostgreSQL too; "
+                      "the app (or a job) still writes MySQL: stop it", table=change.table,
+                      op=change.op, position=str(change.position))
+    metrics.errors.labels(kind="WriteAfterCutover").inc()
+    if len(txn.changes) > LATE_WRITES_LOGGED:
+        log.error("more writes of that transaction landed in MySQL after the cutover",
+                  rows=len(txn.changes), end=str(txn.end))
 
 
 def _poll_source(control: pymysql.connections.Connection, target: psycopg.Connection,

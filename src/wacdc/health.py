@@ -9,23 +9,31 @@ moved for `WACDC_STALL_SECONDS` (a server down, an apply blocked) or the phase i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import re
+import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wacdc import __version__, metrics
+from wacdc.errors import ConfigError, WacdcError
 from wacdc.lag import LagTracker
 from wacdc.log import get_logger, redact
 
 log = get_logger("wacdc.health")
+STREAM_PHASES = ("catchup", "streaming", "cutover")
 
 
 @dataclass
@@ -34,7 +42,8 @@ class DaemonStatus:
 
     phase: str = "starting"
     stall_seconds: float = 60.0
-    lag: LagTracker = field(default_factory=LagTracker)
+    lag: LagTracker = field(default_factory=LagTracker)  # the stream's
+    backlog: LagTracker = field(default_factory=LagTracker)  # before streaming starts
     started_at: float = field(default_factory=time.time)
     last_progress: float = field(default_factory=time.monotonic)
     waiting_for: str | None = None  # what the loop waits on, when it waits (the lock)
@@ -63,8 +72,27 @@ class DaemonStatus:
         self.last_error = redact(error)
         self.set_phase("failed")
 
+    def _tracker(self) -> LagTracker | None:
+        """Whose figures are lag now: the stream's from catch-up through the cutover, the
+        backlog watcher's before streaming (wacdc.backlog); None when not known."""
+        if self.phase in STREAM_PHASES:
+            return self.lag if self.lag.head is not None else None
+        if self.phase in ("starting", "snapshot"):
+            backlog = self.backlog
+            if backlog.applied is not None and backlog.head is not None:
+                return backlog
+        return None
+
+    def lag_known(self) -> bool:
+        return self.phase == "done" or self._tracker() is not None
+
     def lag_seconds(self) -> float:
-        return self.lag.seconds() if self.phase in ("catchup", "streaming") else 0.0
+        tracker = self._tracker()
+        return tracker.seconds() if tracker is not None else 0.0
+
+    def lag_bytes(self) -> int:
+        tracker = self._tracker()
+        return tracker.bytes() if tracker is not None else 0
 
     def cutover_ready(self) -> bool:
         return self.phase == "streaming" and self.lag.caught_up()
@@ -93,7 +121,8 @@ class DaemonStatus:
             "source_head": _position(lag.head),
             "applied_position": _position(lag.applied),
             "lag_seconds": round(self.lag_seconds(), 3),
-            "lag_bytes": lag.bytes(),
+            "lag_bytes": self.lag_bytes(),
+            "lag_known": self.lag_known(),
             "cutover_ready": self.cutover_ready(),
             "last_applied_timestamp": _sample(metrics.last_applied_timestamp) or None,
             "stall_seconds": self.stall_seconds,
@@ -129,71 +158,416 @@ STATUS = DaemonStatus()
 
 # The gauges read the live state at scrape time, so a stuck loop still shows lag growing.
 metrics.lag_seconds.set_function(lambda: STATUS.lag_seconds())
-metrics.lag_bytes.set_function(
-    lambda: STATUS.lag.bytes() if STATUS.phase in ("catchup", "streaming") else 0)
+metrics.lag_bytes.set_function(lambda: STATUS.lag_bytes())
+metrics.lag_known.set_function(lambda: 1.0 if STATUS.lag_known() else 0.0)
 metrics.cutover_ready.set_function(lambda: 1.0 if STATUS.cutover_ready() else 0.0)
 
 PostHandler = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
 
+# --- the HTTP server ---------------------------------------------------------------------
+#
+# One thread ("wacdc-http") does all socket I/O through a selector: it accepts, reads
+# request heads, writes responses and closes, and never waits on a client. An open
+# connection costs a file descriptor, not a thread, and every one has a deadline, so
+# clients that hold connections (a slowloris, a stuck scanner) cannot starve /healthz.
+# Complete requests are answered on two small pools: GET (/metrics, /healthz, /status)
+# and POST (routes that may wait on a database), so a slow POST never delays a health
+# check. POST routes take no body: the route sees the headers (the admin token) and an
+# empty body; a body is never read, only discarded after the response.
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = f"wacdc/{__version__}"
-    post_routes: ClassVar[dict[str, PostHandler]] = {}
+HEAD_TIMEOUT = 5.0  # seconds from accept to the end of the request head
+WRITE_TIMEOUT = 5.0  # seconds for the client to take the response
+LINGER_TIMEOUT = 1.0  # after the response: what the client still sends is read and dropped
+LINGER_BYTES = 64 * 1024
+MAX_HEAD = 16 * 1024  # request line and headers
+MAX_HEADERS = 100
+MAX_BODY = 1024  # largest Content-Length a POST may declare (the body is not read)
+MAX_CONNECTIONS = 256  # open client sockets; past it the oldest unfinished one is closed
+GET_WORKERS, GET_QUEUE = 2, 64  # threads, and requests waiting or running, per pool
+POST_WORKERS, POST_QUEUE = 2, 8
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            self._send(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
-        elif path == "/healthz":
-            healthy, reason = STATUS.health()
-            code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-            self._send(code, (reason + "\n").encode(), "text/plain; charset=utf-8")
-        elif path == "/status":
-            self._json(200, STATUS.document())
-        else:
-            self._json(404, {"error": "not found", "routes": ["/metrics", "/healthz",
-                                                             "/status"]})
+GET_ROUTES = ("/metrics", "/healthz", "/status")
+_POST_ROUTES: dict[str, PostHandler] = {}
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
-    def do_POST(self) -> None:
-        route = self.post_routes.get(self.path.split("?", 1)[0])
-        if route is None:
-            self._json(404, {"error": "not found"})
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        code, document = route(dict(self.headers.items()), body)
-        self._json(code, document)
-
-    def _json(self, code: int, document: dict[str, Any]) -> None:
-        self._send(code, (json.dumps(document, indent=2) + "\n").encode(), "application/json")
-
-    def _send(self, code: int, body: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # scrapes every few seconds would drown the log; errors are logged by callers
+_READ, _WORK, _WRITE, _LINGER = "read", "work", "write", "linger"
 
 
 def register_post(path: str, handler: PostHandler) -> None:
-    _Handler.post_routes[path] = handler
+    _POST_ROUTES[path] = handler
 
 
-def serve(port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
+def _response(code: int, body: bytes, content_type: str,
+              extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    lines = [f"HTTP/1.0 {code} {HTTPStatus(code).phrase}", f"Server: wacdc/{__version__}",
+             f"Date: {formatdate(usegmt=True)}", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _json(code: int, document: dict[str, Any],
+          extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    return _response(code, (json.dumps(document, indent=2) + "\n").encode(),
+                     "application/json", extra)
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    headers: dict[str, str]  # names as sent; the first of a repeated header
+    lengths: set[str]  # every Content-Length value given
+
+
+def _parse(head: bytes) -> _Request | bytes:
+    """The request head, or the error response when it is not HTTP/1.x."""
+    lines = head.decode("latin-1").split("\n")
+    parts = lines[0].rstrip("\r").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return _json(400, {"error": "bad request line"})
+    method, target, version = parts
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        return _json(505, {"error": "HTTP/1.0 or HTTP/1.1 only"})
+    headers: dict[str, str] = {}
+    lengths: set[str] = set()
+    for count, raw in enumerate(lines[1:]):
+        line = raw.rstrip("\r")
+        if not line:
+            break
+        if count >= MAX_HEADERS:
+            return _json(431, {"error": f"more than {MAX_HEADERS} headers"})
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or " " in name:
+            return _json(400, {"error": "malformed header line"})
+        value = value.strip()
+        if name.lower() == "content-length":
+            lengths.add(value)
+        headers.setdefault(name, value)
+    return _Request(method, target.split("?", 1)[0], headers, lengths)
+
+
+def _body_problem(request: _Request) -> bytes | None:
+    """Why a POST's declared body is refused (decided on the headers alone), or None."""
+    if any(name.lower() == "transfer-encoding" for name in request.headers):
+        return _json(411, {"error": "POST takes no body: send Content-Length: 0 (no "
+                                    "chunked transfer encoding)"})
+    if len(request.lengths) > 1:
+        return _json(400, {"error": "conflicting Content-Length headers"})
+    if not request.lengths:
+        return None
+    value = next(iter(request.lengths))
+    if not (value.isascii() and value.isdigit()):
+        return _json(400, {"error": "Content-Length must be a non-negative integer"})
+    if len(value.lstrip("0")) > 9 or int(value) > MAX_BODY:
+        return _json(413, {"error": f"POST takes no body (at most {MAX_BODY} bytes are "
+                                    "accepted, and ignored)"})
+    return None
+
+
+def _get(path: str) -> bytes:
+    if path == "/metrics":
+        return _response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
+    if path == "/healthz":
+        healthy, reason = STATUS.health()
+        code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
+        return _response(code, (reason + "\n").encode(), "text/plain; charset=utf-8")
+    return _json(200, STATUS.document())
+
+
+def _post(route: PostHandler, headers: dict[str, str]) -> bytes:
+    try:
+        code, document = route(headers, b"")
+    except WacdcError as exc:
+        message = redact(str(exc))
+        log.error("POST request failed", error=message)
+        code, document = 503, {"error": message}
+    return _json(code, document)
+
+
+class _Conn:
+    __slots__ = ("buf", "deadline", "drained", "out", "registered", "sock", "state")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.state = _READ
+        self.deadline = deadline
+        self.buf = bytearray()
+        self.out = memoryview(b"")
+        self.drained = 0
+        self.registered = False
+
+
+@dataclass
+class _Pool:
+    executor: ThreadPoolExecutor
+    limit: int
+    busy: int = 0  # submitted and not yet answered; only the I/O thread touches it
+
+
+class HttpServer:
+    """/metrics, /healthz, /status and the POST routes; `serve_forever` runs the I/O loop.
+
+    Bounded everywhere: `MAX_CONNECTIONS` open sockets (past it the oldest that has not
+    finished its request is closed), `HEAD_TIMEOUT` for a whole request head however
+    slowly it trickles in, `WRITE_TIMEOUT` for the response, and per pool a queue
+    limit past which the answer is 503 at once."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._listener = socket.create_server((host, port), backlog=128)
+        self._listener.setblocking(False)
+        self.server_address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._conns: dict[socket.socket, _Conn] = {}  # in accept order: oldest first
+        self._done: queue.SimpleQueue[tuple[_Conn, str, bytes]] = queue.SimpleQueue()
+        self._pools = {
+            "GET": _Pool(ThreadPoolExecutor(GET_WORKERS, "wacdc-http-get"), GET_QUEUE),
+            "POST": _Pool(ThreadPoolExecutor(POST_WORKERS, "wacdc-http-post"), POST_QUEUE),
+        }
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._running = False
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self._running = True
+        next_expiry = 0.0
+        try:
+            while not self._stopping.is_set():
+                timeout = 0.1 if self._conns else None
+                for key, mask in self._selector.select(timeout):
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._finish_work()
+                    else:
+                        self._io(key.data, mask)
+                now = time.monotonic()
+                if now >= next_expiry:
+                    self._expire(now)
+                    next_expiry = now + 0.1
+        finally:
+            self._close_all()
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop the loop and close every socket (same name as socketserver's)."""
+        self._stopping.set()
+        self._wake()
+        if self._running:
+            self._stopped.wait(10)
+        else:
+            self._close_all()
+
+    server_close = shutdown
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # already awake (buffer full) or closed
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # out of descriptors: make room for the next one
+                log.warning("HTTP accept failed", error=str(exc))
+                self._evict()
+                return
+            sock.setblocking(False)
+            if len(self._conns) >= MAX_CONNECTIONS and not self._evict():
+                sock.close()
+                continue
+            conn = _Conn(sock, time.monotonic() + HEAD_TIMEOUT)
+            self._conns[sock] = conn
+            self._watch(conn, selectors.EVENT_READ)
+
+    def _evict(self) -> bool:
+        """Close the oldest connection that no worker holds; False when there is none."""
+        for conn in self._conns.values():
+            if conn.state != _WORK:
+                self._close(conn)
+                return True
+        return False
+
+    def _io(self, conn: _Conn, mask: int) -> None:
+        if conn.state == _WRITE:
+            self._send(conn)
+            return
+        try:
+            data = conn.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:  # the client closed (or finished, when lingering)
+            self._close(conn)
+            return
+        if conn.state == _LINGER:
+            conn.drained += len(data)
+            if conn.drained > LINGER_BYTES:
+                self._close(conn)
+            return
+        seen = max(0, len(conn.buf) - 3)
+        conn.buf += data
+        end = _HEAD_END.search(conn.buf, seen)
+        if end is None or end.end() > MAX_HEAD:
+            if len(conn.buf) > MAX_HEAD:
+                self._reply(conn, _json(431, {"error": f"request head over {MAX_HEAD} bytes"}))
+            return
+        self._dispatch(conn, bytes(conn.buf[:end.end()]))
+
+    def _dispatch(self, conn: _Conn, head: bytes) -> None:
+        request = _parse(head)
+        if isinstance(request, bytes):
+            self._reply(conn, request)
+        elif request.method == "GET":
+            if request.path in GET_ROUTES:
+                path = request.path
+                self._submit(conn, "GET", lambda: _get(path))
+            else:
+                self._reply(conn, _json(404, {"error": "not found",
+                                              "routes": list(GET_ROUTES)}))
+        elif request.method == "POST":
+            route = _POST_ROUTES.get(request.path)
+            problem = _body_problem(request)
+            if route is None:
+                self._reply(conn, _json(404, {"error": "not found"}))
+            elif problem is not None:
+                self._reply(conn, problem)
+            else:
+                headers = request.headers
+                self._submit(conn, "POST", lambda: _post(route, headers))
+        else:
+            self._reply(conn, _json(405, {"error": f"method {request.method} not allowed"},
+                                    (("Allow", "GET, POST"),)))
+
+    def _submit(self, conn: _Conn, kind: str, work: Callable[[], bytes]) -> None:
+        pool = self._pools[kind]
+        if pool.busy >= pool.limit:
+            self._reply(conn, _json(503, {"error": "busy: too many requests at once"},
+                                    (("Retry-After", "1"),)))
+            return
+        pool.busy += 1
+        conn.state = _WORK
+        self._unwatch(conn)
+        pool.executor.submit(self._work, conn, kind, work)
+
+    def _work(self, conn: _Conn, kind: str, work: Callable[[], bytes]) -> None:
+        """On a pool thread: compute the whole response; the I/O thread sends it."""
+        try:
+            out = work()
+        except Exception as exc:  # noqa: BLE001 - a bug in a route answers 500, not silence
+            log.error("HTTP request failed", error=redact(repr(exc)))
+            out = _json(500, {"error": "internal error; see the daemon's log"})
+        self._done.put((conn, kind, out))
+        self._wake()
+
+    def _finish_work(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                continue  # drain the wake-up bytes; the queue below is what counts
+        except BlockingIOError:
+            pass  # drained (the socket is non-blocking)
+        while True:
+            try:
+                conn, kind, out = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self._pools[kind].busy -= 1
+            if conn.sock in self._conns:
+                self._reply(conn, out)
+
+    def _reply(self, conn: _Conn, out: bytes) -> None:
+        conn.state = _WRITE
+        conn.out = memoryview(out)
+        conn.deadline = time.monotonic() + WRITE_TIMEOUT
+        self._watch(conn, selectors.EVENT_WRITE)
+        self._send(conn)
+
+    def _send(self, conn: _Conn) -> None:
+        try:
+            sent = conn.sock.send(conn.out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(conn)
+            return
+        conn.out = conn.out[sent:]
+        if conn.out:
+            return
+        # Done: half-close, then drop what the client still sends (an unread body) for a
+        # moment, so that closing does not reset the connection before it read the answer.
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.state = _LINGER
+        conn.deadline = time.monotonic() + LINGER_TIMEOUT
+        self._watch(conn, selectors.EVENT_READ)
+
+    def _expire(self, now: float) -> None:
+        for conn in [c for c in self._conns.values() if c.state != _WORK and c.deadline <= now]:
+            if conn.state == _READ and conn.buf:
+                # One try, never waiting (it is too slow already); a client that cannot
+                # take it (gone, buffer full) gets the close alone.
+                with contextlib.suppress(OSError):
+                    conn.sock.send(_json(408, {"error": "request head not complete within "
+                                                        f"{HEAD_TIMEOUT:.0f}s"}))
+            self._close(conn)
+
+    def _watch(self, conn: _Conn, events: int) -> None:
+        if conn.registered:
+            self._selector.modify(conn.sock, events, conn)
+        else:
+            self._selector.register(conn.sock, events, conn)
+            conn.registered = True
+
+    def _unwatch(self, conn: _Conn) -> None:
+        if conn.registered:
+            self._selector.unregister(conn.sock)
+            conn.registered = False
+
+    def _close(self, conn: _Conn) -> None:
+        self._unwatch(conn)
+        self._conns.pop(conn.sock, None)
+        conn.sock.close()
+
+    def _close_all(self) -> None:
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        for pool in self._pools.values():
+            pool.executor.shutdown(wait=False, cancel_futures=True)
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+        self._selector.close()
+
+
+def serve(port: int, host: str = "0.0.0.0") -> HttpServer | None:
     """Start the HTTP server in a daemon thread; port 0 turns it off."""
     if port == 0:
         log.info("metrics endpoint off (WACDC_METRICS_PORT=0)")
         return None
     try:
-        server = ThreadingHTTPServer((host, port), _Handler)
+        server = HttpServer(host, port)
     except OSError as exc:
-        from wacdc.errors import ConfigError
         raise ConfigError(f"cannot listen on port {port} for /metrics ({exc.strerror}); set "
                           "WACDC_METRICS_PORT to a free port (or 0 to turn it off)") from None
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="wacdc-http", daemon=True).start()
     log.info("serving /metrics, /healthz and /status", port=server.server_address[1])
     return server

@@ -23,10 +23,15 @@ PHASES = ("starting", "waiting_for_lock", "snapshot", "catchup", "streaming", "c
 phase = Gauge("wacdc_phase", "1 for the phase the daemon is in, 0 for the others",
               ["phase"], registry=REGISTRY)
 lag_seconds = Gauge("wacdc_lag_seconds", "Seconds since the commit of the oldest unapplied "
-                    "source transaction; 0 when the applied position is the source head",
-                    registry=REGISTRY)
-lag_bytes = Gauge("wacdc_lag_bytes", "Binlog bytes between the applied position and the "
-                  "source head", registry=REGISTRY)
+                    "source transaction, in every phase (during the snapshot: since the read "
+                    "view opened, once the source has moved past it); 0 when everything up "
+                    "to the source head is applied", registry=REGISTRY)
+lag_bytes = Gauge("wacdc_lag_bytes", "Binlog bytes between the applied position (before "
+                  "streaming: where streaming will start) and the source head",
+                  registry=REGISTRY)
+lag_known = Gauge("wacdc_lag_known", "1 when wacdc_lag_seconds/bytes are current figures; 0 "
+                  "when they cannot be known (no source head polled yet, waiting for the "
+                  "writer lock, failed): then they read 0", registry=REGISTRY)
 last_applied_timestamp = Gauge("wacdc_last_applied_timestamp_seconds", "Source commit time "
                                "(unix seconds) of the last applied transaction",
                                registry=REGISTRY)
@@ -50,9 +55,29 @@ decoder_fallback = Counter("wacdc_decoder_fallback_total", "Row events the compi
 errors = Counter("wacdc_errors_total", "Errors by kind", ["kind"], registry=REGISTRY)
 reconnects = Counter("wacdc_reconnects_total", "Reconnects by side (source, target)", ["side"],
                      registry=REGISTRY)
+writes_after_cutover = Counter("wacdc_writes_after_cutover_total", "Row changes that reached "
+                               "MySQL after the cutover (WACDC_FENCE=none): applied to "
+                               "PostgreSQL too, each one an alarm", ["table", "op"],
+                               registry=REGISTRY)
 cutover_ready = Gauge("wacdc_cutover_ready", "1 while streaming with lag 0", registry=REGISTRY)
 cutover_freeze_seconds = Gauge("wacdc_cutover_freeze_seconds", "Write pause of the last "
                                "cutover (freeze to unlock)", registry=REGISTRY)
+
+
+OPS = ("insert", "update", "delete")
+SIDES = ("source", "target")
+
+
+def start_series(tables: list[str]) -> None:
+    """Every labelled series of the configured tables (and sides) exists from the start,
+    at 0: an idle table is a flat 0 on a dashboard, not "no data", and rate() sees its
+    first change."""
+    for table in tables:
+        snapshot_rows.labels(table=table)
+        for op in OPS:
+            rows_applied.labels(table=table, op=op)
+    for side in SIDES:
+        reconnects.labels(side=side)
 
 
 def set_phase(current: str) -> None:

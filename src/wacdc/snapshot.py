@@ -31,6 +31,7 @@ from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import TargetTable, apply_steps, create_index_sql, plan_ddl
 from wacdc.schema.profile import Profile
+from wacdc.sink import writer
 from wacdc.sink.connection import connect_target
 from wacdc.source.position import BinlogPosition
 from wacdc.source.snapshot import ChunkReader, ReadView, open_read_view
@@ -102,15 +103,17 @@ class Progress:
 class IndexBuilder(threading.Thread):
     """Builds secondary indexes on its own connection while the next table copies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lease: writer.WriterLease | None) -> None:
         super().__init__(name="wacdc-index-builder", daemon=True)
-        self.settings = settings
+        self.settings, self.lease = settings, lease
         self.jobs: queue.Queue[TargetTable | None] = queue.Queue()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
             with connect_target(self.settings.target(), autocommit=True) as conn:
+                if self.lease is not None:
+                    writer.join(conn, self.lease)
                 while (table := self.jobs.get()) is not None:
                     started = time.monotonic()
                     for name, index in table.indexes:
@@ -119,7 +122,9 @@ class IndexBuilder(threading.Thread):
                             "c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
                             (table.schema, name)).fetchone()
                         if not exists:
-                            conn.execute(create_index_sql(table, name, index))  # type: ignore
+                            with conn.transaction():  # built only while still the writer
+                                writer.assert_writer(conn)
+                                conn.execute(create_index_sql(table, name, index))  # type: ignore
                     conn.execute(sql.SQL("ANALYZE {}.{}").format(
                         sql.Identifier(table.schema), sql.Identifier(table.name)))
                     state.set_table_status(conn, table.name, "done")
@@ -147,8 +152,12 @@ class SnapshotResult:
 
 
 def run_snapshot(settings: Settings, stop: threading.Event | None = None,
+                 lease: writer.WriterLease | None = None,
                  on_chunk: Callable[[str, int], None] | None = None) -> SnapshotResult:
-    """Copy what is not copied yet. Returns per-table positions for streaming."""
+    """Copy what is not copied yet. Returns per-table positions for streaming.
+
+    Every commit is proved against `lease` (wacdc.sink.writer): an instance that lost
+    the writer lock stops at its next chunk."""
     stop = stop or threading.Event()
     # allow_retired: a restart after an interrupted cutover finds the tables fenced.
     profile, tables = plan_target(settings, allow_retired=True)
@@ -159,6 +168,8 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
     target = connect_target(settings.target(), autocommit=True)
     with target:
         state.ensure_schema(target)
+        if lease is not None:
+            writer.join(target, lease)
         if state.get_phase(target) in (None, "failed"):
             state.set_phase(target, "snapshot", source_url.database)
         state.register_tables(target, {t.name: t.source.estimated_rows for t in tables})
@@ -168,11 +179,12 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
                                                                                 "loaded")]
         apply_steps(target, plan_ddl(to_create, profile, settings.target_schema,
                                      indexes=False), to_create, settings.target_schema)
+        metrics.start_series([t.name for t in tables])
         for t in tables:
             metrics.snapshot_rows_estimated.labels(table=t.name).set(t.source.estimated_rows)
 
         result = SnapshotResult()
-        builder = IndexBuilder(settings)
+        builder = IndexBuilder(settings, lease)
         builder.start()
         todo = []
         for table in tables:
@@ -238,6 +250,7 @@ ER_TABLE_DEF_CHANGED = 1412  # "Table definition has changed, please retry trans
 def _recreate(target: psycopg.Connection, table: TargetTable, profile: Profile,
               schema: str) -> None:
     with target.transaction():
+        writer.assert_writer(target)
         target.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(
             sql.Identifier(table.schema), sql.Identifier(table.name)))
     apply_steps(target, plan_ddl([table], profile, schema, indexes=False), [table], schema)
@@ -321,7 +334,7 @@ def copy_table(view: ReadView, target: psycopg.Connection, table: TargetTable,
                     count += 1
             if count:
                 after = reader.key_of(last_raw)  # type: ignore[arg-type]
-                state.chunk_done(target, table.name, count, repr(after))
+                state.chunk_done(target, table.name, count)
         if count:
             total += count
             metrics.snapshot_rows.labels(table=table.name).inc(count)

@@ -19,6 +19,8 @@ STATE_SCHEMA = "wacdc"
 
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
+-- Concurrent starts (a deploy overlap) create this schema one at a time.
+SELECT pg_advisory_xact_lock(hashtext('wacdc:state-ddl'));
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.state (
     id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     phase text NOT NULL,
@@ -39,11 +41,13 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_tables (
     rows_copied bigint NOT NULL DEFAULT 0,
     rows_estimated bigint,
     chunks integer NOT NULL DEFAULT 0,
-    last_key text,
     started_at timestamptz,
     finished_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- A table's copy is the unit of resume (docs/operations.md, "Stopped mid-snapshot"):
+-- where an unfinished copy stopped is not kept.
+ALTER TABLE {STATE_SCHEMA}.snapshot_tables DROP COLUMN IF EXISTS last_key;
 -- Liveness and lag as the daemon last saw them, for `wacdc status` from anywhere.
 ALTER TABLE {STATE_SCHEMA}.state
     ADD COLUMN IF NOT EXISTS seen_at timestamptz,
@@ -80,6 +84,54 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.cutover (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE {STATE_SCHEMA}.cutover ADD COLUMN IF NOT EXISTS extras jsonb;
+-- The writer fence (wacdc.sink.writer): the current lock holder's epoch, and the
+-- deployment (source database, target schema) this database's state belongs to.
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.writer (
+    id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    epoch bigint NOT NULL,
+    holder text NOT NULL,
+    deployment text NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION {STATE_SCHEMA}.assert_writer() RETURNS void
+LANGUAGE plpgsql AS $fence$
+DECLARE
+    mine text := nullif(current_setting('wacdc.writer_epoch', true), '');
+    current_epoch bigint;
+    current_holder text;
+BEGIN
+    SELECT epoch, holder INTO current_epoch, current_holder
+        FROM {STATE_SCHEMA}.writer WHERE id = 1 FOR SHARE;
+    IF NOT FOUND THEN
+        RETURN;  -- no writer has ever claimed this target
+    END IF;
+    IF mine IS NULL OR mine::bigint <> current_epoch THEN
+        RAISE EXCEPTION 'writer epoch % is not the current one: epoch % belongs to %',
+            coalesce(mine, '(none)'), current_epoch, current_holder
+            USING ERRCODE = 'WC001';
+    END IF;
+END
+$fence$;
+CREATE OR REPLACE FUNCTION {STATE_SCHEMA}.fence_progress() RETURNS trigger
+LANGUAGE plpgsql AS $fence$
+BEGIN
+    PERFORM {STATE_SCHEMA}.assert_writer();
+    RETURN NULL;
+END
+$fence$;
+DO $fence$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['state', 'snapshot_tables'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'wacdc_writer_fence'
+                       AND tgrelid = format('{STATE_SCHEMA}.%I', t)::regclass) THEN
+            EXECUTE format('CREATE TRIGGER wacdc_writer_fence BEFORE INSERT OR UPDATE OR '
+                           'DELETE ON {STATE_SCHEMA}.%I FOR EACH STATEMENT EXECUTE FUNCTION '
+                           '{STATE_SCHEMA}.fence_progress()', t);
+        END IF;
+    END LOOP;
+END
+$fence$;
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_views (
     view_id text PRIMARY KEY,
     binlog_file text NOT NULL,
@@ -187,26 +239,21 @@ def start_table(conn: psycopg.Connection, table: str, view_id: str,
     conn.execute(
         f"UPDATE {STATE_SCHEMA}.snapshot_tables SET status = 'copying', view_id = %s, "
         "binlog_file = %s, binlog_pos = %s, gtid = %s, rows_copied = 0, chunks = 0, "
-        "last_key = NULL, started_at = now(), finished_at = NULL, updated_at = now() "
+        "started_at = now(), finished_at = NULL, updated_at = now() "
         "WHERE table_name = %s", (view_id, position.file, position.pos, position.gtid, table))
 
 
-def chunk_done(conn: psycopg.Connection, table: str, rows: int, last_key: str) -> None:
+def chunk_done(conn: psycopg.Connection, table: str, rows: int) -> None:
+    """Call inside the chunk's transaction (its progress, and the writer fence's proof)."""
     conn.execute(
         f"UPDATE {STATE_SCHEMA}.snapshot_tables SET rows_copied = rows_copied + %s, "
-        "chunks = chunks + 1, last_key = %s, updated_at = now() WHERE table_name = %s",
-        (rows, last_key, table))
+        "chunks = chunks + 1, updated_at = now() WHERE table_name = %s", (rows, table))
 
 
 def set_table_status(conn: psycopg.Connection, table: str, status: str) -> None:
     finished = ", finished_at = now()" if status == "done" else ""
     conn.execute(f"UPDATE {STATE_SCHEMA}.snapshot_tables SET status = %s, updated_at = now()"
                  f"{finished} WHERE table_name = %s", (status, table))
-
-
-def writer_lock_key(target_schema: str) -> str:
-    """The advisory lock (hashtext of this) that makes one wacdc the writer of a target."""
-    return f"wacdc:{target_schema}"
 
 
 def add_applied_rows(conn: psycopg.Connection, counts: dict[tuple[str, str], int]) -> None:
@@ -245,7 +292,7 @@ class StoredStatus:
     writer_pid: int | None  # the PostgreSQL backend holding the writer lock, if any
 
 
-def read_status(conn: psycopg.Connection, target_schema: str) -> StoredStatus | None:
+def read_status(conn: psycopg.Connection, lock: str) -> StoredStatus | None:
     """Everything `wacdc status` shows, from PostgreSQL alone; None before the first run."""
     row = first_row(conn, "SELECT phase, binlog_file, binlog_pos, gtid, source_head_file, "
                           "source_head_pos, lag_seconds, lag_bytes, last_error, updated_at, "
@@ -259,7 +306,7 @@ def read_status(conn: psycopg.Connection, target_schema: str) -> StoredStatus | 
             f"SELECT table_name, op, rows FROM {STATE_SCHEMA}.applied_rows ORDER BY 1, 2"):
         applied.setdefault(table, {})[op] = int(rows)
     (key,) = conn.execute("SELECT hashtext(%s)::bigint",
-                          (writer_lock_key(target_schema),)).fetchone()  # type: ignore[misc]
+                          (lock,)).fetchone()  # type: ignore[misc]
     holder = conn.execute(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
         "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",

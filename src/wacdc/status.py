@@ -17,6 +17,7 @@ from wacdc.errors import EXIT_FINDING, EXIT_OK, ConfigError, ConnectError
 from wacdc.lag import binlog_distance
 from wacdc.log import redact
 from wacdc.sink.connection import connect_target
+from wacdc.sink.writer import lock_key
 from wacdc.source.connection import connect
 from wacdc.source.position import BinlogPosition, binlog_file_sizes, current_position
 from wacdc.state import StoredStatus, read_status
@@ -35,7 +36,7 @@ def _position(position: BinlogPosition | None) -> dict[str, Any] | None:
 def collect(settings: Settings) -> dict[str, Any] | None:
     """The status document; None if wacdc has never run against this target."""
     with connect_target(settings.target(), autocommit=True) as conn:
-        stored = read_status(conn, settings.target_schema)
+        stored = read_status(conn, lock_key(settings.target().database))
         now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     if stored is None:
         return None

@@ -23,18 +23,19 @@ import psycopg
 from psycopg import sql
 
 from wacdc.config import Settings
-from wacdc.errors import ConfigError
+from wacdc.errors import ConfigError, WacdcError
 from wacdc.log import get_logger
 from wacdc.schema.catalog import RETIRED_SUFFIX, plan_target, retired_tables
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.ddl import TargetTable
 from wacdc.schema.model import Table
+from wacdc.sink import writer
 from wacdc.sink.connection import connect_target
 from wacdc.snapshot import Progress, coercion_policy
-from wacdc.source.connection import connect, quote_ident
+from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect, quote_ident
 from wacdc.source.position import BinlogPosition, current_position
 from wacdc.source.snapshot import ChunkReader, ReadView, select_sql, use_fast_row_parser
-from wacdc.state import get_checkpoint, read_status
+from wacdc.state import ensure_schema, get_checkpoint, read_status
 
 log = get_logger("wacdc.verify")
 KEPT_PER_KIND = 1000  # differences listed per table and kind; beyond that, only counted
@@ -214,6 +215,7 @@ class TableVerifier:
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in non_key)) \
             if non_key else sql.SQL("DO NOTHING")
         with conn.transaction():
+            writer.assert_writer(conn)
             self.stage(conn, source_rows)
             conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM wv_src ON CONFLICT ({}) {}")
                          .format(self.target, self.cols, self.cols, self.keys, action))
@@ -238,7 +240,9 @@ def verify(settings: Settings, only: list[str] | None = None, repair: bool = Fal
     source_url = settings.source()
     reports = []
     with connect_target(settings.target(), autocommit=True) as target, \
-            connect(source_url, read_timeout=None, text_values=True) as source:
+            connect(source_url, read_timeout=LONG_READ_TIMEOUT_S, text_values=True) as source:
+        if repair:
+            _become_the_writer(settings, target)
         progress = Progress(what="verify", done_event="table verified")
         for table in tables:
             reader_table = (replace(table.source, name=table.name + RETIRED_SUFFIX)
@@ -246,6 +250,21 @@ def verify(settings: Settings, only: list[str] | None = None, repair: bool = Fal
             reports.append(_verify_table(TableVerifier(table, settings, reader_table),
                                          settings, target, source, progress, repair))
     return reports
+
+
+def _become_the_writer(settings: Settings, target: psycopg.Connection) -> None:
+    """--repair writes the target: only as its one writer (wacdc.sink.writer). The lock
+    lives as long as `target`; a running daemon keeps it, and repair is refused."""
+    deployment = writer.deployment_of(settings.source().database, settings.target_schema)
+    writer.check_deployment(target, deployment)
+    if not writer.try_lock(target, settings.target().database):
+        raise WacdcError(
+            "--repair: a wacdc daemon is the writer of this target (it holds the writer "
+            "lock; see `wacdc status`). Stop it (SIGTERM keeps its checkpoint), run "
+            "`wacdc verify --repair`, then start it again; or run verify without --repair "
+            "while it streams")
+    ensure_schema(target)
+    writer.take_epoch(target, "verify --repair", deployment)
 
 
 def _verify_table(v: TableVerifier, settings: Settings, target: psycopg.Connection,
@@ -326,7 +345,7 @@ def _settle(v: TableVerifier, settings: Settings, target: psycopg.Connection, so
 
 
 def _daemon_streams(settings: Settings, target: psycopg.Connection) -> bool:
-    status = read_status(target, settings.target_schema)
+    status = read_status(target, writer.lock_key(settings.target().database))
     return bool(status and status.writer_pid is not None
                 and status.phase in ("catchup", "streaming"))
 

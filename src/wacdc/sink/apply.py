@@ -23,6 +23,7 @@ from wacdc.errors import SchemaError, WacdcError
 from wacdc.log import get_logger
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.ddl import TargetTable
+from wacdc.sink import writer
 from wacdc.source.binlog import Piece, RowChange, Transaction
 from wacdc.source.position import BinlogPosition
 
@@ -107,9 +108,11 @@ class Applier:
     holding the rest of it commits (with the checkpoint), so memory stays bounded and a
     crash in between leaves nothing of it behind."""
 
-    def __init__(self, conn: psycopg.Connection, sinks: dict[str, TableSink]) -> None:
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection, sinks: dict[str, TableSink],
+                 lease: writer.WriterLease | None = None) -> None:
+        self.conn = conn  # joined to `lease`: every commit is proved (wacdc.sink.writer)
         self.sinks = sinks
+        self.lease = lease
         self._outer: psycopg.Transaction | None = None  # open while pieces are applied
 
     @property
@@ -166,11 +169,14 @@ class Applier:
         runs, counts = self._plan([(piece.position, piece.changes)], stats)
         try:
             with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
+                writer.assert_writer(self.conn)  # a lost lease stops here, not at the end
                 for statement, params, _, _, _ in runs:
                     cur.executemany(statement, params)
                 state.add_applied_rows(self.conn, counts)
         except BaseException as exc:
             self.abandon(exc)
+            if writer.is_lost_lease(exc):
+                raise writer.lost(exc, self.lease) from None
             if isinstance(exc, psycopg.errors.Error) and not isinstance(
                     exc, psycopg.OperationalError):
                 raise self._explain(exc, runs, [piece]) from None  # type: ignore[list-item]
@@ -209,6 +215,8 @@ class Applier:
                 outer.__exit__(None, None, None)  # commit: pieces, rest and checkpoint
         except psycopg.errors.Error as exc:
             self.abandon(exc)
+            if writer.is_lost_lease(exc):  # the checkpoint's fence refused the commit
+                raise writer.lost(exc, self.lease) from None
             if isinstance(exc, psycopg.OperationalError):
                 raise
             raise self._explain(exc, runs, batch) from None

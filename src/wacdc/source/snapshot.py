@@ -23,7 +23,7 @@ from wacdc.errors import WacdcError
 from wacdc.log import get_logger
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.model import Column, Table
-from wacdc.source.connection import connect, quote_ident, server_info
+from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect, quote_ident, server_info
 from wacdc.source.position import BinlogPosition, current_position
 
 log = get_logger("wacdc.source.snapshot")
@@ -76,7 +76,7 @@ class ReadView:
 
 def open_read_view(url: DatabaseUrl, tables: list[Table], lock: str = "tables") -> ReadView:
     """Start a consistent snapshot whose binlog position is known exactly."""
-    conn = connect(url, autocommit=False, read_timeout=None, text_values=True)
+    conn = connect(url, autocommit=False, read_timeout=LONG_READ_TIMEOUT_S, text_values=True)
     view_id = uuid.uuid4().hex[:12]
     info = server_info(conn)
     with conn.cursor() as cur:
@@ -103,7 +103,8 @@ def open_read_view(url: DatabaseUrl, tables: list[Table], lock: str = "tables") 
         position = BinlogPosition(file, pos, gtid or None)
         return ReadView(view_id, conn, position, "mariadb-consistent-snapshot", 0.0)
 
-    locker = connect(url, autocommit=True)
+    # LOCK TABLES waits for the app's open transactions: bounded like a long read.
+    locker = connect(url, autocommit=True, read_timeout=LONG_READ_TIMEOUT_S)
     try:
         started = time.monotonic()
         with locker.cursor() as cur:
