@@ -7,9 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint servers demo bench clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies exactly as production gets them (requirements.lock, hash
+# checked, as in the Dockerfile); then wacdc itself and the dev tools around them.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -18,6 +21,7 @@ servers:
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/mypy
 
 # Every real-server test runs on both source flavours, MariaDB and Oracle MySQL (`servers`
 # builds the MySQL root when there is no mysqld; WACDC_TEST_FLAVOURS=mysql narrows a run).

@@ -81,8 +81,8 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
             if step.kind == "table":
                 for note in by_name[step.name].notes:  # SQL comments: the output stays SQL
                     print(note.comment)
-        for note in skipped_index_notes(tables):
-            print(note)
+        for skipped in skipped_index_notes(tables):
+            print(skipped)
         print("-- foreign keys are created at cutover (NOT VALID, then VALIDATE)")
         return EXIT_OK
     with connect_target(settings.target()) as target:

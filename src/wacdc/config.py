@@ -521,7 +521,8 @@ class Settings(BaseSettings):
             if secret is None:
                 continue
             try:
-                kind = "mysql" if secret is self.source_url else "postgresql"
+                kind: Literal["mysql", "postgresql"] = \
+                    "mysql" if secret is self.source_url else "postgresql"
                 url = parse_url(secret.get_secret_value(), kind)
             except ValueError:
                 continue

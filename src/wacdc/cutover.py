@@ -45,7 +45,7 @@ from wacdc.schema.extras import apply_extras
 from wacdc.schema.profile import ForeignKey, load_profile
 from wacdc.sink import writer
 from wacdc.sink.pool import TargetPool
-from wacdc.source.connection import connect, quote_ident
+from wacdc.source.connection import connect, one_value, quote_ident
 from wacdc.source.position import current_position
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def latest(conn: psycopg.Connection) -> dict[str, Any] | None:
 
 
 def _set(conn: psycopg.Connection, cutover_id: int, status: str, **fields: Any) -> None:
-    assignments = [sql.SQL("status = %s"), sql.SQL("updated_at = now()")]
+    assignments: list[sql.Composable] = [sql.SQL("status = %s"), sql.SQL("updated_at = now()")]
     values: list[Any] = [status]
     for name, value in fields.items():
         assignments.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
@@ -421,7 +421,7 @@ def count_rows(source: pymysql.connections.Connection, target: psycopg.Connectio
             cur.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}")
             mine = target.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
                 sql.Identifier(schema), sql.Identifier(table))).fetchone()
-            counts[table] = {"source": int(cur.fetchone()[0]),
+            counts[table] = {"source": int(one_value(cur)),
                              "target": int(mine[0]) if mine else 0}
     return counts
 
@@ -558,7 +558,7 @@ def validate_foreign_keys(conn: psycopg.Connection, schema: str, fks: list[Forei
     return orphans
 
 
-def http_endpoint(settings: Settings, pool: TargetPool):  # type: ignore[no-untyped-def]
+def http_endpoint(settings: Settings, pool: TargetPool):
     """POST /cutover: Authorization: Bearer $WACDC_ADMIN_TOKEN (401 without, 403 wrong)."""
 
     def handle(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:

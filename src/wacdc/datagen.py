@@ -26,7 +26,7 @@ from wacdc.config import parse_url
 from wacdc.schema.introspect import introspect_tables
 from wacdc.schema.model import Column, Table
 from wacdc.schema.profile import Profile, config_dir, load_profile
-from wacdc.source.connection import connect, quote_ident
+from wacdc.source.connection import connect, one_value, quote_ident
 
 _NAMESPACE = uuid.UUID("6f1b7a52-3c1e-4a8e-9d7c-2b1f0e3a4c5d")
 _WORDS = ("namaste", "booking", "Goa", "Kerala", "package", "confirm", "hotel", "flight",
@@ -346,7 +346,7 @@ def _double_until(conn: pymysql.connections.Connection, table: Table, target: in
                        for c in table.columns)
     with conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM {name}")
-        have = cur.fetchone()[0]
+        have = one_value(cur)
         while have < target:
             batch = min(have, target - have, SEED_ROWS)  # bounded temp table per statement
             cur.execute(f"INSERT INTO {name} ({', '.join(cols)}) SELECT {select} FROM {name} "

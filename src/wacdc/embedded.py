@@ -630,13 +630,14 @@ class PostgresServer(_Server):
         """`tls`: ssl=on with a certificate for localhost/127.0.0.1 signed by a fresh
         test CA (`self.tls.ca`)."""
         globs = ("/usr/lib/postgresql/*/bin/{}", "/usr/local/pgsql/bin/{}")
-        self.initdb = find_binary("initdb", tuple(g.format("initdb") for g in globs))
-        self.postgres = find_binary("postgres", tuple(g.format("postgres") for g in globs))
-        if not self.initdb or not self.postgres:
+        initdb = find_binary("initdb", tuple(g.format("initdb") for g in globs))
+        postgres = find_binary("postgres", tuple(g.format("postgres") for g in globs))
+        if not initdb or not postgres:
             raise EmbeddedServerError(
                 "PostgreSQL binaries (initdb, postgres) not found; "
                 "install them: apt-get install postgresql"
             )
+        self.initdb, self.postgres = initdb, postgres
         run_as = _service_user("postgres")
         super().__init__(base_dir=_make_owned_dir("wacdc-pg-", run_as), port=free_port(),
                          run_as=run_as)

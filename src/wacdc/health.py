@@ -145,7 +145,7 @@ def _sample(gauge: Any) -> float:
 def _per_table() -> dict[str, dict[str, int]]:
     tables: dict[str, dict[str, int]] = {}
     for family in (metrics.rows_applied, metrics.snapshot_rows):
-        for sample in family.collect()[0].samples:
+        for sample in next(iter(family.collect())).samples:
             if not sample.name.endswith("_total"):
                 continue
             entry = tables.setdefault(sample.labels["table"], {})

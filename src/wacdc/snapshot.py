@@ -124,7 +124,7 @@ class IndexBuilder(threading.Thread):
                         if not exists:
                             with conn.transaction():  # built only while still the writer
                                 writer.assert_writer(conn)
-                                conn.execute(create_index_sql(table, name, index))  # type: ignore
+                                conn.execute(create_index_sql(table, name, index))
                     conn.execute(sql.SQL("ANALYZE {}.{}").format(
                         sql.Identifier(table.schema), sql.Identifier(table.name)))
                     state.set_table_status(conn, table.name, "done")

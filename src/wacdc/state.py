@@ -159,14 +159,14 @@ class TableProgress:
 
 def ensure_schema(conn: psycopg.Connection) -> None:
     with conn.transaction():
-        conn.execute(_DDL)  # type: ignore[arg-type]
+        conn.execute(_DDL)
 
 
 def first_row(conn: psycopg.Connection, query: str, row_factory: Any = tuple_row) -> Any:
     """The first row of a query on schema wacdc; None also before the first run created it."""
     try:
         with conn.cursor(row_factory=row_factory) as cur:
-            return cur.execute(query).fetchone()  # type: ignore[arg-type]
+            return cur.execute(query).fetchone()
     except psycopg.errors.UndefinedTable:
         if not conn.autocommit:
             conn.rollback()

@@ -113,7 +113,7 @@ class TableVerifier:
             sql.Identifier(alias), sql.Identifier(k)) for k in self.key)
 
     def prepare(self, conn: psycopg.Connection) -> None:
-        types = dict(conn.execute(
+        types: dict[str, str] = dict(conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
             (self.target.as_string(conn),)).fetchall())

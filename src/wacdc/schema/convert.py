@@ -432,7 +432,8 @@ class RowConverter:
 
     def _compile(self) -> Callable[[Sequence[Any]], tuple]:
         namespace: dict[str, Any] = dict(_GUARD_NAMES)
-        params, exprs = [], []
+        params: list[str] = []
+        exprs: list[str] = []
         for tc in self.columns:
             if tc.source is None:
                 exprs.append("None")  # PG-only column: always NULL

@@ -229,7 +229,7 @@ def apply_steps(conn: psycopg.Connection, steps: list[Step], tables: list[Target
 def _execute(conn: psycopg.Connection, statement: str, what: str) -> None:
     """Run one DDL statement; PostgreSQL refusing it is an error that names the object."""
     try:
-        conn.execute(statement)  # type: ignore[arg-type]
+        conn.execute(statement)
     except psycopg.errors.DatabaseError as exc:  # not a lost connection: that propagates
         if isinstance(exc, psycopg.errors.OperationalError):
             raise
@@ -250,7 +250,7 @@ def _exists(conn: psycopg.Connection, step: Step, schema: str) -> bool:
         query = ("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                  "WHERE n.nspname = %s AND c.relname = %s")
         args = (schema, step.name)
-    return conn.execute(query, args).fetchone() is not None  # type: ignore[arg-type]
+    return conn.execute(query, args).fetchone() is not None
 
 
 def existing_columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:

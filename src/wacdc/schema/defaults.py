@@ -120,7 +120,8 @@ def _valid_calendar(text: str, family: str) -> str | None:
             date_only = _DATE.fullmatch(text)
             return _valid_calendar(f"{text} 00:00:00", family) if date_only else None
         *fields, fraction = match.groups()
-        dt.datetime(*map(int, fields))
+        year, month, day, hour, minute, second = map(int, fields)
+        dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
     return f"{text[:10]} {text[11:19]}{fraction or ''}"
@@ -183,7 +184,7 @@ def _as_number(value: _Val) -> Decimal | float:
     if value.kind == "bool":
         return Decimal(int(value.value))
     if value.kind == "num":
-        return value.value  # type: ignore[no-any-return]
+        return value.value
     raise _Unsupported(f"arithmetic on a {value.kind} value")
 
 

@@ -126,7 +126,7 @@ class SchemaEvolver:
         if dropped:
             self._stop(name, query, position, f"column(s) {', '.join(dropped)} dropped or "
                        "renamed")
-        statements = []
+        statements: list[sql.SQL | sql.Composed] = []
         for column in new.columns:
             have = present.get(column.name)
             want = normalize_pg_type(column.pg_type) if not column.enum_type else None

@@ -48,9 +48,9 @@ def extras_for(profile: Profile, tables: set[str]) -> list[Extra]:
     return wanted
 
 
-def _statement(text: str, schema: str) -> sql.Composed:
+def _statement(text: str, schema: str) -> sql.SQL:
     quoted = sql.Identifier(schema).as_string(None)
-    return sql.SQL(text.replace("{schema}", quoted))  # type: ignore[arg-type]
+    return sql.SQL(text.replace("{schema}", quoted))
 
 
 def apply_extras(conn: psycopg.Connection, profile: Profile, schema: str,

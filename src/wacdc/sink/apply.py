@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import psycopg
@@ -113,7 +114,8 @@ class Applier:
         self.conn = conn  # joined to `lease`: every commit is proved (wacdc.sink.writer)
         self.sinks = sinks
         self.lease = lease
-        self._outer: psycopg.Transaction | None = None  # open while pieces are applied
+        # Open while pieces are applied: entered by hand, left with the batch or abandon().
+        self._outer: AbstractContextManager[psycopg.Transaction] | None = None
 
     @property
     def in_piece(self) -> bool:

@@ -101,7 +101,7 @@ def connect_target(url: DatabaseUrl, *, autocommit: bool = False,
     started = time.monotonic()
     try:
         # The URL's own connect_timeout wins over the default (not over the caller's).
-        timeout = {} if connect_timeout is None and any(
+        timeout: dict[str, Any] = {} if connect_timeout is None and any(
             k == "connect_timeout" for k, _ in url.query) else {
             "connect_timeout": connect_timeout or 10}
         conn = TargetConnection.connect(

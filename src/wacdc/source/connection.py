@@ -231,7 +231,7 @@ def describe_connect_error(url: DatabaseUrl, exc: BaseException) -> str:
 
 
 def _mysql_message(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     if len(args) >= 2 and isinstance(args[1], str):
         return f"({args[0]}) {args[1]}"
     return str(exc) or type(exc).__name__
@@ -263,6 +263,14 @@ def session_encryption(conn: pymysql.connections.Connection) -> Encryption:
 def server_info(conn: pymysql.connections.Connection) -> ServerInfo:
     version = query_value(conn, "SELECT VERSION()")
     return ServerInfo(version=str(version), is_mariadb="mariadb" in str(version).lower())
+
+
+def one_value(cur: pymysql.cursors.Cursor) -> Any:
+    """The first column of the one row an aggregate or @@variable query always returns."""
+    row = cur.fetchone()
+    if row is None:
+        raise pymysql.err.InternalError("the server returned no row for a one-row query")
+    return row[0]
 
 
 def query_value(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> Any:

@@ -213,7 +213,8 @@ class ImagePlan:
         self.source = source
         code = compile(source, f"<wacdc row image {table.schema}.{table.table}>", "exec")
         exec(code, self._namespace)
-        self.read_image: Callable[[bytes, int], tuple[tuple, int]] = \
+        # read_image(buf, pos, partial=0): partial is the JSON-diff mask of an after image
+        self.read_image: Callable[..., tuple[tuple, int]] = \
             self._namespace["read_image"]
 
     def _generate(self, columns: list) -> list[str]:
@@ -537,7 +538,7 @@ class TableMapMemo:
             table_map[self.table_id] = self.table_obj
 
         init._wacdc_memo = True  # type: ignore[attr-defined]
-        TableMapEvent.__init__ = init  # type: ignore[method-assign]
+        TableMapEvent.__init__ = init
 
 
 def _passes_filters(parsed: dict[str, Any], kwargs: dict[str, Any]) -> bool:

@@ -430,7 +430,7 @@ def install() -> None:
 
     __init__._wacdc_events = True  # type: ignore[attr-defined]
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
-    BinLogPacketWrapper.__init__ = __init__  # type: ignore[method-assign]
+    BinLogPacketWrapper.__init__ = __init__
 
 
 def install_query_status_tolerance() -> None:
@@ -459,5 +459,5 @@ def install_query_status_tolerance() -> None:
             self.packet.advance(self._wacdc_status_end - self.packet.read_bytes)
 
     read_status_value._wacdc_tolerant = True  # type: ignore[attr-defined]
-    QueryEvent._advance_to_payload = advance_to_payload  # type: ignore[method-assign]
-    QueryEvent._read_status_vars_value_for_key = read_status_value  # type: ignore[method-assign]
+    QueryEvent._advance_to_payload = advance_to_payload
+    QueryEvent._read_status_vars_value_for_key = read_status_value

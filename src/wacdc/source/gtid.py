@@ -469,8 +469,8 @@ def install() -> None:
        module `pymysqlreplication.gtid` itself is left alone.
     """
     BinLogPacketWrapper._BinLogPacketWrapper__event_map[GTID_TAGGED_LOG_EVENT] = \
-        TaggedGtidEvent  # type: ignore[attr-defined]
-    binlogstream.GtidSet = MysqlGtidSet  # type: ignore[attr-defined, misc]
+        TaggedGtidEvent
+    binlogstream.GtidSet = MysqlGtidSet
 
     reader = binlogstream.BinLogStreamReader
     if not getattr(reader._allowed_event_list, "_wacdc_tagged", False):
@@ -481,4 +481,4 @@ def install() -> None:
             return events | {TaggedGtidEvent} if GtidEvent in events else events
 
         _allowed_event_list._wacdc_tagged = True  # type: ignore[attr-defined]
-        reader._allowed_event_list = _allowed_event_list  # type: ignore[method-assign]
+        reader._allowed_event_list = _allowed_event_list

@@ -337,4 +337,4 @@ def install() -> None:
         return json_text(self.read(self.read_uint_by_size(size)))
 
     read_binary_json._wacdc_json_text = True  # type: ignore[attr-defined]
-    BinLogPacketWrapper.read_binary_json = read_binary_json  # type: ignore[method-assign]
+    BinLogPacketWrapper.read_binary_json = read_binary_json

@@ -180,7 +180,7 @@ class PayloadReader(BinLogStreamReader):
 
 def install() -> None:
     """Teach the library's packet wrapper the payload event type (it would drop it)."""
-    event_map = BinLogPacketWrapper._BinLogPacketWrapper__event_map  # type: ignore[attr-defined]
+    event_map = BinLogPacketWrapper._BinLogPacketWrapper__event_map
     event_map[TRANSACTION_PAYLOAD_EVENT] = TransactionPayloadEvent
 
 

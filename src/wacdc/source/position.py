@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pymysql
 
+from wacdc.source.connection import one_value
 from wacdc.source.gtid import MysqlGtidSet
 
 
@@ -66,7 +67,7 @@ def current_position(conn: pymysql.connections.Connection) -> BinlogPosition:
         if gtid is None:
             cur.execute("SELECT @@global.gtid_binlog_pos" if _is_mariadb(conn)
                         else "SELECT @@global.gtid_executed")
-            value = cur.fetchone()[0]
+            value = one_value(cur)
             gtid = str(value).replace("\n", "") or None
     return BinlogPosition(file, pos, gtid)
 

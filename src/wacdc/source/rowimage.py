@@ -73,7 +73,7 @@ def _read_time2(self: RowsEvent, column: Any) -> dt.timedelta:
 
 # Name-mangled private method of the library: fixed for WACDC_DECODER=library and for the
 # events the compiled decoder leaves to the library (source/decoder.py reads TIME2 itself).
-RowsEvent._RowsEvent__read_time2 = _read_time2  # type: ignore[attr-defined]
+RowsEvent._RowsEvent__read_time2 = _read_time2
 _install_json_text()  # binary JSON -> MySQL's text, as the compiled decoder gives
 
 
@@ -93,4 +93,4 @@ def _table_init(self: Table, table_id: int, schema: str, table: str, columns: li
                           "column_name_flag": column_name_flag})
 
 
-Table.__init__ = _table_init  # type: ignore[method-assign]
+Table.__init__ = _table_init

@@ -23,7 +23,13 @@ from wacdc.errors import WacdcError
 from wacdc.log import get_logger
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.model import Column, Table
-from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect, quote_ident, server_info
+from wacdc.source.connection import (
+    LONG_READ_TIMEOUT_S,
+    connect,
+    one_value,
+    quote_ident,
+    server_info,
+)
 from wacdc.source.position import BinlogPosition, current_position
 
 log = get_logger("wacdc.source.snapshot")
@@ -96,7 +102,7 @@ def open_read_view(url: DatabaseUrl, tables: list[Table], lock: str = "tables") 
             with conn.cursor() as cur:
                 # The GTID position that corresponds exactly to the view's file:pos.
                 cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
-                gtid = cur.fetchone()[0]
+                gtid = one_value(cur)
         except pymysql.err.MySQLError as exc:
             log.warning("no GTID for the snapshot position; file:pos is used alone",
                         position=f"{file}:{pos}", error=str(exc.args[-1]))
@@ -163,7 +169,7 @@ def use_fast_row_parser(cursor: pymysql.cursors.SSCursor) -> None:
     Only valid with TEXT_CONVERSIONS (no decoders), where PyMySQL itself would just
     decode each text column with the connection encoding and leave binary ones as bytes.
     """
-    result = cursor._result
+    result = cursor._result  # type: ignore[attr-defined]  # PyMySQL's, not in its stubs
     if result is None or not result.converters:
         return
     if any(converter is not None for _, converter in result.converters):

@@ -991,9 +991,10 @@ def _sqlglot(text: str) -> exp.Expression | None:
         trees = sqlglot.parse(text, read="mysql")
     except Exception:  # noqa: BLE001 - sqlglot fails in many ways on text it does not know
         return None
-    if len(trees) != 1 or trees[0] is None or trees[0].find(exp.Command) is not None:
+    tree = trees[0] if len(trees) == 1 else None
+    if not isinstance(tree, exp.Expression) or tree.find(exp.Command) is not None:
         return None
-    return trees[0]
+    return tree
 
 
 def _ref(table: exp.Expression | None, db: str) -> TableRef | None:
