@@ -11,7 +11,7 @@ import psycopg
 import pymysql
 
 from wacdc.config import DatabaseUrl, Settings, mysql_options
-from wacdc.errors import EXIT_FINDING, EXIT_OK, ConnectError, SchemaError, WacdcError
+from wacdc.errors import EXIT_FINDING, EXIT_OK, SchemaError, WacdcError
 from wacdc.log import redact
 from wacdc.schema.catalog import Catalog, load_catalog
 from wacdc.schema.model import Table
@@ -275,7 +275,7 @@ def _column_findings(settings: Settings, profile: Profile, table: Table) -> list
 
 def _target_checks(settings: Settings, allow_plaintext: bool = False) -> Iterator[Finding]:
     url = settings.target()
-    conn = _connect_target_for_check(url)  # unreachable: ConnectError, exit 2
+    conn = connect_target(url, autocommit=True)  # unreachable: ConnectError, exit 2
     with conn:
         version = conn.info.server_version
         pretty = f"PostgreSQL {version // 10000}.{version % 10000}"
@@ -371,7 +371,7 @@ def _target_transport_checks(settings: Settings, conn: psycopg.Connection, url: 
             f"enable ssl on the server if it is off, and add sslmode=require (or "
             f"verify-full with sslrootcert=<CA file>) to {variable}", f"sslmode={sslmode}")
     try:
-        verdict = probe_pooler(conn, url, _connect_target_for_check)
+        verdict = probe_pooler(conn, url)
     except psycopg.Error as exc:
         yield Finding(WARN, "target pooler", "could not probe for a pooler "
                       f"({redact(str(exc).strip().splitlines()[0] if str(exc).strip() else '')})")
@@ -401,19 +401,6 @@ def _pg_tls_of_session(conn: psycopg.Connection) -> str:
         # pooler or proxy ends the TLS.
         return "TLS to a pooler or proxy in front of PostgreSQL"
     return f"{row[1]} {row[2]}"
-
-
-def _connect_target_for_check(url: DatabaseUrl) -> psycopg.Connection:
-    """connect_target, with a hint when the refusal comes from a pooler."""
-    from wacdc.sink.pooler import pooler_hint
-
-    try:
-        return connect_target(url, autocommit=True)
-    except ConnectError as exc:
-        hint = pooler_hint(str(exc))
-        if hint:
-            raise ConnectError(f"{exc}; {hint}") from None
-        raise
 
 
 def run_checks(settings: Settings, profile: Profile, *,

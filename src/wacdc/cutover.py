@@ -437,14 +437,15 @@ def advance_identities(conn: psycopg.Connection, schema: str, tables: list[str])
             "SELECT setval(pg_get_serial_sequence({}, {}), "
             "GREATEST((SELECT max({}) FROM {}.{}), 1), "
             "(SELECT max({}) FROM {}.{}) IS NOT NULL)").format(
-            sql.Literal(f'{quote_pg(schema)}.{quote_pg(table)}'), sql.Literal(column),
+            sql.Literal(regclass_text(conn, schema, table)), sql.Literal(column),
             sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table),
             sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table)))
     return len(rows)
 
 
-def quote_pg(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def regclass_text(conn: psycopg.Connection, schema: str, table: str) -> str:
+    """`"schema"."table"` as a regclass argument takes it, quoted by psycopg."""
+    return sql.Identifier(schema, table).as_string(conn)
 
 
 def _fk_exists(conn: psycopg.Connection, schema: str, fk: ForeignKey) -> bool:
@@ -521,7 +522,7 @@ def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]
         "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
         "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
         "ORDER BY array_position(i.indkey, a.attnum)",
-        (f"{quote_pg(schema)}.{quote_pg(table)}",)).fetchall()
+        (regclass_text(conn, schema, table),)).fetchall()
     return [r[0] for r in rows] or ["ctid"]
 
 

@@ -226,7 +226,7 @@ def _side(exc: BaseException) -> str | None:
     if isinstance(exc, pymysql.err.OperationalError | ConnectionError | OSError):
         return "source"
     if isinstance(exc, ConnectError):
-        return "target" if "target" in str(exc) else "source"
+        return exc.side
     return None
 
 

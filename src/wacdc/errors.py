@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_ERROR = 2
@@ -18,7 +20,15 @@ class ConfigError(WacdcError):
 
 
 class ConnectError(WacdcError):
-    """A database could not be reached (the message has the redacted URL)."""
+    """A database could not be reached (the message has the redacted URL); `side` says
+    which one, as data (the daemon retries by it)."""
+
+    def __init__(self, message: str, side: Literal["source", "target"]) -> None:
+        super().__init__(message)
+        self.side = side
+
+    def __reduce__(self) -> tuple[type[ConnectError], tuple[str, str]]:
+        return type(self), (str(self), self.side)  # it crosses the decode-process pipe
 
 
 class SchemaError(WacdcError):

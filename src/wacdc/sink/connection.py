@@ -116,7 +116,8 @@ def connect_target(url: DatabaseUrl, *, autocommit: bool = False,
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = pooler_hint(first_line)
         raise ConnectError(f"cannot connect to the target {url.redacted}: "
-                           f"{redact(first_line)}" + (f"; {hint}" if hint else "")) from None
+                           f"{redact(first_line)}" + (f"; {hint}" if hint else ""),
+                           "target") from None
     _end_orphans(url)
     return conn
 

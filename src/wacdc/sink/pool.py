@@ -76,7 +76,7 @@ class TargetPool:
                 f"no connection to the target {self.url.redacted} within "
                 f"{self.borrow_timeout:.0f}s from wacdc's pool (WHATSAPP_DB_POOL_MAX="
                 f"{pool.max_size}, all busy or the server unreachable): "
-                f"{redact(str(exc)).splitlines()[0]}") from None
+                f"{redact(str(exc)).splitlines()[0]}", "target") from None
 
     def stats(self) -> dict[str, int]:
         return dict(self._pool.get_stats()) if self._pool is not None else {}

@@ -181,7 +181,7 @@ def connect(url: DatabaseUrl, *, database: str | None = None, autocommit: bool =
             init_command="SET time_zone = '+00:00'",
         )
     except pymysql.err.MySQLError as exc:
-        raise ConnectError(describe_connect_error(url, exc)) from None
+        raise ConnectError(describe_connect_error(url, exc), "source") from None
     return conn
 
 
