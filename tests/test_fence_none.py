@@ -54,10 +54,24 @@ def test_fence_none_follows_the_binlog_after_the_cutover_and_alarms(
         again.wait_for("the late delete", lambda: _count(target_db, "late-1") == 0)
         again.wait_for("its alarm", lambda: _late_writes(again, "WhatsAppCustomer",
                                                          "delete") == 1)
+        assert independent_differences(source_db, target_db, ["WhatsAppCustomer"]) == {}
+        # A TRUNCATE in MySQL after the cutover is raised, never applied to the primary.
+        with target_db.connect() as pg:
+            rows = pg.execute('SELECT count(*) FROM "WhatsAppCustomer"').fetchone()[0]
+        assert rows == 50
+        source_db.execute("TRUNCATE TABLE WhatsAppCustomer")
+        again.wait_for("the TRUNCATE's alarm", lambda: b"NOT applied to PostgreSQL"
+                       in again.log)
+        with target_db.connect() as pg:
+            assert pg.execute('SELECT count(*) FROM "WhatsAppCustomer"').fetchone()[0] == rows
+        assert again.samples()[("wacdc_errors_total",
+                                (("kind", "StatementAfterCutover"),))] == 1
+        # Asking for the cutover again says it is done, and does not wait.
+        asked = run_cli("cutover", "--wait", env=env, timeout=30)
+        assert asked.code == 0 and "already done" in asked.output, asked.output
     finally:
         again.stop()
     assert again.proc.returncode == 0
-    assert independent_differences(source_db, target_db, ["WhatsAppCustomer"]) == {}
     with target_db.connect() as pg:
         assert pg.execute("SELECT phase FROM wacdc.state").fetchone()[0] == "done"
 

@@ -77,8 +77,8 @@ def test_a_lock_lost_mid_snapshot_stops_the_old_writer_before_its_next_commit(
                                "status = 'copying'")
             assert copying == 1, "the first instance must still be copying"
             # The lock holder's own backend dies; its other connections go on.
-            (pid,) = pg.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND "
-                                "granted").fetchone()
+            (pid,) = pg.execute("SELECT DISTINCT pid FROM pg_locks WHERE locktype = "
+                                "'advisory' AND granted").fetchone()
             pg.execute("SELECT pg_terminate_backend(%s)", (pid,))
             _wait("the takeover", lambda: _one(pg, "SELECT epoch FROM wacdc.writer")
                   != first_epoch, second, second_log)

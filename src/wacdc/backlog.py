@@ -82,7 +82,7 @@ class BacklogWatcher(threading.Thread):
                 self.poll(target, source)
             except (ConnectError, psycopg.Error, pymysql.err.MySQLError, OSError) as exc:
                 if writer.is_lost_lease(exc):
-                    return  # the main thread stops at its next commit, with the message
+                    break  # the main thread stops at its next commit, with the message
                 self._warn(exc)
                 for conn in (target, source):
                     if conn is not None:

@@ -168,6 +168,10 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
             ok, message = cutover.abort(conn)
             print(message)
             return EXIT_OK if ok else EXIT_FINDING
+        before = read_status(conn, lock_key(settings.target().database))
+        if before is not None and before.phase == "done":
+            print("the cutover is already done: PostgreSQL is the primary (`wacdc status`)")
+            return EXIT_OK
         cutover_id = cutover.request(conn, f"wacdc cutover on {socket.gethostname()}")
         status = read_status(conn, lock_key(settings.target().database))
         running = status is not None and status.writer_pid is not None

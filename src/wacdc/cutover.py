@@ -195,6 +195,11 @@ class CutoverController:
             self.current = None
             return
         req = Request(int(row[0]), row[1], float(row[2]))
+        if STATUS.phase == "done":  # asked again after it (WACDC_FENCE=none follows on)
+            _set(self.session.target, req.id, "refused",
+                 reason="the cutover is already done: PostgreSQL is the primary")
+            self.current = None
+            return
         if req.status == "abort_requested":
             _set(self.session.target, req.id, "aborted", reason="aborted by the operator")
             log.info("cutover aborted by the operator", cutover=req.id)

@@ -198,7 +198,10 @@ def _record_failure(settings: Settings, exc: WacdcError,
     try:
         with pool.connection() as conn:
             writer.join(conn, lease)  # undone when the pool takes it back
-            state.set_phase(conn, "failed", error=str(exc))
+            # After the cutover PostgreSQL is the primary: a failure while following
+            # MySQL (WACDC_FENCE=none) is recorded, but the phase stays `done`.
+            done = state.get_phase(conn) == "done"
+            state.set_phase(conn, "done" if done else "failed", error=str(exc))
     except (ConnectError, psycopg.Error) as note:
         log.error("could not record the failure in the target",
                   error=str(note).strip().splitlines()[0] if str(note).strip() else "")
@@ -305,7 +308,7 @@ def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,
     waiting_since = None
     try:
         while not stop.is_set():
-            if writer.try_lock(conn, database):
+            if writer.try_lock(conn, database, settings.target_schema):
                 if waiting_since is not None:
                     log.info("replication lock acquired; this instance applies now",
                              waited_s=round(time.monotonic() - waiting_since, 1))
@@ -450,6 +453,8 @@ class StreamSession:
             self.lag.read(item.end, bool(item.changes), item.commit_time, item.received_at)
         elif isinstance(item, Piece):
             self.flush()  # whole transactions before it commit first
+            if self.following and item.changes:
+                _write_after_cutover(item)
             if not self.applier.in_piece:
                 log.info("a large source transaction: applying it in pieces inside one "
                          "PostgreSQL transaction (committed with its end)",
@@ -460,6 +465,8 @@ class StreamSession:
             self.flush()  # everything before the statement first
             if self.fence_marker and self.fence_marker in item.query:
                 self.fence_seen = True  # the cutover's own fence: the end of the stream
+            elif self.following:  # PostgreSQL is the primary: MySQL's DDL is not its own
+                _statement_after_cutover(item)
             else:
                 _schema_change(item, self.evolver, self.sinks, self.target, self.policy)
         else:
@@ -525,7 +532,16 @@ class StreamSession:
 LATE_WRITES_LOGGED = 20  # per transaction; the metric counts every row
 
 
-def _write_after_cutover(txn: Transaction) -> None:
+def _statement_after_cutover(statement: Statement) -> None:
+    """A TRUNCATE or DDL on a tracked table in MySQL after the cutover (FENCE=none): not
+    applied to the primary (PostgreSQL), raised instead."""
+    metrics.errors.labels(kind="StatementAfterCutover").inc()
+    log.error("a schema change or TRUNCATE ran in MySQL after the cutover: NOT applied to "
+              "PostgreSQL (it is the primary now); find who still uses MySQL",
+              statement=statement.query[:300], position=str(statement.position))
+
+
+def _write_after_cutover(txn: Transaction | Piece) -> None:
     """An alarm for each row change that reached MySQL after the cutover (FENCE=none)."""
     for n, change in enumerate(txn.changes):
         metrics.writes_after_cutover.labels(table=change.table, op=change.op).inc()
@@ -536,7 +552,8 @@ def _write_after_cutover(txn: Transaction) -> None:
     metrics.errors.labels(kind="WriteAfterCutover").inc()
     if len(txn.changes) > LATE_WRITES_LOGGED:
         log.error("more writes of that transaction landed in MySQL after the cutover",
-                  rows=len(txn.changes), end=str(txn.end))
+                  rows=len(txn.changes),
+                  end=str(txn.end if isinstance(txn, Transaction) else txn.position))
 
 
 def _poll_source(control: pymysql.connections.Connection, target: psycopg.Connection,

@@ -84,7 +84,9 @@ class DaemonStatus:
         return None
 
     def lag_known(self) -> bool:
-        return self.phase == "done" or self._tracker() is not None
+        """Known: current figures (a head polled within the last seconds), or done."""
+        tracker = self._tracker()
+        return self.phase == "done" or (tracker is not None and not tracker.stale())
 
     def lag_seconds(self) -> float:
         tracker = self._tracker()

@@ -18,9 +18,9 @@ from wacdc.source.position import BinlogPosition
 STATE_SCHEMA = "wacdc"
 
 _DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
 -- Concurrent starts (a deploy overlap) create this schema one at a time.
 SELECT pg_advisory_xact_lock(hashtext('wacdc:state-ddl'));
+CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.state (
     id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     phase text NOT NULL,

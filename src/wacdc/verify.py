@@ -257,7 +257,7 @@ def _become_the_writer(settings: Settings, target: psycopg.Connection) -> None:
     lives as long as `target`; a running daemon keeps it, and repair is refused."""
     deployment = writer.deployment_of(settings.source().database, settings.target_schema)
     writer.check_deployment(target, deployment)
-    if not writer.try_lock(target, settings.target().database):
+    if not writer.try_lock(target, settings.target().database, settings.target_schema):
         raise WacdcError(
             "--repair: a wacdc daemon is the writer of this target (it holds the writer "
             "lock; see `wacdc status`). Stop it (SIGTERM keeps its checkpoint), run "

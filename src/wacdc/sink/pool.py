@@ -12,6 +12,7 @@ session state a pooled connection must not pass on.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,8 +36,13 @@ class TargetPool:
     def __init__(self, settings: Settings, borrow_timeout: float = BORROW_TIMEOUT_S) -> None:
         self.settings, self.borrow_timeout = settings, borrow_timeout
         self._pool: ConnectionPool | None = None
+        self._opening = threading.Lock()  # POST workers and the main loop borrow
 
     def _open(self) -> ConnectionPool:
+        with self._opening:
+            return self._pool or self._build()
+
+    def _build(self) -> ConnectionPool:
         if self._pool is None:
             settings, url = self.settings, self.settings.target()
             self.url: DatabaseUrl = url
@@ -50,13 +56,15 @@ class TargetPool:
                 max_size=max(settings.pool_max, settings.pool_min),
                 max_idle=settings.pool_idle_timeout, timeout=self.borrow_timeout,
                 configure=self._configure, reset=self._reset, open=False,
-                name="wacdc-target")
+                # an idle connection may have died (server restart, proxy idle drop)
+                check=ConnectionPool.check_connection, name="wacdc-target")
             self._pool.open(wait=False)
         return self._pool
 
     def _configure(self, conn: psycopg.Connection) -> None:
-        if isinstance(conn, TargetConnection):
-            conn.identify(self.url, time.monotonic())  # the dead-connection watchdog
+        if isinstance(conn, TargetConnection):  # for the dead-connection watchdog: the
+            # window its backend started in reaches back over the longest connect
+            conn.identify(self.url, time.monotonic() - 10)
 
     @staticmethod
     def _reset(conn: psycopg.Connection) -> None:
@@ -82,6 +90,7 @@ class TargetPool:
         return dict(self._pool.get_stats()) if self._pool is not None else {}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._opening:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None

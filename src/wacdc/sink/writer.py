@@ -52,10 +52,24 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def try_lock(conn: psycopg.Connection, database: str) -> bool:
-    row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
-                       (lock_key(database),)).fetchone()
-    return bool(row and row[0])
+def legacy_lock_key(target_schema: str) -> str:
+    """The lock of wacdc versions before the writer epoch (per target schema). Held too,
+    so an instance of such a version during an upgrade overlap waits instead of writing."""
+    return f"wacdc:{target_schema}"
+
+
+def try_lock(conn: psycopg.Connection, database: str, target_schema: str) -> bool:
+    """Take the writer lock (and the legacy one) without waiting; False if held."""
+    row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)), "
+                       "pg_try_advisory_lock(hashtext(%s))",
+                       (lock_key(database), legacy_lock_key(target_schema))).fetchone()
+    got, got_legacy = (bool(row[0]), bool(row[1])) if row else (False, False)
+    if got and got_legacy:
+        return True
+    for key, held in ((lock_key(database), got), (legacy_lock_key(target_schema), got_legacy)):
+        if held:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+    return False
 
 
 def take_epoch(conn: psycopg.Connection, what: str, deployment: str) -> WriterLease:
