@@ -27,11 +27,11 @@ import psycopg
 from psycopg import sql
 
 from wacdc.config import load_settings
-from wacdc.schema.catalog import plan_target
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.sink.apply import ImagePlan, TableSink
+from wacdc.source.catalog import plan_target
 from wacdc.source.connection import connect
-from wacdc.source.snapshot import read_converted
+from wacdc.source.read_view import read_converted
 
 Run = tuple[str, list[tuple]]  # (table, rows) of consecutive upserts to one table
 Method = Callable[[psycopg.Connection, list[Run]], None]

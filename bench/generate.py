@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from wacdc.datagen import create_whatsapp_database
+from wacdc.devtools.datagen import create_whatsapp_database
 
 
 def generate(url_text: str, messages: int) -> dict[str, int]:

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from wacdc.config import parse_url  # noqa: E402
-from wacdc.embedded import MariaDBServer, MySQLServer, PostgresServer  # noqa: E402
+from wacdc.devtools.embedded import MariaDBServer, MySQLServer, PostgresServer  # noqa: E402
 
 TABLE = "big"
 LIMIT_MIB = 300  # the bound for the daemon's peak RSS

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import apply_methods, cutover, large_transaction, streaming  # noqa: E402
 from bench.generate import generate  # noqa: E402
-from wacdc.embedded import MariaDBServer, PostgresServer  # noqa: E402
+from wacdc.devtools.embedded import MariaDBServer, PostgresServer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "latest.json"
 REPORT = REPO / "docs" / "benchmarks.md"

@@ -28,9 +28,10 @@ import psycopg
 import pymysql
 
 from wacdc.config import parse_url
+from wacdc.events import BinlogPosition
 from wacdc.source.binlog import open_stream, row_changes
 from wacdc.source.connection import connect
-from wacdc.source.position import BinlogPosition, current_position
+from wacdc.source.position import current_position
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE = "WhatsAppMessage"

@@ -7,11 +7,11 @@ from typing import Any
 
 from tests.harness import SourceDb, TargetDb
 from wacdc.config import load_settings
-from wacdc.schema.catalog import load_catalog
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.profile import load_profile
+from wacdc.source.catalog import load_catalog
 from wacdc.source.connection import connect
-from wacdc.source.snapshot import read_converted
+from wacdc.source.read_view import read_converted
 
 
 def _normalize(value: Any, family: str) -> Any:

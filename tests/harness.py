@@ -4,7 +4,7 @@ Every real-server test runs once per source flavour, `mariadb` and `mysql` (Orac
 MySQL 8/9), each from, in order of preference:
 1. WACDC_TEST_MYSQL_URL / WACDC_TEST_PG_URL: existing servers (no stop/kill/restart);
    the given source's flavour runs, the other one is skipped.
-2. Private servers from installed binaries (wacdc.embedded): mariadbd; an Oracle mysqld
+2. Private servers from installed binaries (wacdc.devtools.embedded): mariadbd; an Oracle mysqld
    >= 8.0, or the Debian sid root with MySQL 9 that scripts/mysql-root.sh builds.
 3. Docker present: testcontainers (mariadb:10.11 / mysql:9, postgres:16).
 """
@@ -25,7 +25,7 @@ import psycopg
 import pymysql
 
 from wacdc.config import DatabaseUrl, parse_url
-from wacdc.embedded import (
+from wacdc.devtools.embedded import (
     MariaDBServer,
     MySQLServer,
     PostgresServer,
@@ -183,7 +183,7 @@ def mysql_connect(url: DatabaseUrl | str, database: str | None = None,
 
 def split_sql(text: str) -> list[str]:
     """Statements of a DDL file (no semicolons inside literals in our fixtures)."""
-    from wacdc.datagen import sql_statements
+    from wacdc.devtools.datagen import sql_statements
 
     return sql_statements(text)
 
@@ -307,9 +307,9 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> CliResult:
 def fill_whatsapp(db: SourceDb, counts: dict[str, int] | None = None, messages: int = 200,
                   seed: int = 1) -> dict[str, int]:
     """Generated rows for the 19 tables (datagen), parents first; returns rows per table."""
-    from wacdc.datagen import default_counts, load_data_profile, populate
-    from wacdc.schema.introspect import introspect_tables
+    from wacdc.devtools.datagen import default_counts, load_data_profile, populate
     from wacdc.schema.profile import load_profile
+    from wacdc.source.introspect import introspect_tables
 
     profile = load_profile("prisma")
     url = parse_url(db.url, "mysql")

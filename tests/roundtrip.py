@@ -12,18 +12,19 @@ from typing import Any
 import psycopg
 
 from tests.harness import TEST_ENV, SourceDb, TargetDb
-from wacdc import state
 from wacdc.config import load_settings
-from wacdc.schema.catalog import load_catalog
+from wacdc.events import BinlogPosition, Transaction
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import apply_steps, plan_ddl
 from wacdc.schema.profile import load_profile
+from wacdc.sink import state
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.snapshot import Progress, copy_table
-from wacdc.source.binlog import Transaction, open_stream, row_changes
+from wacdc.source.binlog import open_stream, row_changes
+from wacdc.source.catalog import load_catalog
 from wacdc.source.connection import connect
-from wacdc.source.position import BinlogPosition, current_position
-from wacdc.source.snapshot import open_read_view
+from wacdc.source.position import current_position
+from wacdc.source.read_view import open_read_view
 
 
 class Roundtrip:

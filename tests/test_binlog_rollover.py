@@ -13,8 +13,8 @@ import pytest
 from tests.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
 from tests.independent import independent_differences
 from tests.workload import TABLES, Workload
-from wacdc.lag import binlog_distance
-from wacdc.source.position import BinlogPosition, file_key
+from wacdc.events import BinlogPosition, file_key
+from wacdc.observe.lag import binlog_distance
 
 
 def test_file_index_compares_as_a_number() -> None:

@@ -26,7 +26,7 @@ from tests.independent import independent_differences
 from tests.tcpproxy import TcpProxy
 from tests.workload import TABLES, Workload
 from wacdc.daemon import HEARTBEAT_S
-from wacdc.embedded import free_port
+from wacdc.devtools.embedded import free_port
 from wacdc.sink.connection import (
     DEAD_BOUND_S,
     KEEPALIVES_COUNT,
@@ -36,7 +36,7 @@ from wacdc.sink.connection import (
     TCP_USER_TIMEOUT_MS,
 )
 from wacdc.source.binlog import stream_read_timeout
-from wacdc.source.pipe import child_silence_bound
+from wacdc.source.reader import child_silence_bound
 
 SOURCE_BOUND_S = stream_read_timeout(HEARTBEAT_S)  # 5 s
 CHILD_BOUND_S = child_silence_bound(HEARTBEAT_S)  # 10 s
@@ -97,8 +97,8 @@ def _streaming(daemon: Daemon) -> None:
 def _caught_up(daemon: Daemon, source: SourceDb, target: TargetDb, timeout: float = 90
                ) -> None:
     """Until the daemon's committed checkpoint reaches the source's binlog head."""
-    from wacdc import state
     from wacdc.config import parse_url
+    from wacdc.sink import state
     from wacdc.source.connection import connect
     from wacdc.source.position import current_position
 

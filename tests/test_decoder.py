@@ -36,13 +36,14 @@ from pymysqlreplication.table import Table
 
 from tests.harness import SourceDb
 from tests.test_types import ALLTYPES, ROWS, _insert_all
-from wacdc import metrics
 from wacdc.config import parse_url
 from wacdc.errors import RowImageError
-from wacdc.source.binlog import RowChange, open_stream, row_changes
+from wacdc.events import BinlogPosition, RowChange
+from wacdc.observe import metrics
+from wacdc.source.binlog import open_stream, row_changes
 from wacdc.source.connection import connect
 from wacdc.source.decoder import CompiledDecoder, pairs
-from wacdc.source.position import BinlogPosition, current_position
+from wacdc.source.position import current_position
 from wacdc.source.rowimage import unambiguous
 
 EXAMPLES = settings(max_examples=30, deadline=None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import REPO, wacdc_env
-from wacdc.embedded import find_oracle_mysql
+from wacdc.devtools.embedded import find_oracle_mysql
 
 
 def _processes_mentioning(paths: list[str]) -> list[str]:

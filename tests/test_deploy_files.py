@@ -28,7 +28,7 @@ RAILWAY = DEPLOY / "railway.toml"
 COMPOSE = DEPLOY / "docker-compose.yml"
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
-HEALTH_SRC = ROOT / "src" / "wacdc" / "health.py"
+HEALTH_SRC = ROOT / "src" / "wacdc" / "observe" / "http.py"
 
 HEALTH_PATH = "/healthz"
 DEFAULT_PORT = Settings.model_fields["metrics_port"].default  # 9108

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from wacdc import metrics
+from wacdc.observe import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -1,5 +1,5 @@
 """The written list of binlog event types, and MariaDB's compressed events
-(src/wacdc/source/events.py).
+(src/wacdc/source/event_types.py).
 
 Without a server: every type code 0-255 through the library's packet wrapper (handled and
 ignorable types pass, refused and unknown ones stop naming code and position), and
@@ -41,11 +41,12 @@ from tests.conftest import only_on
 from tests.harness import SourceDb
 from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
-from wacdc.source import events
+from wacdc.events import BinlogPosition
+from wacdc.source import event_types as events
 from wacdc.source.binlog import open_stream, row_changes
 from wacdc.source.connection import connect, connection_kwargs
 from wacdc.source.decoder import CompiledDecoder
-from wacdc.source.events import (
+from wacdc.source.event_types import (
     COMPRESSED_TYPES,
     EVENT_TYPES,
     HANDLED,
@@ -60,7 +61,7 @@ from wacdc.source.events import (
     EventTypeError,
     compressed_type,
 )
-from wacdc.source.position import BinlogPosition, current_position
+from wacdc.source.position import current_position
 from wacdc.source.rowimage import unambiguous
 
 events.install()

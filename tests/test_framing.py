@@ -20,10 +20,11 @@ from tests.harness import REPO, SourceDb, TargetDb, run_cli, wacdc_env
 from tests.independent import independent_differences
 from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
-from wacdc.source.binlog import Transaction, open_stream
+from wacdc.events import BinlogPosition, GtidState, Transaction
+from wacdc.source.binlog import open_stream
 from wacdc.source.connection import connect
 from wacdc.source.framing import transactions
-from wacdc.source.position import BinlogPosition, GtidState, current_position
+from wacdc.source.position import current_position
 
 TABLE = "WhatsAppCustomer"
 

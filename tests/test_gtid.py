@@ -19,17 +19,14 @@ from pymysqlreplication.event import GtidEvent
 from pymysqlreplication.gtid import GtidSet as LibraryGtidSet
 from pymysqlreplication.packet import BinLogPacketWrapper
 
+from wacdc.events import GtidState
+from wacdc.gtidset import MAX_GNO, MysqlGtidSet, read_varlen_signed, read_varlen_unsigned
 from wacdc.source.gtid import (
     GTID_TAGGED_LOG_EVENT,
-    MAX_GNO,
-    MysqlGtidSet,
     TaggedGtidEvent,
     decode_tagged_gtid_event,
     install,
-    read_varlen_signed,
-    read_varlen_unsigned,
 )
-from wacdc.source.position import GtidState
 
 U = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 SERVER_UUID = "7417fe8a-ed62-11f1-99fb-02fc00000001"  # @@server_uuid of the capture server

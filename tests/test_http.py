@@ -20,11 +20,11 @@ from contextlib import ExitStack, contextmanager
 import pytest
 
 from tests.harness import TargetDb
-from wacdc import health
 from wacdc.config import load_settings
 from wacdc.cutover import http_endpoint
-from wacdc.embedded import free_port
-from wacdc.health import STATUS, register_post, serve
+from wacdc.devtools.embedded import free_port
+from wacdc.observe import http as health
+from wacdc.observe.http import STATUS, register_post, serve
 from wacdc.sink.pool import TargetPool
 
 TOKEN = "tok-Zq81-http-admin"

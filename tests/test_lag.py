@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wacdc.lag import LagTracker, binlog_distance, commit_estimate
-from wacdc.source.position import BinlogPosition as P
+from wacdc.events import BinlogPosition as P
+from wacdc.observe.lag import LagTracker, binlog_distance, commit_estimate
 
 
 def test_commit_time_is_bounded_by_timestamp_and_receipt() -> None:

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
 from tests.test_deploy_monitoring import referenced_metric_names, unknown_metric_names
 from tests.workload import TABLES, Workload
-from wacdc.embedded import free_port
+from wacdc.devtools.embedded import free_port
 
 
 class Daemon:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness import EmbeddedHandle, ServerHandle, SourceDb, TargetDb, run_cli, wacdc_env
 from wacdc.config import parse_url
-from wacdc.embedded import PgBouncerServer, PostgresServer, find_binary
+from wacdc.devtools.embedded import PgBouncerServer, PostgresServer, find_binary
 from wacdc.sink.connection import connect_target
 from wacdc.sink.pooler import probe_pooler
 

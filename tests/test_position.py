@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wacdc.source.position import BinlogPosition, GtidState
+from wacdc.events import BinlogPosition, GtidState
 
 UUID_A = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 UUID_B = "4f22ab58-71ca-11e1-9e33-c80aa9429562"

@@ -15,8 +15,8 @@ import pytest
 from tests.compare import table_differences
 from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
 from tests.independent import independent_differences
-from wacdc import metrics
 from wacdc.config import load_settings
+from wacdc.observe import metrics
 from wacdc.snapshot import Progress, run_snapshot
 
 

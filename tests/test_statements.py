@@ -13,14 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wacdc.source.statements import (
-    KINDS,
-    ParsedStatement,
-    TableRef,
-    parse_statement,
-    tracked,
-    xid_text,
-)
+from wacdc.events import KINDS, ParsedStatement, TableRef
+from wacdc.source.statements import parse_statement, tracked, xid_text
 
 
 def ref(text: str) -> TableRef:

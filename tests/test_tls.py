@@ -1,7 +1,7 @@
 """TLS to the source and the target, against real servers that serve (or refuse) it.
 
 Each source flavour gets a private server of its own with a certificate for
-localhost/127.0.0.1 signed by a throwaway CA (wacdc.embedded.ScratchCA). A user created
+localhost/127.0.0.1 signed by a throwaway CA (wacdc.devtools.embedded.ScratchCA). A user created
 `REQUIRE SSL` is refused by the server on any plaintext connection, so a whole
 `wacdc run` (snapshot, then streaming) as that user proves that every connection,
 the binlog dump included, is encrypted.
@@ -37,7 +37,7 @@ from tests.independent import independent_differences
 from tests.workload import TABLES, Workload
 from wacdc.check import OK, PROBLEM, WARN, is_loopback_host, plaintext_finding
 from wacdc.config import parse_url
-from wacdc.embedded import MariaDBServer, MySQLServer, PostgresServer, ScratchCA
+from wacdc.devtools.embedded import MariaDBServer, MySQLServer, PostgresServer, ScratchCA
 from wacdc.errors import ConnectError
 from wacdc.source.connection import connect, session_encryption
 

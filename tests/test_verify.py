@@ -12,8 +12,8 @@ from tests.independent import independent_differences
 from tests.test_observability import daemon
 from tests.workload import ALL_TABLES, TABLES, Workload
 from wacdc.config import load_settings
-from wacdc.schema.catalog import plan_target
 from wacdc.schema.types import TYPE_MAP
+from wacdc.source.catalog import plan_target
 
 
 def _verify(env: dict[str, str], *args: str) -> tuple[int, dict]:

@@ -13,11 +13,11 @@ import pymysql
 from wacdc.config import DatabaseUrl, Settings, mysql_options
 from wacdc.errors import EXIT_FINDING, EXIT_OK, SchemaError, WacdcError
 from wacdc.log import redact
-from wacdc.schema.catalog import Catalog, load_catalog
 from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile
 from wacdc.schema.types import target_columns, unsupported_columns
 from wacdc.sink.connection import connect_target
+from wacdc.source.catalog import Catalog, load_catalog
 from wacdc.source.connection import (
     ServerInfo,
     connect,

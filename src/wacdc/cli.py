@@ -66,9 +66,9 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from wacdc.schema.catalog import plan_target
     from wacdc.schema.ddl import apply_steps, default_notes, plan_ddl, skipped_index_notes
     from wacdc.sink.connection import connect_target
+    from wacdc.source.catalog import plan_target
 
     profile, tables = plan_target(settings)
     steps = plan_ddl(tables, profile, settings.target_schema, indexes=not args.no_indexes)
@@ -111,7 +111,7 @@ STOP = threading.Event()
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.cutover import http_endpoint
     from wacdc.daemon import run
-    from wacdc.health import register_post, serve
+    from wacdc.observe.http import register_post, serve
     from wacdc.sink.pool import TargetPool
 
     pool = TargetPool(settings)  # the short control-plane connections (WHATSAPP_DB_POOL_*)
@@ -128,7 +128,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from wacdc.status import collect, exit_code, render
+    from wacdc.observe.status import collect, exit_code, render
 
     doc = collect(settings)
     print(json.dumps(doc, indent=2) if args.json else render(doc))
@@ -156,8 +156,8 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
 
     from wacdc import cutover
     from wacdc.sink.connection import connect_target
+    from wacdc.sink.state import read_status
     from wacdc.sink.writer import check_deployment, deployment_of, lock_key
-    from wacdc.state import read_status
 
     with connect_target(settings.target(), autocommit=True) as conn:
         # The control row is the deployment's whose state this database holds: not ours?
@@ -203,7 +203,7 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from wacdc.demo import run_demo
+    from wacdc.devtools.demo import run_demo
 
     return run_demo(rows=args.rows, rate=args.rate, duration=args.duration, keep=args.keep,
                     source=args.source)

@@ -35,16 +35,16 @@ import pymysql
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from wacdc import metrics, state
 from wacdc.config import Settings
 from wacdc.errors import WacdcError
-from wacdc.health import STATUS
 from wacdc.log import get_logger
-from wacdc.schema.catalog import RETIRED_SUFFIX, retired_tables
+from wacdc.observe import metrics
+from wacdc.observe.http import STATUS
 from wacdc.schema.extras import apply_extras
 from wacdc.schema.profile import ForeignKey, load_profile
-from wacdc.sink import writer
+from wacdc.sink import state, writer
 from wacdc.sink.pool import TargetPool
+from wacdc.source.catalog import RETIRED_SUFFIX, retired_tables
 from wacdc.source.connection import connect, one_value, quote_ident
 from wacdc.source.position import current_position
 

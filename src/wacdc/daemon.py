@@ -15,41 +15,30 @@ import psycopg
 import pymysql
 import tenacity
 
-from wacdc import metrics, state
-from wacdc.backlog import BacklogWatcher
 from wacdc.config import Settings
 from wacdc.errors import EXIT_OK, ConfigError, ConnectError, WacdcError
-from wacdc.health import STATUS
-from wacdc.lag import commit_estimate
+from wacdc.events import BinlogPosition, Heartbeat, Piece, Statement, StreamItem, Transaction
+from wacdc.evolution import SchemaEvolver, truncate_sql
 from wacdc.log import get_logger, redact
-from wacdc.schema.catalog import plan_target
+from wacdc.observe import metrics
+from wacdc.observe.backlog import BacklogWatcher
+from wacdc.observe.http import STATUS
+from wacdc.observe.lag import commit_estimate
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.schema.ddl import TargetTable
-from wacdc.schema.evolve import SchemaEvolver, truncate_sql
 from wacdc.schema.extras import extras_for, refresh_views
 from wacdc.schema.profile import load_profile
-from wacdc.sink import writer
+from wacdc.sink import state, writer
 from wacdc.sink.apply import Applier, TableSink
 from wacdc.sink.connection import connect_target
 from wacdc.sink.pool import TargetPool
 from wacdc.sink.pooler import DIRECT_URL_FIX, probe_pooler
 from wacdc.snapshot import coercion_policy, run_snapshot
-from wacdc.source.binlog import (
-    Heartbeat,
-    Piece,
-    Statement,
-    StreamItem,
-    Transaction,
-    control_read_timeout,
-    timed_out,
-)
+from wacdc.source.binlog import control_read_timeout, timed_out
+from wacdc.source.catalog import plan_target
 from wacdc.source.connection import connect, server_info
-from wacdc.source.pipe import StreamSpec, open_source
-from wacdc.source.position import (
-    BinlogPosition,
-    binlog_file_sizes,
-    current_position,
-)
+from wacdc.source.position import binlog_file_sizes, current_position
+from wacdc.source.reader import StreamSpec, open_source
 
 log = get_logger("wacdc.daemon")
 HEARTBEAT_S = 0.1  # an idle source still wakes the loop this often: flush, stop, lag

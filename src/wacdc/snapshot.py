@@ -22,19 +22,19 @@ import pymysql
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from wacdc import metrics, state
 from wacdc.config import Settings
 from wacdc.errors import WacdcError
-from wacdc.health import STATUS
+from wacdc.events import BinlogPosition
 from wacdc.log import get_logger
-from wacdc.schema.catalog import plan_target
+from wacdc.observe import metrics
+from wacdc.observe.http import STATUS
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import TargetTable, apply_steps, create_index_sql, plan_ddl
 from wacdc.schema.profile import Profile
-from wacdc.sink import writer
+from wacdc.sink import state, writer
 from wacdc.sink.connection import connect_target
-from wacdc.source.position import BinlogPosition
-from wacdc.source.snapshot import ChunkReader, ReadView, open_read_view
+from wacdc.source.catalog import plan_target
+from wacdc.source.read_view import ChunkReader, ReadView, open_read_view
 
 log = get_logger("wacdc.snapshot")
 PROGRESS_EVERY_S = 5.0

@@ -24,18 +24,19 @@ from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.errors import ConfigError, WacdcError
+from wacdc.events import BinlogPosition
 from wacdc.log import get_logger
-from wacdc.schema.catalog import RETIRED_SUFFIX, plan_target, retired_tables
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.ddl import TargetTable
 from wacdc.schema.model import Table
 from wacdc.sink import writer
 from wacdc.sink.connection import connect_target
+from wacdc.sink.state import ensure_schema, get_checkpoint, read_status
 from wacdc.snapshot import Progress, coercion_policy
+from wacdc.source.catalog import RETIRED_SUFFIX, plan_target, retired_tables
 from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect, quote_ident
-from wacdc.source.position import BinlogPosition, current_position
-from wacdc.source.snapshot import ChunkReader, ReadView, select_sql, use_fast_row_parser
-from wacdc.state import ensure_schema, get_checkpoint, read_status
+from wacdc.source.position import current_position
+from wacdc.source.read_view import ChunkReader, ReadView, select_sql, use_fast_row_parser
 
 log = get_logger("wacdc.verify")
 KEPT_PER_KIND = 1000  # differences listed per table and kind; beyond that, only counted

@@ -30,17 +30,6 @@ _REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _ZeroDate:
-    """Marks a zero or invalid date/datetime from the binlog (the library reports None)."""
-
-    def __repr__(self) -> str:
-        return "ZERO_DATE"
-
-
-ZERO_DATE = _ZeroDate()
-EMPTY_SET: frozenset[str] = frozenset()
-
-
 @dataclass
 class Coercion:
     table: str

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from wacdc.schema.charsets import unquote_body
 from wacdc.schema.model import Column, Table
 from wacdc.schema.profile import Profile
-from wacdc.source.encoding import unquote_body
 
 
 def quote_literal(value: str) -> str:

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from wacdc import metrics, state
 from wacdc.errors import SchemaError, WacdcError
+from wacdc.events import BinlogPosition, Piece, RowChange, Transaction
 from wacdc.log import get_logger
+from wacdc.observe import metrics
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.ddl import TargetTable
-from wacdc.sink import writer
-from wacdc.source.binlog import Piece, RowChange, Transaction
-from wacdc.source.position import BinlogPosition
+from wacdc.sink import state, writer
 
 log = get_logger(__name__)
 

@@ -22,7 +22,7 @@ import psycopg
 
 from wacdc.errors import ConfigError, WacdcError
 from wacdc.log import get_logger
-from wacdc.state import STATE_SCHEMA
+from wacdc.sink.state import STATE_SCHEMA
 
 log = get_logger("wacdc.writer")
 NOT_THE_WRITER = "WC001"  # SQLSTATE raised by wacdc.assert_writer()

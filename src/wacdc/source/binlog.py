@@ -19,9 +19,7 @@ reconnects from its checkpoint instead of waiting for the kernel's keepalive (ho
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
@@ -44,14 +42,13 @@ from pymysqlreplication.row_event import (
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import RowImageError
-from wacdc.source import events
+from wacdc.events import BinlogPosition, RowChange
+from wacdc.source import event_types as events
 from wacdc.source import gtid as gtid_events
 from wacdc.source.connection import connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
 from wacdc.source.payload import PayloadReader, TransactionPayloadEvent
-from wacdc.source.position import BinlogPosition
 from wacdc.source.rowimage import unambiguous
-from wacdc.source.statements import ParsedStatement
 
 # MySQL 8.3+ tagged GTIDs: their event type (42) and the tagged dump encoding.
 gtid_events.install()
@@ -99,66 +96,6 @@ def timed_out(exc: BaseException) -> bool:
     """Whether a pymysql failure is a read (or connect) timeout: nothing came."""
     return isinstance(exc, pymysql.err.OperationalError) and (
         isinstance(exc.__context__, TimeoutError) or "timed out" in str(exc))
-
-
-@dataclass(frozen=True, slots=True)
-class RowChange:
-    """One row change: images as tuples in the order of `names` (the binlog's columns),
-    with markers for non-NULL Nones (zero dates, empty SETs)."""
-
-    table: str
-    op: str  # insert, update, delete
-    names: tuple[str, ...]
-    before: tuple[Any, ...] | None
-    after: tuple[Any, ...] | None
-    position: BinlogPosition
-
-
-@dataclass
-class Transaction:
-    """A whole source transaction: its changes to tracked tables and where it ends."""
-
-    end: BinlogPosition  # position right after the commit
-    commit_time: float  # source commit timestamp (unix seconds, whole seconds in the binlog)
-    changes: list[RowChange] = field(default_factory=list)
-    received_at: float = field(default_factory=time.time)  # when wacdc read its commit
-    # Where a restart must begin once this is applied, when not `end`: before the oldest
-    # prepared XA transaction still waiting for its decision (source/framing.py).
-    checkpoint: BinlogPosition | None = None
-    # The source rolled back a transaction whose Pieces were applied: undo them.
-    discard_pieces: bool = False
-
-    @property
-    def resume_at(self) -> BinlogPosition:
-        return self.checkpoint or self.end
-
-
-@dataclass
-class Piece:
-    """Part of a source transaction too large to hold whole (WACDC_TRANSACTION_PIECE_ROWS):
-    applied inside the PostgreSQL transaction that its Transaction (the rest) commits."""
-
-    changes: list[RowChange]
-    position: BinlogPosition  # inside the transaction: after its last row event here
-
-
-@dataclass(frozen=True)
-class Statement:
-    """A statement that is not a commit and touches tracked tables of the tracked database
-    (DDL, TRUNCATE, statement-format DML, or one the parser could not read that names
-    them); `position` is just after it in the binlog."""
-
-    query: str
-    position: BinlogPosition
-    parsed: ParsedStatement | None = None
-    tables: tuple[str, ...] = ()  # the tracked tables it touches
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """Nothing new at the source for a while; `position` is where the stream stands."""
-
-    position: BinlogPosition
 
 
 def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
@@ -248,4 +185,3 @@ def row_changes(stream: BinLogStreamReader) -> Iterator[RowChange]:
                                                                 stream.log_pos))
 
 
-StreamItem = Transaction | Piece | Heartbeat | Statement

@@ -41,11 +41,11 @@ from pymysqlreplication.row_event import (
 )
 from pymysqlreplication.table import Table
 
-from wacdc import metrics
 from wacdc.errors import RowImageError
+from wacdc.events import EMPTY_SET, ZERO_DATE
 from wacdc.log import get_logger
-from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
-from wacdc.source.encoding import lenenc
+from wacdc.observe import metrics
+from wacdc.schema.charsets import lenenc
 from wacdc.source.jsonbinary import json_text
 
 log = get_logger(__name__)

@@ -45,18 +45,20 @@ from pymysqlreplication.event import (
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from wacdc.errors import BinlogEventError
-from wacdc.log import get_logger
-from wacdc.source.binlog import (
+from wacdc.events import (
+    BinlogPosition,
+    GtidState,
     Heartbeat,
+    ParsedStatement,
     Piece,
     RowChange,
     Statement,
     StreamItem,
     Transaction,
-    row_changes_of,
 )
-from wacdc.source.position import BinlogPosition, GtidState
-from wacdc.source.statements import ParsedStatement, parse_statement, tracked, xid_text
+from wacdc.log import get_logger
+from wacdc.source.binlog import row_changes_of
+from wacdc.source.statements import parse_statement, tracked, xid_text
 
 log = get_logger(__name__)
 

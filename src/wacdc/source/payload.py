@@ -27,8 +27,8 @@ from pymysqlreplication.event import BinLogEvent
 from pymysqlreplication.packet import BinLogPacketWrapper
 
 from wacdc.errors import BinlogEventError
-from wacdc.source.encoding import lenenc
-from wacdc.source.events import EventTypeError
+from wacdc.schema.charsets import lenenc
+from wacdc.source.event_types import EventTypeError
 
 TRANSACTION_PAYLOAD_EVENT = 0x28
 

@@ -17,7 +17,7 @@ from pymysqlreplication.row_event import RowsEvent
 from pymysqlreplication.table import Table
 
 from wacdc.errors import RowImageError
-from wacdc.schema.convert import EMPTY_SET, ZERO_DATE
+from wacdc.events import EMPTY_SET, ZERO_DATE
 from wacdc.source.decoder import time2
 from wacdc.source.jsonbinary import install as _install_json_text
 

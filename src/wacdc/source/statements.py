@@ -108,42 +108,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import sqlglot
 from sqlglot import exp
 
-from wacdc.source.encoding import unquote_body
-
-KINDS = frozenset({
-    "begin", "commit", "rollback", "savepoint", "rollback_to_savepoint", "release_savepoint",
-    "xa_start", "xa_end", "xa_prepare", "xa_commit", "xa_rollback",
-    "ddl_alter", "ddl_create", "ddl_drop", "ddl_rename", "ddl_rows", "ddl_drop_database",
-    "truncate", "dml", "other",
-})
-
-
-@dataclass(frozen=True)
-class TableRef:
-    database: str  # the default database for an unqualified name; "" when there is none
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.database}.{self.name}" if self.database else self.name
-
-
-@dataclass(frozen=True)
-class ParsedStatement:
-    kind: str
-    tables: tuple[TableRef, ...]
-    renames: tuple[tuple[TableRef, TableRef], ...] = ()
-    xid: str | None = None  # XA: X'<gtrid hex>',X'<bqual hex>',<formatID>, as MySQL logs it
-    one_phase: bool = False  # XA COMMIT … ONE PHASE
-    readable: bool = True  # False: `tables` are the names a token scan found
-    savepoint: str | None = None  # lower-cased: MySQL compares savepoint names so
-    index: str | None = None  # CREATE INDEX / DROP INDEX: the index (the table stays)
-    database: str | None = None  # ddl_drop_database: the dropped database
+from wacdc.events import ParsedStatement, TableRef
+from wacdc.schema.charsets import unquote_body
 
 
 def tracked(parsed: ParsedStatement, database: str, tables: set[str]) -> list[str]:
@@ -625,8 +596,6 @@ def _xid_part(cur: _Cur, kind: str) -> bytes:
             return b""
         return int(digits, 2).to_bytes((len(digits) + 7) // 8, "big")
     raise _Unreadable(kind)
-
-
 
 
 def _unquote(literal: str) -> str:

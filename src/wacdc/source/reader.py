@@ -28,23 +28,21 @@ from typing import Any, Protocol
 
 import pymysql
 
-from wacdc import metrics
 from wacdc.config import DatabaseUrl
 from wacdc.errors import WacdcError
-from wacdc.log import configure_logging, get_logger
-from wacdc.source.binlog import (
+from wacdc.events import (
+    BinlogPosition,
+    GtidState,
     Heartbeat,
     Piece,
-    SourceDead,
     Statement,
     StreamItem,
     Transaction,
-    open_stream,
-    stream_read_timeout,
-    timed_out,
 )
+from wacdc.log import configure_logging, get_logger
+from wacdc.observe import metrics
+from wacdc.source.binlog import SourceDead, open_stream, stream_read_timeout, timed_out
 from wacdc.source.framing import transactions
-from wacdc.source.position import BinlogPosition, GtidState
 
 log = get_logger(__name__)
 

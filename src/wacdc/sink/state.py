@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from wacdc.source.position import BinlogPosition
+from wacdc.events import BinlogPosition
 
 STATE_SCHEMA = "wacdc"
 

@@ -21,16 +21,16 @@ import time
 import psycopg
 import pymysql
 
-from wacdc import state
 from wacdc.config import Settings
 from wacdc.errors import ConnectError
-from wacdc.health import STATUS
-from wacdc.lag import LagTracker
+from wacdc.events import BinlogPosition
 from wacdc.log import get_logger, redact
-from wacdc.sink import writer
+from wacdc.observe.http import STATUS
+from wacdc.observe.lag import LagTracker
+from wacdc.sink import state, writer
 from wacdc.sink.connection import connect_target
 from wacdc.source.connection import connect
-from wacdc.source.position import BinlogPosition, binlog_file_sizes, current_position
+from wacdc.source.position import binlog_file_sizes, current_position
 
 log = get_logger("wacdc.backlog")
 POLL_S = 0.5

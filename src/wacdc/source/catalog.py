@@ -10,11 +10,11 @@ from wacdc.config import Settings
 from wacdc.errors import IdentifierError, SchemaError
 from wacdc.schema.ddl import TargetTable, plan_table
 from wacdc.schema.identifiers import Problem, check_identifiers, refusal
-from wacdc.schema.introspect import introspect_tables, list_base_tables
 from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile, load_profile
 from wacdc.schema.types import unsupported_columns
 from wacdc.source.connection import connect
+from wacdc.source.introspect import introspect_tables, list_base_tables
 
 RETIRED_SUFFIX = "__wacdc_retired"  # the cutover's fence renames the source tables so
 

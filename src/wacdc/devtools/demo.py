@@ -30,8 +30,8 @@ import pymysql
 
 from wacdc import cutover
 from wacdc.config import load_settings, parse_url
-from wacdc.datagen import create_whatsapp_database
-from wacdc.embedded import (
+from wacdc.devtools.datagen import create_whatsapp_database
+from wacdc.devtools.embedded import (
     EmbeddedServerError,
     MariaDBServer,
     MySQLServer,

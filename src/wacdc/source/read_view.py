@@ -20,6 +20,7 @@ import pymysql.cursors
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import WacdcError
+from wacdc.events import BinlogPosition
 from wacdc.log import get_logger
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.model import Column, Table
@@ -30,7 +31,7 @@ from wacdc.source.connection import (
     quote_ident,
     server_info,
 )
-from wacdc.source.position import BinlogPosition, current_position
+from wacdc.source.position import current_position
 
 log = get_logger("wacdc.source.snapshot")
 

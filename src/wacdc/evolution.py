@@ -20,6 +20,7 @@ from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.errors import WacdcError
+from wacdc.events import BinlogPosition, ParsedStatement, Statement
 from wacdc.log import get_logger
 from wacdc.schema.ddl import (
     TargetTable,
@@ -29,12 +30,9 @@ from wacdc.schema.ddl import (
     normalize_pg_type,
     plan_table,
 )
-from wacdc.schema.introspect import introspect_tables
 from wacdc.schema.profile import Profile
-from wacdc.source.binlog import Statement
 from wacdc.source.connection import connect
-from wacdc.source.position import BinlogPosition
-from wacdc.source.statements import ParsedStatement
+from wacdc.source.introspect import introspect_tables
 
 log = get_logger("wacdc.schema.evolve")
 

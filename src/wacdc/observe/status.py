@@ -14,13 +14,14 @@ import pymysql
 
 from wacdc.config import Settings
 from wacdc.errors import EXIT_FINDING, EXIT_OK, ConfigError, ConnectError
-from wacdc.lag import binlog_distance
+from wacdc.events import BinlogPosition
 from wacdc.log import redact
+from wacdc.observe.lag import binlog_distance
 from wacdc.sink.connection import connect_target
+from wacdc.sink.state import StoredStatus, read_status
 from wacdc.sink.writer import lock_key
 from wacdc.source.connection import connect
-from wacdc.source.position import BinlogPosition, binlog_file_sizes, current_position
-from wacdc.state import StoredStatus, read_status
+from wacdc.source.position import binlog_file_sizes, current_position
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from wacdc.source.position import BinlogPosition, file_key
+from wacdc.events import BinlogPosition, file_key
 
 
 def commit_estimate(binlog_timestamp: float, received_at: float) -> float:

@@ -64,7 +64,7 @@ from pymysqlreplication.packet import BinLogPacketWrapper
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from wacdc.errors import BinlogEventError
-from wacdc.source.encoding import lenenc
+from wacdc.schema.charsets import lenenc
 
 HANDLED, IGNORABLE, REFUSED = "handled", "ignorable", "refused"
 

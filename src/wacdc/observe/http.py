@@ -27,10 +27,11 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from wacdc import __version__, metrics
+from wacdc import __version__
 from wacdc.errors import ConfigError, WacdcError
-from wacdc.lag import LagTracker
 from wacdc.log import get_logger, redact
+from wacdc.observe import metrics
+from wacdc.observe.lag import LagTracker
 
 log = get_logger("wacdc.health")
 STREAM_PHASES = ("catchup", "streaming", "cutover")

@@ -1,0 +1,1 @@
+"""Development tooling: embedded servers, data generator, demo. Never imported by the daemon."""

@@ -1,0 +1,1 @@
+"""Observability: metrics, the HTTP face, the status read model, lag."""
