@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import (
+from tests.support.harness import (
     FLAVOURS,
     ServerHandle,
     SourceDb,
@@ -81,17 +81,6 @@ def target_db(pg_server: ServerHandle) -> Iterator[TargetDb]:
     db = create_target_db(pg_server)
     yield db
     drop_target_db(db)
-
-
-def only_on(server: ServerHandle, flavour: str, why: str) -> None:
-    """Skip unless the source is of this flavour; `why` says what the other one lacks."""
-    if server.flavour != flavour:
-        pytest.skip(f"{flavour} only: {why}")
-
-
-def require_control(server: ServerHandle) -> None:
-    if not server.controllable:
-        pytest.skip("needs servers started by the tests (unset WACDC_TEST_*_URL)")
 
 
 # --- per-flavour counts in the summary: the MySQL run must be visible, not just summed ---

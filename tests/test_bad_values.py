@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import SourceDb, TargetDb
-from tests.roundtrip import Roundtrip
+from tests.support.harness import SourceDb, TargetDb
+from tests.support.roundtrip import Roundtrip
 from wacdc.errors import BadValueError
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.model import Column

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
-from tests.independent import independent_differences
-from tests.workload import TABLES, Workload
+from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.independent import independent_differences
+from tests.support.workload import TABLES, Workload
 from wacdc.events import BinlogPosition, file_key
 from wacdc.observe.lag import binlog_distance
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
+from tests.support.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
 
 
 def _set_global(db: SourceDb, name: str, value: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import TargetDb
+from tests.support.harness import TargetDb
 from wacdc.config import derive_server_id, load_settings, mysql_options, parse_url
 from wacdc.errors import ConfigError
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness import REPO, LogTail, SourceDb, TargetDb, wacdc_env
-from tests.independent import independent_differences
-from tests.tcpproxy import TcpProxy
-from tests.workload import TABLES, Workload
+from tests.support.harness import REPO, LogTail, SourceDb, TargetDb, wacdc_env
+from tests.support.independent import independent_differences
+from tests.support.tcpproxy import TcpProxy
+from tests.support.workload import TABLES, Workload
 from wacdc.daemon import HEARTBEAT_S
 from wacdc.devtools.embedded import free_port
 from wacdc.sink.connection import (

@@ -34,8 +34,8 @@ from pymysqlreplication.row_event import (
 )
 from pymysqlreplication.table import Table
 
-from tests.harness import SourceDb
-from tests.test_types import ALLTYPES, ROWS, _insert_all
+from tests.support.alltypes import ALLTYPES, ROWS, _insert_all
+from tests.support.harness import SourceDb
 from wacdc.config import parse_url
 from wacdc.errors import RowImageError
 from wacdc.events import BinlogPosition, RowChange

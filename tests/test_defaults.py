@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tests.conftest import only_on
-from tests.harness import CliResult, SourceDb, TargetDb, run_cli, wacdc_env
+from tests.support.flavours import only_on
+from tests.support.harness import CliResult, SourceDb, TargetDb, run_cli, wacdc_env
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 RECENT_S = 300  # the two inserts and the clock read happen within seconds

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, wacdc_env
+from tests.support.harness import REPO, wacdc_env
 from wacdc.devtools.embedded import find_oracle_mysql
 
 

@@ -37,8 +37,8 @@ from pymysqlreplication.row_event import (
 )
 from pymysqlreplication.table import Table
 
-from tests.conftest import only_on
-from tests.harness import SourceDb
+from tests.support.flavours import only_on
+from tests.support.harness import SourceDb
 from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
 from wacdc.events import BinlogPosition

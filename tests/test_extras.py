@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
 
 FTS = ("SELECT id FROM \"WhatsAppMessage\" WHERE to_tsvector('simple', "
        "coalesce(\"message\", '')) @@ plainto_tsquery('simple', 'goa')")

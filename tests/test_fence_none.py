@@ -8,9 +8,9 @@ also across a restart.
 
 from __future__ import annotations
 
-from tests.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
-from tests.independent import independent_differences
-from tests.test_observability import Daemon
+from tests.support.daemon import Daemon
+from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.independent import independent_differences
 
 LATE = "a write landed in MySQL after the cutover"
 

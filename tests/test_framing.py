@@ -15,9 +15,9 @@ import time
 import pytest
 from pymysqlreplication.event import QueryEvent, XidEvent
 
-from tests.conftest import only_on
-from tests.harness import REPO, SourceDb, TargetDb, run_cli, wacdc_env
-from tests.independent import independent_differences
+from tests.support.flavours import only_on
+from tests.support.harness import REPO, SourceDb, TargetDb, run_cli, wacdc_env
+from tests.support.independent import independent_differences
 from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
 from wacdc.events import BinlogPosition, GtidState, Transaction

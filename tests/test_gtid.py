@@ -332,7 +332,7 @@ def test_gtid_state_folds_tagged_gtids() -> None:
 # ---- against a live server ----
 
 def test_live_server_tagged_stream_and_gtid_dump(mysql_server: Any) -> None:
-    from tests.conftest import only_on
+    from tests.support.flavours import only_on
     from wacdc.config import parse_url
 
     only_on(mysql_server, "mysql", "tagged GTIDs are Oracle MySQL 8.3+")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.conftest import require_control
-from tests.harness import ServerHandle, SourceDb, TargetDb, mysql_connect
+from tests.support.flavours import require_control
+from tests.support.harness import ServerHandle, SourceDb, TargetDb, mysql_connect
 
 
 def test_private_source_has_the_binlog_settings(source_db: SourceDb) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 
-from tests.harness import SourceDb, TargetDb, fill_whatsapp, wacdc_env
-from tests.test_observability import Daemon, _writes, daemon
-from tests.workload import TABLES
+from tests.support.daemon import Daemon, _writes, daemon
+from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, wacdc_env
+from tests.support.workload import TABLES
 
 
 def test_lag_during_a_long_snapshot_is_the_backlog_not_zero(source_db: SourceDb,

@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from tests.harness import TargetDb
+from tests.support.harness import TargetDb
 from wacdc.config import load_settings
 from wacdc.cutover import http_endpoint
 from wacdc.devtools.embedded import free_port

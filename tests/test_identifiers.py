@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.harness import SourceDb, TargetDb, run_cli, wacdc_env
+from tests.support.harness import SourceDb, TargetDb, run_cli, wacdc_env
 from wacdc.cutover import advance_identities
 from wacdc.schema.ddl import TargetTable, plan_table
 from wacdc.schema.identifiers import (

@@ -398,7 +398,7 @@ def test_the_library_returns_text_for_whole_values_and_diffs_for_partial_ones() 
 @pytest.fixture
 def live(mysql_server: Any) -> dict[str, Any]:
     """Connection settings of the session's Oracle MySQL (skipped on MariaDB)."""
-    from tests.conftest import only_on
+    from tests.support.flavours import only_on
     from wacdc.config import parse_url
 
     only_on(mysql_server, "mysql", "MariaDB has no binary JSON")

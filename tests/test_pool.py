@@ -8,8 +8,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.harness import SourceDb, TargetDb, wacdc_env
-from tests.test_observability import daemon
+from tests.support.daemon import daemon
+from tests.support.harness import SourceDb, TargetDb, wacdc_env
 from wacdc.config import load_settings
 from wacdc.errors import ConnectError
 from wacdc.sink.pool import APPLICATION_NAME, TargetPool

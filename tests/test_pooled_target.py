@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.harness import EmbeddedHandle, ServerHandle, SourceDb, TargetDb, run_cli, wacdc_env
+from tests.support.harness import (
+    EmbeddedHandle,
+    ServerHandle,
+    SourceDb,
+    TargetDb,
+    run_cli,
+    wacdc_env,
+)
 from wacdc.config import parse_url
 from wacdc.devtools.embedded import PgBouncerServer, PostgresServer, find_binary
 from wacdc.sink.connection import connect_target

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import pytest
 
-from tests.harness import FIXTURES, SourceDb, TargetDb, run_cli, wacdc_env
+from tests.support.harness import FIXTURES, SourceDb, TargetDb, run_cli, wacdc_env
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def test_schema_refuses_keyless_or_missing_tables(tables: str, empty_source_db: 
 
 def test_prefix_fulltext_and_generated_columns(empty_source_db: SourceDb,
                                                target_db: TargetDb) -> None:
-    from tests.roundtrip import Roundtrip
+    from tests.support.roundtrip import Roundtrip
 
     empty_source_db.execute(
         "CREATE TABLE docs (id INT PRIMARY KEY, code VARCHAR(40), body TEXT, "

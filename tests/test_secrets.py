@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
+from tests.support.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
 from wacdc.config import parse_url
 
 SOURCE_PW = "SrcPw-Kx7q2"

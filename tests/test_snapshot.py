@@ -12,9 +12,9 @@ import time
 import psycopg
 import pytest
 
-from tests.compare import table_differences
-from tests.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
-from tests.independent import independent_differences
+from tests.support.compare import table_differences
+from tests.support.harness import REPO, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.independent import independent_differences
 from wacdc.config import load_settings
 from wacdc.observe import metrics
 from wacdc.snapshot import Progress, run_snapshot

@@ -18,9 +18,10 @@ import time
 
 import pytest
 
-from tests.compare import assert_same_gtid_state
-from tests.conftest import only_on
-from tests.harness import (
+from tests.support.compare import assert_same_gtid_state
+from tests.support.cutover import cut_over_under_a_writer
+from tests.support.flavours import only_on
+from tests.support.harness import (
     REPO,
     LogTail,
     SourceDb,
@@ -30,9 +31,8 @@ from tests.harness import (
     run_cli,
     wacdc_env,
 )
-from tests.independent import independent_differences
-from tests.test_cutover import cut_over_under_a_writer
-from tests.workload import ALL_TABLES, TABLES, Workload, in_background
+from tests.support.independent import independent_differences
+from tests.support.workload import ALL_TABLES, TABLES, Workload, in_background
 
 ALL = ",".join(ALL_TABLES)
 

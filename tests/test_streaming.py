@@ -12,8 +12,8 @@ import time
 
 import psycopg
 
-from tests.compare import assert_same_gtid_state, table_differences
-from tests.harness import (
+from tests.support.compare import assert_same_gtid_state, table_differences
+from tests.support.harness import (
     REPO,
     SourceDb,
     TargetDb,
@@ -22,7 +22,7 @@ from tests.harness import (
     run_cli,
     wacdc_env,
 )
-from tests.workload import TABLES, Workload, in_background
+from tests.support.workload import TABLES, Workload, in_background
 
 
 def _phase(pg: psycopg.Connection) -> str | None:
@@ -183,7 +183,7 @@ def _stop(proc: subprocess.Popen) -> bytes:
 
 def test_source_and_target_restarts_mid_stream(mysql_server, pg_server, source_db: SourceDb,
                                                target_db: TargetDb) -> None:
-    from tests.conftest import require_control
+    from tests.support.flavours import require_control
 
     require_control(mysql_server)
     require_control(pg_server)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import only_on
-from tests.harness import (
+from tests.support.flavours import only_on
+from tests.support.harness import (
     CliResult,
     EmbeddedHandle,
     ServerHandle,
@@ -33,8 +33,8 @@ from tests.harness import (
     run_cli,
     wacdc_env,
 )
-from tests.independent import independent_differences
-from tests.workload import TABLES, Workload
+from tests.support.independent import independent_differences
+from tests.support.workload import TABLES, Workload
 from wacdc.check import OK, PROBLEM, WARN, is_loopback_host, plaintext_finding
 from wacdc.config import parse_url
 from wacdc.devtools.embedded import MariaDBServer, MySQLServer, PostgresServer, ScratchCA

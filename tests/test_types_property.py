@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import SourceDb, TargetDb
-from tests.roundtrip import Roundtrip
+from tests.support.harness import SourceDb, TargetDb
+from tests.support.roundtrip import Roundtrip
 
 EXAMPLES = settings(max_examples=25, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

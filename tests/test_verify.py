@@ -6,11 +6,11 @@ import json
 import threading
 import time
 
-from tests.compare import table_differences
-from tests.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
-from tests.independent import independent_differences
-from tests.test_observability import daemon
-from tests.workload import ALL_TABLES, TABLES, Workload
+from tests.support.compare import table_differences
+from tests.support.daemon import daemon
+from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.independent import independent_differences
+from tests.support.workload import ALL_TABLES, TABLES, Workload
 from wacdc.config import load_settings
 from wacdc.schema.types import TYPE_MAP
 from wacdc.source.catalog import plan_target

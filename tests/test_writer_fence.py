@@ -15,9 +15,17 @@ import time
 
 import psycopg
 
-from tests.harness import REPO, LogTail, SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
-from tests.independent import independent_differences
-from tests.workload import TABLES
+from tests.support.harness import (
+    REPO,
+    LogTail,
+    SourceDb,
+    TargetDb,
+    fill_whatsapp,
+    run_cli,
+    wacdc_env,
+)
+from tests.support.independent import independent_differences
+from tests.support.workload import TABLES
 
 AUDIT = """
 CREATE TABLE public.fence_audit (epoch text, table_name text, chunks integer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.harness import SourceDb, TargetDb
+from tests.support.harness import SourceDb, TargetDb
 from wacdc.config import load_settings
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.profile import load_profile

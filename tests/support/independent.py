@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pymysql
 
-from tests.harness import SourceDb, TargetDb
+from tests.support.harness import SourceDb, TargetDb
 
 
 def _json(text: str | bytes | None) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from tests.harness import TEST_ENV, SourceDb, TargetDb
+from tests.support.harness import TEST_ENV, SourceDb, TargetDb
 from wacdc.config import load_settings
 from wacdc.events import BinlogPosition, Transaction
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter

@@ -12,7 +12,7 @@ from typing import Any
 
 import pymysql
 
-from tests.harness import SourceDb
+from tests.support.harness import SourceDb
 
 TABLES = ("WhatsAppCustomer", "WhatsAppMessage", "WhatsAppCampaign", "WhatsAppTourPackage")
 
