@@ -25,16 +25,11 @@ lint: $(STAMP)
 
 # Every real-server test runs on both source flavours, MariaDB and Oracle MySQL (`servers`
 # builds the MySQL root when there is no mysqld; WACDC_TEST_FLAVOURS=mysql narrows a run).
-# The streaming correctness tests run twice more: with mysql-replication decoding the row
-# images (WACDC_DECODER=library) and with decoding in a child process.
-STREAMING_TESTS := tests/test_streaming.py tests/test_types.py tests/test_types_property.py \
-	tests/test_source_shapes.py
-
+# The streaming correctness tests are parametrised by decode mode too (the `decoders`
+# marker, tests/conftest.py): mysql-replication decoding the row images, and decoding in
+# a child process. WACDC_TEST_DECODERS=compiled narrows a run.
 test: $(STAMP) servers lint
 	$(BIN)/pytest $(PYTEST_ARGS)
-	WACDC_TEST_ENV=WACDC_DECODER=library $(BIN)/pytest -q $(STREAMING_TESTS)
-	WACDC_TEST_ENV=WACDC_DECODE_IN=process $(BIN)/pytest -q tests/test_streaming.py \
-		tests/test_source_shapes.py
 
 demo: $(STAMP) servers
 	$(BIN)/wacdc demo $(DEMO_ARGS)

@@ -1,9 +1,15 @@
-"""Session-scoped private servers and per-test fresh databases (see tests/harness.py).
+"""Session-scoped private servers and per-test fresh databases (see tests/support/harness.py).
 
 `mysql_server` is parametrized by source flavour: every test that uses a source runs on
 MariaDB and on Oracle MySQL (ids `[mariadb]`, `[mysql]`). WACDC_TEST_FLAVOURS=mysql (or
 mariadb) narrows a run. A flavour that cannot be started is a skip with the reason on a
 developer machine, and a failure on CI (CI=true): CI must test both.
+
+Tests marked `@pytest.mark.decoders("library", "process")` run once more per named decode
+mode (ids `[...-library]`, `[...-process]`) besides the default compiled, in-thread one:
+`library` has mysql-replication decode the row images (WACDC_DECODER=library), `process`
+decodes in a child process (WACDC_DECODE_IN=process). WACDC_TEST_DECODERS=compiled (a
+comma-separated list) narrows a run.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import pytest
 
 from tests.support.harness import (
     FLAVOURS,
+    TEST_ENV,
     ServerHandle,
     SourceDb,
     SourceUnavailable,
@@ -81,6 +88,38 @@ def target_db(pg_server: ServerHandle) -> Iterator[TargetDb]:
     db = create_target_db(pg_server)
     yield db
     drop_target_db(db)
+
+
+# --- decode modes: the streaming tests again with each way of decoding the binlog ---
+
+DECODE_MODES: dict[str, dict[str, str]] = {
+    "compiled": {},
+    "library": {"WACDC_DECODER": "library"},
+    "process": {"WACDC_DECODE_IN": "process"},
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("decoders")
+    if marker is None:
+        return
+    unknown = set(marker.args) - set(DECODE_MODES)
+    if unknown:
+        raise pytest.UsageError(f"decoders marker: unknown {sorted(unknown)}")
+    modes = ["compiled", *marker.args]
+    wanted = os.environ.get("WACDC_TEST_DECODERS")
+    if wanted:
+        modes = [m for m in modes if m in {w.strip() for w in wanted.split(",")}]
+    metafunc.fixturenames.append("decode_mode")
+    metafunc.parametrize("decode_mode", modes, indirect=True)
+
+
+@pytest.fixture
+def decode_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The decode mode of this run of the test, in every `wacdc_env` it builds."""
+    for key, value in DECODE_MODES[request.param].items():
+        monkeypatch.setitem(TEST_ENV, key, value)
+    return str(request.param)
 
 
 # --- per-flavour counts in the summary: the MySQL run must be visible, not just summed ---

@@ -25,7 +25,6 @@ from tests.support.harness import REPO, LogTail, SourceDb, TargetDb, wacdc_env
 from tests.support.independent import independent_differences
 from tests.support.tcpproxy import TcpProxy
 from tests.support.workload import TABLES, Workload
-from wacdc.daemon import HEARTBEAT_S
 from wacdc.devtools.embedded import free_port
 from wacdc.sink.connection import (
     DEAD_BOUND_S,
@@ -37,6 +36,7 @@ from wacdc.sink.connection import (
 )
 from wacdc.source.binlog import stream_read_timeout
 from wacdc.source.reader import child_silence_bound
+from wacdc.stream import HEARTBEAT_S
 
 SOURCE_BOUND_S = stream_read_timeout(HEARTBEAT_S)  # 5 s
 CHILD_BOUND_S = child_silence_bound(HEARTBEAT_S)  # 10 s

@@ -572,7 +572,7 @@ def test_library_and_compiled_streams_agree_on_the_fixture_tables(source_db: Sou
 
 def test_table_maps_are_parsed_once_and_filters_still_apply(source_db: SourceDb) -> None:
     """Identical table-map events reuse one parse, yet each stream keeps its own filter."""
-    from wacdc.source.decoder import TableMapMemo
+    from wacdc.source.tablemap import TableMapMemo
 
     source_db.execute("CREATE TABLE x (id INT PRIMARY KEY, v VARCHAR(10))",
                       "CREATE TABLE y (id INT PRIMARY KEY, v VARCHAR(10))")
@@ -587,6 +587,7 @@ def test_table_maps_are_parsed_once_and_filters_still_apply(source_db: SourceDb)
     seen: dict[str, set[int]] = {}
     for tables in (["y"], ["x"], ["x", "y"]):
         stream = open_stream(url, 5300, start, tables, decoder="compiled")
+        assert isinstance(stream.table_map.memo, TableMapMemo)  # per stream, compiled only
         parsed: list[Any] = []  # held, so no two of them can share an id()
         try:
             for change in row_changes(stream):
@@ -599,4 +600,6 @@ def test_table_maps_are_parsed_once_and_filters_still_apply(source_db: SourceDb)
             stream.close()
         assert len({id(t) for t in parsed}) == len(tables)  # one parse per table
     assert seen == {"y": set(range(20)), "x": set(range(20)), "x,y": set(range(20))}
-    assert TableMapMemo.enabled
+    library = open_stream(url, 5301, start, ["x"], decoder="library")
+    assert library.table_map.memo is None  # the library decoder: the library as it ships
+    library.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from wacdc.daemon import _side
+from wacdc.coordinator import transient_side as _side
 from wacdc.errors import ConnectError
 
 

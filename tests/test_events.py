@@ -16,6 +16,8 @@ from __future__ import annotations
 import pickle
 import random
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +44,8 @@ from tests.support.harness import SourceDb
 from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
 from wacdc.events import BinlogPosition
-from wacdc.source import event_types as events
 from wacdc.source.binlog import open_stream, row_changes
+from wacdc.source.compressed import MAX_UNCOMPRESSED, compressed_type
 from wacdc.source.connection import connect, connection_kwargs
 from wacdc.source.decoder import CompiledDecoder
 from wacdc.source.event_types import (
@@ -53,18 +55,17 @@ from wacdc.source.event_types import (
     HANDLED_TYPES,
     IGNORABLE,
     IGNORABLE_TYPES,
-    MAX_UNCOMPRESSED,
     PLAIN_TYPE,
     REFUSED,
     REFUSED_TYPES,
     SUBSCRIBE,
     EventTypeError,
-    compressed_type,
 )
+from wacdc.source.library import install
 from wacdc.source.position import current_position
 from wacdc.source.rowimage import unambiguous
 
-events.install()
+install()  # as every wacdc stream does when it opens
 
 END_POS = 123_456
 ROW_CLASSES = frozenset({WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent})
@@ -239,11 +240,39 @@ def test_an_unknown_type_the_source_flags_ignorable_still_stops_and_says_so() ->
 
 def test_install_is_idempotent_and_wraps_the_library_once() -> None:
     wrapped = BinLogPacketWrapper.__init__
-    events.install()
-    events.install()
+    install()
+    install()
     assert BinLogPacketWrapper.__init__ is wrapped
     assert getattr(wrapped, "_wacdc_events", False)
     assert not getattr(wrapped.__wrapped__, "_wacdc_events", False)
+
+
+def test_importing_wacdc_patches_nothing_of_the_library() -> None:
+    """The patches come with the first stream (source/library.py), never with an import."""
+    code = ("import wacdc.source.binlog, wacdc.source.reader, wacdc.source.rowimage; "
+            "from pymysqlreplication.packet import BinLogPacketWrapper as W; "
+            "from pymysqlreplication import binlogstream; "
+            "assert not getattr(W, '_wacdc_installed', False); "
+            "assert not getattr(W.__init__, '_wacdc_events', False); "
+            "assert 0x2A not in W._BinLogPacketWrapper__event_map; "
+            "assert binlogstream.MYSQL_EXPECTED_ERROR_CODES")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_patches_stop_on_library_versions_they_were_not_written_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from wacdc.source import library
+
+    assert library.version_problems({"mysql-replication": "1.0.17", "PyMySQL": "1.2.4"}) == []
+    assert library.version_problems({"mysql-replication": "1.0.17", "PyMySQL": "1.3.0"}) == []
+    [problem] = library.version_problems({"mysql-replication": "1.0.18", "PyMySQL": "1.2.4"})
+    assert "mysql-replication 1.0.18" in problem and "exactly 1.0.17" in problem
+    [problem] = library.version_problems({"mysql-replication": "1.0.17", "PyMySQL": "2.0.0"})
+    assert "PyMySQL 2.0.0" in problem and "1.2.4" in problem
+    assert len(library.version_problems({})) == 2
+    monkeypatch.setattr(library.metadata, "version", lambda name: "1.0.16")
+    with pytest.raises(library.LibraryVersionError, match=r"mysql-replication 1\.0\.16.*1\.0\.17"):
+        library.check_versions()
 
 
 def test_what_compressed_events_arrive_as_is_subscribed_by_every_wacdc_stream() -> None:

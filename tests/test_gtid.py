@@ -25,8 +25,8 @@ from wacdc.source.gtid import (
     GTID_TAGGED_LOG_EVENT,
     TaggedGtidEvent,
     decode_tagged_gtid_event,
-    install,
 )
+from wacdc.source.library import install
 
 U = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 SERVER_UUID = "7417fe8a-ed62-11f1-99fb-02fc00000001"  # @@server_uuid of the capture server

@@ -1,7 +1,7 @@
 """The daemon's HTTP face under hostile clients (issue #16 item 7).
 
-The server is started in this process exactly as `wacdc run` starts it (cli._cmd_run:
-`register_post("/cutover", http_endpoint(settings, pool))`, then `serve(settings.metrics_port)`),
+The server is started in this process exactly as `wacdc run` starts it
+(coordinator.run: `serve(settings.metrics_port, status, {"/cutover": http_endpoint(...)})`),
 on a free port. The clients are real sockets: idle ones, ones that send half a request
 head and hold on, ones that trickle a head byte by byte and never finish it, and POSTs
 declaring bodies they never send. Meanwhile /healthz and /metrics must answer at once.
@@ -21,10 +21,11 @@ import pytest
 
 from tests.support.harness import TargetDb
 from wacdc.config import load_settings
-from wacdc.cutover import http_endpoint
+from wacdc.cutover.http import http_endpoint
 from wacdc.devtools.embedded import free_port
 from wacdc.observe import http as health
-from wacdc.observe.http import STATUS, register_post, serve
+from wacdc.observe.http import serve
+from wacdc.runtime import DaemonStatus, bind_metrics
 from wacdc.sink.pool import TargetPool
 
 TOKEN = "tok-Zq81-http-admin"
@@ -93,10 +94,11 @@ def http_face(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[Face]:
         monkeypatch.setenv(name, value)
     settings = load_settings()
     pool = TargetPool(settings)
-    register_post("/cutover", http_endpoint(settings, pool))  # as `wacdc run` does
-    server = serve(settings.metrics_port)
+    status = DaemonStatus()  # fresh: /healthz says 200 (this process has no loop)
+    bind_metrics(status)
+    server = serve(settings.metrics_port, status,  # as `wacdc run` does
+                   {"/cutover": http_endpoint(settings, pool)})
     assert server is not None
-    STATUS.progressed()  # /healthz says 200 (this process has no replication loop)
     try:
         yield Face(server)
     finally:

@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import wacdc.source.rowimage  # noqa: F401  (installs the library patch)
-from wacdc.source.decoder import _json_binary
-from wacdc.source.jsonbinary import decimal_text, double_text, install, json_text
+from wacdc.source.imageplan import _json_binary
+from wacdc.source.jsonbinary import decimal_text, double_text, json_text
+from wacdc.source.library import install
 
 # --- a hand-made encoder ----------------------------------------------------------------
 
@@ -365,7 +365,7 @@ def test_the_library_returns_text_for_whole_values_and_diffs_for_partial_ones() 
     from pymysqlreplication.json_binary import JsonDiff
     from pymysqlreplication.packet import BinLogPacketWrapper
 
-    install()  # idempotent: already installed by rowimage
+    install()  # idempotent
     patched = BinLogPacketWrapper.read_binary_json
     install()
     assert BinLogPacketWrapper.read_binary_json is patched
@@ -410,7 +410,7 @@ class Row(NamedTuple):
     id: int
     raw: bytes        # the binary JSON in the binlog row image
     compiled: str     # wacdc's compiled decoder
-    library: str      # mysql-replication, patched by jsonbinary.install()
+    library: str      # mysql-replication, patched by source/library.py
     mysql: str        # SELECT CAST(j AS CHAR) right after the statement
 
 
@@ -466,6 +466,7 @@ def _server_roundtrip(live: dict[str, Any], values: Sequence[tuple[str, tuple]],
             after = dict(cur.fetchall())
 
         captured: list[bytes] = []
+        install()  # what a wacdc stream does as it opens
         installed = BinLogPacketWrapper.read_binary_json
 
         def capture(self: Any, size: int, is_partial: bool) -> Any:

@@ -121,7 +121,7 @@ def test_rows_applied_counts_every_change_per_table_and_op(source_db: SourceDb,
         # Every configured table and operation has its series, at 0 unless changed.
         assert applied == {(t, op): float(expected.get((t, op), 0))
                            for t in TABLES for op in ("insert", "update", "delete")}
-        assert d.status()["tables"]["WhatsAppCustomer"]["insert"] == expected[
+        assert d.status()["tables"]["WhatsAppCustomer"]["applied"]["insert"] == expected[
             ("WhatsAppCustomer", "insert")]
         # Every metric the alert rules and the dashboard use is served live.
         assert unknown_metric_names(referenced_metric_names(), d.get("/metrics")[1]) == set()
@@ -187,13 +187,16 @@ def test_status_works_with_the_daemon_stopped(source_db: SourceDb,
         running = json.loads(run_cli("status", "--json", env=env).stdout)
         assert running["daemon"]["running"] is True
         assert running["phase"] == "streaming"
-        head = d.status()["applied_position"]
+        live = d.status()
+        head = live["applied_position"]
+        assert set(live) == set(running)  # one schema: /status and `wacdc status --json`
         assert env["WACDC_TARGET_URL"] not in d.get("/status")[1]
     result = run_cli("status", "--json", env=env)
     assert result.code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["daemon"]["running"] is False and doc["daemon"]["stopped_since"]
-    assert doc["checkpoint"]["file"] == head["file"] and doc["checkpoint"]["pos"] >= head["pos"]
+    assert doc["applied_position"]["file"] == head["file"]
+    assert doc["applied_position"]["pos"] >= head["pos"]
     assert doc["source_now"]["reachable"] is True and doc["source_now"]["bytes_behind"] == 0
     assert set(doc["tables"]) == set(TABLES)
     text = run_cli("status", env=env)

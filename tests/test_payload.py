@@ -16,11 +16,11 @@ from wacdc.errors import BinlogEventError
 from wacdc.source.payload import (
     NONE,
     ZSTD,
-    PayloadReader,
     TransactionPayloadEvent,
     inner_events,
     parse_payload_header,
 )
+from wacdc.source.stream_reader import PayloadReader
 
 
 def _lenenc(value: int) -> bytes:

@@ -3,7 +3,7 @@
 JSON null vs SQL NULL and MySQL's typed JSON scalars (both flavours, both paths), tagged
 GTIDs, session-level compressed transactions and partial-JSON updates (Oracle MySQL),
 and the whole job on the 19 tables under every shape with repeated kill -9, then a
-cutover under a writer. Compared with tests/independent.py, which shares no code with
+cutover under a writer. Compared with tests/support/independent.py, which shares no code with
 wacdc. `make test` runs this file again with the library decoder and the decode process.
 """
 
@@ -33,6 +33,9 @@ from tests.support.harness import (
 )
 from tests.support.independent import independent_differences
 from tests.support.workload import ALL_TABLES, TABLES, Workload, in_background
+
+# Run again with each other way of decoding the binlog (tests/conftest.py).
+pytestmark = pytest.mark.decoders("library", "process")
 
 ALL = ",".join(ALL_TABLES)
 

@@ -11,6 +11,7 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from tests.support.compare import assert_same_gtid_state, table_differences
 from tests.support.harness import (
@@ -23,6 +24,9 @@ from tests.support.harness import (
     wacdc_env,
 )
 from tests.support.workload import TABLES, Workload, in_background
+
+# Run again with each other way of decoding the binlog (tests/conftest.py).
+pytestmark = pytest.mark.decoders("library", "process")
 
 
 def _phase(pg: psycopg.Connection) -> str | None:

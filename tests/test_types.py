@@ -13,6 +13,9 @@ from tests.support.alltypes import ALLTYPES, ROWS, _insert_all
 from tests.support.harness import SourceDb, TargetDb
 from tests.support.roundtrip import Roundtrip
 
+# Run again with each other way of decoding the binlog (tests/conftest.py).
+pytestmark = pytest.mark.decoders("library")
+
 # (MySQL column -> SQL literal, expected PostgreSQL value as psycopg reads it back)
 JSON_NULL_ROW = 3  # row id whose `j` is JSON null (not SQL NULL)
 

@@ -20,6 +20,9 @@ from hypothesis import strategies as st
 from tests.support.harness import SourceDb, TargetDb
 from tests.support.roundtrip import Roundtrip
 
+# Run again with each other way of decoding the binlog (tests/conftest.py).
+pytestmark = pytest.mark.decoders("library")
+
 EXAMPLES = settings(max_examples=25, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])

@@ -7,6 +7,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from typing import TypeAlias
 
 from wacdc import __version__
 from wacdc.config import Settings, load_settings
@@ -39,6 +40,7 @@ Exit codes: 0 ok, 1 a finding (a check failed, verify found differences), 2 an e
 """
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,20 +107,13 @@ def _cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-STOP = threading.Event()
-
-
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from wacdc.cutover import http_endpoint
-    from wacdc.daemon import run
-    from wacdc.observe.http import register_post, serve
+    from wacdc.coordinator import run
     from wacdc.sink.pool import TargetPool
 
     pool = TargetPool(settings)  # the short control-plane connections (WHATSAPP_DB_POOL_*)
-    try:
-        register_post("/cutover", http_endpoint(settings, pool))
-        serve(settings.metrics_port)
-        return run(settings, STOP, pool, snapshot_only=args.snapshot_only,
+    try:  # run() serves /metrics, /healthz, /status and POST /cutover too
+        return run(settings, args.stop, pool, snapshot_only=args.snapshot_only,
                    exit_when_caught_up=args.exit_when_caught_up,
                    resume_after_ddl=args.resume_after_ddl)
     finally:
@@ -217,7 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE",
                         help="TOML file with settings (environment variables win)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_check(sub)
+    _add_schema(sub)
+    _add_run(sub)
+    _add_status(sub)
+    _add_verify(sub)
+    _add_cutover(sub)
+    _add_demo(sub)
+    return parser
 
+
+def _add_check(sub: Subparsers) -> None:
     p = sub.add_parser("check", help="preflight: binlog settings, privileges, tables, target",
                        description="Check that the source and target are ready. Prints one "
                        "line per check; exit 0 when all pass, 1 when any fails. Says for "
@@ -232,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the target URL ?sslmode=require|verify-full&sslrootcert=FILE")
     p.set_defaults(func=_cmd_check)
 
+
+def _add_schema(sub: Subparsers) -> None:
     p = sub.add_parser("schema", help="print (or --apply) the PostgreSQL DDL",
                        description="Print the target DDL for the configured tables and "
                        "profile. --apply creates what is missing; a second run changes nothing.")
@@ -244,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cutover creates")
     p.set_defaults(func=_cmd_schema)
 
+
+def _add_run(sub: Subparsers) -> None:
     p = sub.add_parser("run", help="snapshot, then stream the binlog into PostgreSQL",
                        description="Copy the tables (resumable: a restart continues), then "
                        "follow the binlog. SIGTERM/SIGINT stop cleanly after the current "
@@ -257,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the matching change in PostgreSQL) and go on")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_status(sub: Subparsers) -> None:
     p = sub.add_parser("status", help="phase, positions, lag and counts (from the target)",
                        description="What wacdc is doing, read from schema wacdc in the "
                        "target: phase, whether a daemon runs (else since when it stopped), "
@@ -266,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document (for scripts)")
     p.set_defaults(func=_cmd_status)
 
+
+def _add_verify(sub: Subparsers) -> None:
     p = sub.add_parser("verify", help="compare source and target row by row",
                        description="Compare every replicated table: row counts, checksums "
                        "over key chunks in the converted form (so MySQL and PostgreSQL values "
@@ -281,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "rows only PostgreSQL has), then check them again")
     p.set_defaults(func=_cmd_verify)
 
+
+def _add_cutover(sub: Subparsers) -> None:
     p = sub.add_parser("cutover", help="request the cutover from the running daemon",
                        description="Ask the running `wacdc run` to cut over (a control row in "
                        "schema wacdc; it sees it within a second): wait for lag <= "
@@ -294,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cancel a requested cutover that has not frozen the source yet")
     p.set_defaults(func=_cmd_cutover)
 
+
+def _add_demo(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the whole job on private local servers",
                        description="Start private Oracle MySQL (or MariaDB) and PostgreSQL "
                        "servers (temp dirs, free ports), load the 19 WhatsApp tables, run "
@@ -317,16 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "mysqld >= 8.0 or the root `make servers` builds), MariaDB, or auto "
                    "(MySQL when available; default)")
     p.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.stop = threading.Event()  # set by SIGTERM/SIGINT; `wacdc run` ends cleanly on it
     if args.command == "run":
         # Before anything slow: a SIGTERM during start-up must also end cleanly (exit 0).
-        from wacdc.daemon import install_stop_handlers
+        from wacdc.coordinator import install_stop_handlers
 
-        install_stop_handlers(STOP)
+        install_stop_handlers(args.stop)
     try:
         settings = load_settings(args.config)
         configure_logging(settings.log_format, settings.log_level, settings.secrets())

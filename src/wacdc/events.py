@@ -64,7 +64,7 @@ class GtidState:
 
     MariaDB's state is one `domain-server-seq` per replication domain; MySQL's is the
     executed GTID set (`uuid:1-100:tag:1-5,...`, tags since MySQL 8.3; see
-    wacdc.source.gtid). `str()` is one line (uuids joined by `,` without MySQL's
+    wacdc.gtidset). `str()` is one line (uuids joined by `,` without MySQL's
     newline). Starting from the snapshot's state, each
     transaction's GTID is folded in at its commit, so the checkpoint carries a state a
     new primary (after a failover, other binlog file names) can resume from.

@@ -130,11 +130,11 @@ class SchemaEvolver:
             want = normalize_pg_type(column.pg_type) if not column.enum_type else None
             if have is None:
                 statements.append(sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(
-                    sql.SQL(new.qualified), sql.SQL(column_sql(column, new.schema))))
+                    new.relation, column_sql(column, new.schema)))
             elif want is not None and have != want:
                 if _is_wider(have, want):
                     statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
-                        sql.SQL(new.qualified), sql.Identifier(column.name),
+                        new.relation, sql.Identifier(column.name),
                         sql.SQL(column.pg_type)))
                 else:
                     self._stop(name, query, position, f"column {column.name} changed from "
@@ -144,7 +144,7 @@ class SchemaEvolver:
             (old.schema, name)).fetchall()}
         for index_name, index in new.indexes:
             if index_name not in have_indexes:
-                statements.append(sql.SQL(create_index_sql(new, index_name, index).rstrip(";")))
+                statements.append(create_index_sql(new, index_name, index))
         # Drop only what the source dropped: indexes PostgreSQL has for its own reasons
         # (the profile's extras, a DBA's additions) stay.
         gone = {i for i, _ in old.indexes} - {i for i, _ in new.indexes}
@@ -191,5 +191,5 @@ def _stops(parsed: ParsedStatement | None) -> str | None:
 
 
 def truncate_sql(table: TargetTable) -> sql.Composed:
-    return sql.SQL("TRUNCATE {}").format(sql.SQL(table.qualified))
+    return sql.SQL("TRUNCATE {}").format(table.relation)
 

@@ -3,7 +3,7 @@
 mysql-replication 1.0.17 knows only untagged GTIDs: its `GtidSet` rejects text such as
 `uuid:1-5:mytag:1-3`, it has no class for `GTID_TAGGED_LOG_EVENT` (type 42), and it sends
 the COM_BINLOG_DUMP_GTID set in the untagged binary format only. This module is wacdc's
-own GTID set for MySQL and the pieces `install()` plugs into the library.
+own GTID set for MySQL (source/library.py gives it to the library for the GTID dump).
 
 Formats, as in MySQL's source (`libs/mysql/gtid`, `libs/mysql/gtids/readme.md`,
 `sql/rpl_gtid_set.cc`, `libs/mysql/serialization`) and checked against MySQL 9.7:

@@ -46,19 +46,24 @@ class Redactor:
         return event_dict
 
 
-_redactor = Redactor()
+def _active_redactor() -> Redactor:
+    """The redactor `configure_logging` installed (it lives in structlog's processor
+    chain, so the known secrets have one home), else one for URL passwords only."""
+    for processor in structlog.get_config()["processors"]:
+        if isinstance(processor, Redactor):
+            return processor
+    return Redactor()
 
 
 def redact(text: str) -> str:
     """Redact a free-form string (error messages) the same way log lines are."""
-    return _redactor.redact_text(text)
+    return _active_redactor().redact_text(text)
 
 
 def configure_logging(fmt: str = "auto", level: str = "info",
                       secrets: Iterable[str] = ()) -> None:
     """Route structlog to stderr; `auto` means console on a terminal, JSON otherwise."""
-    global _redactor
-    _redactor = Redactor(secrets)
+    redactor = Redactor(secrets)
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: Any
@@ -72,7 +77,7 @@ def configure_logging(fmt: str = "auto", level: str = "info",
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            _redactor,
+            redactor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

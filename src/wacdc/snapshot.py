@@ -27,10 +27,11 @@ from wacdc.errors import WacdcError
 from wacdc.events import BinlogPosition
 from wacdc.log import get_logger
 from wacdc.observe import metrics
-from wacdc.observe.http import STATUS
+from wacdc.runtime import DaemonStatus, Phase
 from wacdc.schema.convert import BadValuePolicy, Coercion, RowConverter
 from wacdc.schema.ddl import TargetTable, apply_steps, create_index_sql, plan_ddl
 from wacdc.schema.profile import Profile
+from wacdc.sink import sql as statements
 from wacdc.sink import state, writer
 from wacdc.sink.connection import connect_target
 from wacdc.source.catalog import plan_target
@@ -153,12 +154,14 @@ class SnapshotResult:
 
 def run_snapshot(settings: Settings, stop: threading.Event | None = None,
                  lease: writer.WriterLease | None = None,
-                 on_chunk: Callable[[str, int], None] | None = None) -> SnapshotResult:
+                 on_chunk: Callable[[str, int], None] | None = None,
+                 status: DaemonStatus | None = None) -> SnapshotResult:
     """Copy what is not copied yet. Returns per-table positions for streaming.
 
     Every commit is proved against `lease` (wacdc.sink.writer): an instance that lost
-    the writer lock stops at its next chunk."""
+    the writer lock stops at its next chunk. `status`: the daemon's (else one of its own)."""
     stop = stop or threading.Event()
+    status = status or DaemonStatus()
     # allow_retired: a restart after an interrupted cutover finds the tables fenced.
     profile, tables = plan_target(settings, allow_retired=True)
     source_url = settings.source()
@@ -171,7 +174,7 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
         if lease is not None:
             writer.join(target, lease)
         if state.get_phase(target) in (None, "failed"):
-            state.set_phase(target, "snapshot", source_url.database)
+            status.set_phase(Phase.SNAPSHOT, target, source_database=source_url.database)
         state.register_tables(target, {t.name: t.source.estimated_rows for t in tables})
         progress_rows = state.snapshot_progress(target)
         # Tables already copied follow the source's schema changes through the binlog.
@@ -186,31 +189,39 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
         result = SnapshotResult()
         builder = IndexBuilder(settings, lease)
         builder.start()
-        todo = []
-        for table in tables:
-            row = progress_rows[table.name]
-            if row.status == "done":
-                result.positions[table.name] = row.position  # type: ignore[assignment]
-            elif row.status == "loaded":
-                result.positions[table.name] = row.position  # type: ignore[assignment]
-                builder.jobs.put(table)
-            else:
-                if row.status == "copying":
-                    log.warning("consistent view of an earlier run is gone; copying the table "
-                                "again from a new view", table=table.name,
-                                rows_discarded=row.rows_copied)
-                todo.append(table)
+        todo = _still_to_copy(tables, progress_rows, builder, result)
         try:
             if todo:
                 _copy_tables(settings, target, todo, converters, builder, result, stop,
                              on_chunk)
         finally:
-            with STATUS.busy("building secondary indexes"):
+            with status.busy("building secondary indexes"):
                 builder.finish()
         if not result.stopped:
             log.info("snapshot complete", tables=len(tables),
                      start_position=str(result.start_position))
     return result
+
+
+def _still_to_copy(tables: list[TargetTable], progress_rows: dict[str, state.TableProgress],
+                   builder: IndexBuilder, result: SnapshotResult) -> list[TargetTable]:
+    """The tables to copy (again); the others keep their positions, and a loaded one
+    still gets its indexes."""
+    todo = []
+    for table in tables:
+        row = progress_rows[table.name]
+        if row.status == "done":
+            result.positions[table.name] = row.position  # type: ignore[assignment]
+        elif row.status == "loaded":
+            result.positions[table.name] = row.position  # type: ignore[assignment]
+            builder.jobs.put(table)
+        else:
+            if row.status == "copying":
+                log.warning("consistent view of an earlier run is gone; copying the table "
+                            "again from a new view", table=table.name,
+                            rows_discarded=row.rows_copied)
+            todo.append(table)
+    return todo
 
 
 def _copy_tables(settings: Settings, target: psycopg.Connection, todo: list[TargetTable],
@@ -306,11 +317,9 @@ def copy_table(view: ReadView, target: psycopg.Connection, table: TargetTable,
                 ) -> int | None:
     """Copy one table in keyset chunks; each chunk commits with its progress row."""
     reader = ChunkReader(view, table.source, converter, chunk_rows)
-    qualified = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
-    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        qualified, sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns))
+    copy_sql = statements.copy_in(table.relation, [c.name for c in table.columns])
     with target.transaction():
-        target.execute(sql.SQL("TRUNCATE {}").format(qualified))
+        target.execute(sql.SQL("TRUNCATE {}").format(table.relation))
         state.start_table(target, table.name, view.view_id, view.position)
     progress.begin(table.name, table.source.estimated_rows)
     after: tuple | None = None

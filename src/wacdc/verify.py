@@ -1,12 +1,11 @@
 """`wacdc verify`: compare source and target row by row, in the converted form, and repair.
 
-Both sides are compared as PostgreSQL values of the target's own column types: each
-source chunk (keyset order, as the snapshot reads it) goes through the same converter
-as replication and is COPYed into a temporary table shaped like the target table.
-PostgreSQL then checksums the chunk on both sides (md5 of every row's text in key
-order); only a chunk whose checksums differ is narrowed down to its rows, naming
-the differing columns. Keys seen in the source are kept (in PostgreSQL, not in
-memory), so rows only the target has are found by one anti-join at the end.
+Both sides are compared as PostgreSQL values of the target's own column types: each source
+chunk (keyset order) goes through the replication converter and is COPYed into a temporary
+table shaped like the target table. PostgreSQL then checksums the chunk on both sides (md5
+of every row's text in key order); only a chunk whose checksums differ is narrowed down to
+its rows, naming the differing columns. Keys seen in the source are kept (in PostgreSQL,
+not in memory), so rows only the target has are found by one anti-join at the end.
 
 While `wacdc run` streams, a difference may be a change not applied yet: such rows
 are compared again once the daemon's checkpoint has passed the source head as it was
@@ -28,20 +27,24 @@ from wacdc.events import BinlogPosition
 from wacdc.log import get_logger
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.ddl import TargetTable
+from wacdc.schema.families import family
 from wacdc.schema.model import Table
+from wacdc.sink import sql as statements
 from wacdc.sink import writer
 from wacdc.sink.connection import connect_target
 from wacdc.sink.state import ensure_schema, get_checkpoint, read_status
 from wacdc.snapshot import Progress, coercion_policy
 from wacdc.source.catalog import RETIRED_SUFFIX, plan_target, retired_tables
-from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect, quote_ident
+from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect
 from wacdc.source.position import current_position
 from wacdc.source.read_view import ChunkReader, ReadView, select_sql, use_fast_row_parser
+from wacdc.source.sql import quote_ident
 
 log = get_logger("wacdc.verify")
 KEPT_PER_KIND = 1000  # differences listed per table and kind; beyond that, only counted
 RECHECK_ROUNDS = 3
 SETTLE_TIMEOUT_S = 30.0
+_STAGE = sql.Identifier("wv_src")  # a chunk of source rows, converted (temporary)
 
 
 @dataclass
@@ -89,20 +92,22 @@ class TableVerifier:
         self.key = list(table.key)
         self.converter = RowConverter(table.name, self.columns, table.key,
                                       coercion_policy(settings))
-        self.target = sql.SQL("{}.{}").format(sql.Identifier(table.schema),
-                                              sql.Identifier(table.name))
-        self.cols = sql.SQL(", ").join(map(sql.Identifier, self.names))
-        self.keys = sql.SQL(", ").join(map(sql.Identifier, self.key))
+        self.target = table.relation
+        self.cols = statements.names(self.names)
+        self.keys = statements.names(self.key)
         self.key_types: dict[str, str] = {}
-        # Rows are looked up in MySQL by PostgreSQL's text of the key: exact for these
-        # families only (a bool key prints 't', a bytea '\\x..'). Other keys are reported
-        # from the full pass alone: no re-check of in-flight changes, no repair.
-        families = {c.name: c.family for c in self.columns}
-        self.keys_round_trip = all(families[k] in ("int", "text", "enum", "decimal", "year",
-                                                   "date", "datetime")
-                                   for k in self.key)
+        # Rows are looked up in MySQL by PostgreSQL's text of the key: exact for some
+        # families only (Family.key_round_trip). Other keys are reported from the full
+        # pass alone: no re-check of in-flight changes, no repair.
+        families = {c.name: family(c.family) for c in self.columns}
+        self.keys_round_trip = all(getattr(families[k], "key_round_trip", False) for k in self.key)
         self.join = sql.SQL(" AND ").join(sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k))
                                           for k in self.key)
+
+    def key_text(self, alias: str) -> sql.Composed:
+        """The key columns as PostgreSQL text, for ARRAY[...]."""
+        return sql.SQL(", ").join(sql.SQL("{}.{}::text").format(
+            sql.Identifier(alias), sql.Identifier(k)) for k in self.key)
 
     def _row(self, alias: str) -> sql.Composed:
         return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(
@@ -127,7 +132,7 @@ class TableVerifier:
 
     def stage(self, conn: psycopg.Connection, rows: list[tuple]) -> None:
         conn.execute("TRUNCATE wv_src")
-        with conn.cursor().copy(sql.SQL("COPY wv_src ({}) FROM STDIN").format(self.cols)) as cp:
+        with conn.cursor().copy(statements.copy_in(_STAGE, self.names)) as cp:
             for row in rows:
                 cp.write_row(row)
 
@@ -145,11 +150,9 @@ class TableVerifier:
         differs = sql.SQL("array_remove(ARRAY[{}], NULL)").format(sql.SQL(", ").join(
             sql.SQL("CASE WHEN s.{0}::text IS DISTINCT FROM t.{0}::text THEN {1} END").format(
                 sql.Identifier(n), sql.Literal(n)) for n in self.names))
-        key_text = sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(k))
-                                      for k in self.key)
         query = sql.SQL("SELECT ARRAY[{}], t.{} IS NULL, {} FROM wv_src s LEFT JOIN {} t ON {} "
                         "WHERE t.{} IS NULL OR {} IS DISTINCT FROM {} ORDER BY {}").format(
-            key_text, sql.Identifier(self.key[0]), differs, self.target, self.join,
+            self.key_text("s"), sql.Identifier(self.key[0]), differs, self.target, self.join,
             sql.Identifier(self.key[0]), self._row("s"), self._row("t"), self._order("s"))
         return [RowDifference(list(key), "missing" if missing else "differs",
                               [] if missing else list(columns))
@@ -162,11 +165,9 @@ class TableVerifier:
         """Target rows whose key the source pass never saw."""
         conn.execute(sql.SQL("CREATE INDEX ON wv_keys ({})").format(self.keys))
         conn.execute("ANALYZE wv_keys")
-        key_text = sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(k))
-                                      for k in self.key)
         query = sql.SQL("SELECT ARRAY[{}] FROM {} t WHERE NOT EXISTS "
                         "(SELECT 1 FROM wv_keys s WHERE {}) ORDER BY {}").format(
-            key_text, self.target, self.join, self._order("t"))
+            self.key_text("t"), self.target, self.join, self._order("t"))
         return [RowDifference(list(key), "extra") for (key,) in conn.execute(query)]
 
     def source_rows(self, source: Any, keys: list[list[str | None]]) -> list[tuple]:
@@ -202,24 +203,17 @@ class TableVerifier:
         """Which of these keys the target holds."""
         if not keys:
             return []
-        key_text = sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(k))
-                                      for k in self.key)
         query = sql.SQL("SELECT ARRAY[{}] FROM {} t JOIN {} ON {}").format(
-            key_text, self.target, self._typed_keys(), self._typed_join())
+            self.key_text("t"), self.target, self._typed_keys(), self._typed_join())
         return [list(key) for (key,) in conn.execute(query, self._key_columns(keys))]
 
     def repair(self, conn: psycopg.Connection, source_rows: list[tuple],
                extra: list[list[str | None]]) -> int:
         """Upsert the source's rows, delete the target's extras; one transaction."""
-        non_key = [n for n in self.names if n not in self.key]
-        action = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in non_key)) \
-            if non_key else sql.SQL("DO NOTHING")
         with conn.transaction():
             writer.assert_writer(conn)
             self.stage(conn, source_rows)
-            conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM wv_src ON CONFLICT ({}) {}")
-                         .format(self.target, self.cols, self.cols, self.keys, action))
+            conn.execute(statements.upsert(self.target, self.names, self.key, _STAGE))
             if extra:
                 conn.execute(sql.SQL("DELETE FROM {} t USING {} WHERE {}").format(
                     self.target, self._typed_keys(), self._typed_join()),
@@ -326,8 +320,7 @@ def _recheck(v: TableVerifier, target: psycopg.Connection, source: Any,
         v.stage(target, rows)
         found = v.staged_differences(target)
         in_source = {tuple(k) for (k,) in target.execute(
-            sql.SQL("SELECT ARRAY[{}] FROM wv_src").format(sql.SQL(", ").join(
-                sql.SQL("{}::text").format(sql.Identifier(k)) for k in v.key)))}
+            sql.SQL("SELECT ARRAY[{}] FROM wv_src s").format(v.key_text("s")))}
     gone = [k for k in keys if tuple(k) not in in_source]
     found += [RowDifference(k, "extra") for k in v.target_has(target, gone)]
     return found

@@ -23,6 +23,7 @@ from typing import IO
 
 import psycopg
 import pymysql
+from psycopg import sql
 
 from wacdc.config import DatabaseUrl, parse_url
 from wacdc.devtools.embedded import (
@@ -35,9 +36,10 @@ from wacdc.devtools.embedded import (
     start_mysql_container,
     start_postgres_container,
 )
+from wacdc.source.sql import quote_ident
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent.parent
 WHATSAPP_DDL = REPO / "config" / "whatsapp_mysql.sql"
 
 
@@ -229,7 +231,7 @@ def as_the_writer(pg: psycopg.Connection) -> None:
 def create_source_db(server: ServerHandle, ddl: Path | None = WHATSAPP_DDL) -> SourceDb:
     db = SourceDb(server, unique_name("src"))
     with mysql_connect(server.url(""), database="") as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{db.name}` CHARACTER SET utf8mb4 "
+        cur.execute(f"CREATE DATABASE {quote_ident(db.name)} CHARACTER SET utf8mb4 "
                     "COLLATE utf8mb4_unicode_ci")
     if ddl is not None:
         db.execute(*split_sql(ddl.read_text()))
@@ -245,13 +247,13 @@ def drop_source_db(db: SourceDb) -> None:
     if _is_down(db.server):
         return
     with mysql_connect(db.server.url(""), database="") as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{db.name}`")
+        cur.execute(f"DROP DATABASE IF EXISTS {quote_ident(db.name)}")
 
 
 def create_target_db(server: ServerHandle) -> TargetDb:
     db = TargetDb(server, unique_name("tgt"))
     with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db.name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db.name)))
     return db
 
 
@@ -259,7 +261,8 @@ def drop_target_db(db: TargetDb) -> None:
     if _is_down(db.server):
         return
     with psycopg.connect(db.server.url("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(db.name)))
 
 
 # --- running the CLI ----------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import pymysql
 
 from tests.support.harness import SourceDb
+from wacdc.source.sql import quote_ident
 
 TABLES = ("WhatsAppCustomer", "WhatsAppMessage", "WhatsAppCampaign", "WhatsAppTourPackage")
 
@@ -104,7 +105,8 @@ class Workload:
                                               rng.choice(self.ids["WhatsAppMessage"])))
             else:
                 table = rng.choice(ALL_TABLES)  # a multi-row delete anywhere
-                cur.execute(f"DELETE FROM `{table}` ORDER BY id LIMIT %s", (rng.randint(1, 3),))
+                cur.execute(f"DELETE FROM {quote_ident(table)} ORDER BY id LIMIT %s",
+                            (rng.randint(1, 3),))
         conn.commit()
         self.changes += 1
 

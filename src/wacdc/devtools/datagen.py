@@ -25,8 +25,9 @@ import pymysql
 from wacdc.config import parse_url
 from wacdc.schema.model import Column, Table
 from wacdc.schema.profile import Profile, config_dir, load_profile
-from wacdc.source.connection import connect, one_value, quote_ident
+from wacdc.source.connection import connect, one_value
 from wacdc.source.introspect import introspect_tables
+from wacdc.source.sql import quote_ident
 
 _NAMESPACE = uuid.UUID("6f1b7a52-3c1e-4a8e-9d7c-2b1f0e3a4c5d")
 _WORDS = ("namaste", "booking", "Goa", "Kerala", "package", "confirm", "hotel", "flight",

@@ -3,8 +3,8 @@
 During the snapshot (hours on a big table) the stream is not read yet, but the binlog
 piles up and ops must see it (DESIGN §5): a thread polls the source head and the
 position streaming will start at (the checkpoint, else the oldest table position of
-the snapshot) into STATUS.backlog. Its lag in seconds counts from when the read view
-of that position opened: every change after it committed later, so the figure is an
+the snapshot) into the daemon's backlog tracker. Its lag in seconds counts from when
+the read view of that position opened: every change after it committed later, so the figure is an
 upper bound by at most the time between the view and the first such change, and
 never 0 while something is waiting. The figures also go to `wacdc.state` for
 `wacdc status`.
@@ -25,7 +25,6 @@ from wacdc.config import Settings
 from wacdc.errors import ConnectError
 from wacdc.events import BinlogPosition
 from wacdc.log import get_logger, redact
-from wacdc.observe.http import STATUS
 from wacdc.observe.lag import LagTracker
 from wacdc.sink import state, writer
 from wacdc.sink.connection import connect_target
@@ -43,10 +42,10 @@ def stream_start(conn: psycopg.Connection) -> tuple[BinlogPosition, float | None
     checkpoint = state.get_checkpoint(conn)
     if checkpoint is not None:
         return checkpoint, None
-    rows = conn.execute(
-        f"SELECT t.binlog_file, t.binlog_pos, v.opened_at FROM {state.STATE_SCHEMA}."
-        f"snapshot_tables t LEFT JOIN {state.STATE_SCHEMA}.snapshot_views v "
-        "ON v.view_id = t.view_id WHERE t.binlog_file IS NOT NULL").fetchall()
+    rows = conn.execute(state.state_sql(
+        "SELECT t.binlog_file, t.binlog_pos, v.opened_at FROM {state}.snapshot_tables t "
+        "LEFT JOIN {state}.snapshot_views v "
+        "ON v.view_id = t.view_id WHERE t.binlog_file IS NOT NULL")).fetchall()
     if not rows:
         return None
     file, pos, opened = min(rows, key=lambda r: BinlogPosition(r[0], int(r[1])).key)
@@ -58,10 +57,10 @@ class BacklogWatcher(threading.Thread):
     """Polls the backlog into `tracker` until stopped (see the module)."""
 
     def __init__(self, settings: Settings, lease: writer.WriterLease,
-                 tracker: LagTracker | None = None) -> None:
+                 tracker: LagTracker) -> None:
         super().__init__(name="wacdc-backlog", daemon=True)
         self.settings, self.lease = settings, lease
-        self.tracker = STATUS.backlog if tracker is None else tracker
+        self.tracker = tracker
         self.done = threading.Event()
         self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
         self._warned_at = 0.0

@@ -10,160 +10,35 @@ moved for `WACDC_STALL_SECONDS` (a server down, an apply blocked) or the phase i
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import re
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from email.utils import formatdate
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from wacdc import __version__
 from wacdc.errors import ConfigError, WacdcError
 from wacdc.log import get_logger, redact
 from wacdc.observe import metrics
-from wacdc.observe.lag import LagTracker
+from wacdc.observe.wire import MAX_HEAD, body_problem, json_response, parse, response
 
 log = get_logger("wacdc.health")
-STREAM_PHASES = ("catchup", "streaming", "cutover")
 
 
-@dataclass
-class DaemonStatus:
-    """What the running daemon knows about itself; written by its loop, read by requests."""
+class Observed(Protocol):
+    """What the server reports on: the daemon's state (wacdc.runtime.DaemonStatus)."""
 
-    phase: str = "starting"
-    stall_seconds: float = 60.0
-    lag: LagTracker = field(default_factory=LagTracker)  # the stream's
-    backlog: LagTracker = field(default_factory=LagTracker)  # before streaming starts
-    started_at: float = field(default_factory=time.time)
-    last_progress: float = field(default_factory=time.monotonic)
-    waiting_for: str | None = None  # what the loop waits on, when it waits (the lock)
-    last_error: str | None = None
-    tables: list[str] = field(default_factory=list)
+    def health(self) -> tuple[bool, str]: ...
 
-    def set_phase(self, phase: str) -> None:
-        self.phase = phase
-        metrics.set_phase(phase)
-        self.progressed()
+    def document(self) -> dict[str, Any]: ...
 
-    def progressed(self) -> None:
-        self.last_progress = time.monotonic()
-
-    @contextmanager
-    def busy(self, what: str) -> Iterator[None]:
-        """Long server-side work with no progress to report (index builds): healthy."""
-        self.waiting_for = what
-        try:
-            yield
-        finally:
-            self.waiting_for = None
-            self.progressed()
-
-    def failed(self, error: str) -> None:
-        self.last_error = redact(error)
-        self.set_phase("failed")
-
-    def _tracker(self) -> LagTracker | None:
-        """Whose figures are lag now: the stream's from catch-up through the cutover, the
-        backlog watcher's before streaming (wacdc.backlog); None when not known."""
-        if self.phase in STREAM_PHASES:
-            return self.lag if self.lag.head is not None else None
-        if self.phase in ("starting", "snapshot"):
-            backlog = self.backlog
-            if backlog.applied is not None and backlog.head is not None:
-                return backlog
-        return None
-
-    def lag_known(self) -> bool:
-        """Known: current figures (a head polled within the last seconds), or done."""
-        tracker = self._tracker()
-        return self.phase == "done" or (tracker is not None and not tracker.stale())
-
-    def lag_seconds(self) -> float:
-        tracker = self._tracker()
-        return tracker.seconds() if tracker is not None else 0.0
-
-    def lag_bytes(self) -> int:
-        tracker = self._tracker()
-        return tracker.bytes() if tracker is not None else 0
-
-    def cutover_ready(self) -> bool:
-        return self.phase == "streaming" and self.lag.caught_up()
-
-    def health(self) -> tuple[bool, str]:
-        if self.phase == "failed":
-            return False, f"failed: {self.last_error or 'see the logs'}"
-        quiet = time.monotonic() - self.last_progress
-        if quiet > self.stall_seconds and not self.waiting_for:
-            return False, (f"stalled: no progress for {quiet:.0f}s in phase {self.phase} "
-                           f"(threshold {self.stall_seconds:.0f}s); see the logs for "
-                           "reconnect attempts")
-        if self.waiting_for:
-            return True, f"ok: waiting for {self.waiting_for}"
-        return True, f"ok: {self.phase}"
-
-    def document(self) -> dict[str, Any]:
-        lag = self.lag
-        healthy, reason = self.health()
-        return {
-            "version": __version__,
-            "phase": self.phase,
-            "healthy": healthy,
-            "health": reason,
-            "waiting_for": self.waiting_for,
-            "source_head": _position(lag.head),
-            "applied_position": _position(lag.applied),
-            "lag_seconds": round(self.lag_seconds(), 3),
-            "lag_bytes": self.lag_bytes(),
-            "lag_known": self.lag_known(),
-            "cutover_ready": self.cutover_ready(),
-            "last_applied_timestamp": _sample(metrics.last_applied_timestamp) or None,
-            "stall_seconds": self.stall_seconds,
-            "tables": _per_table(),
-            "last_error": self.last_error,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
-        }
-
-
-def _position(position: Any) -> dict[str, Any] | None:
-    if position is None:
-        return None
-    return {"file": position.file, "pos": position.pos, "gtid": position.gtid}
-
-
-def _sample(gauge: Any) -> float:
-    return float(gauge.collect()[0].samples[0].value)
-
-
-def _per_table() -> dict[str, dict[str, int]]:
-    tables: dict[str, dict[str, int]] = {}
-    for family in (metrics.rows_applied, metrics.snapshot_rows):
-        for sample in next(iter(family.collect())).samples:
-            if not sample.name.endswith("_total"):
-                continue
-            entry = tables.setdefault(sample.labels["table"], {})
-            key = sample.labels.get("op", "snapshot")
-            entry[key] = int(sample.value)
-    return tables
-
-
-STATUS = DaemonStatus()
-
-# The gauges read the live state at scrape time, so a stuck loop still shows lag growing.
-metrics.lag_seconds.set_function(lambda: STATUS.lag_seconds())
-metrics.lag_bytes.set_function(lambda: STATUS.lag_bytes())
-metrics.lag_known.set_function(lambda: 1.0 if STATUS.lag_known() else 0.0)
-metrics.cutover_ready.set_function(lambda: 1.0 if STATUS.cutover_ready() else 0.0)
 
 PostHandler = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
 
@@ -182,100 +57,24 @@ HEAD_TIMEOUT = 5.0  # seconds from accept to the end of the request head
 WRITE_TIMEOUT = 5.0  # seconds for the client to take the response
 LINGER_TIMEOUT = 1.0  # after the response: what the client still sends is read and dropped
 LINGER_BYTES = 64 * 1024
-MAX_HEAD = 16 * 1024  # request line and headers
-MAX_HEADERS = 100
-MAX_BODY = 1024  # largest Content-Length a POST may declare (the body is not read)
 MAX_CONNECTIONS = 256  # open client sockets; past it the oldest unfinished one is closed
 GET_WORKERS, GET_QUEUE = 2, 64  # threads, and requests waiting or running, per pool
 POST_WORKERS, POST_QUEUE = 2, 8
 
 GET_ROUTES = ("/metrics", "/healthz", "/status")
-_POST_ROUTES: dict[str, PostHandler] = {}
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 _READ, _WORK, _WRITE, _LINGER = "read", "work", "write", "linger"
 
 
-def register_post(path: str, handler: PostHandler) -> None:
-    _POST_ROUTES[path] = handler
-
-
-def _response(code: int, body: bytes, content_type: str,
-              extra: tuple[tuple[str, str], ...] = ()) -> bytes:
-    lines = [f"HTTP/1.0 {code} {HTTPStatus(code).phrase}", f"Server: wacdc/{__version__}",
-             f"Date: {formatdate(usegmt=True)}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in extra]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def _json(code: int, document: dict[str, Any],
-          extra: tuple[tuple[str, str], ...] = ()) -> bytes:
-    return _response(code, (json.dumps(document, indent=2) + "\n").encode(),
-                     "application/json", extra)
-
-
-@dataclass
-class _Request:
-    method: str
-    path: str
-    headers: dict[str, str]  # names as sent; the first of a repeated header
-    lengths: set[str]  # every Content-Length value given
-
-
-def _parse(head: bytes) -> _Request | bytes:
-    """The request head, or the error response when it is not HTTP/1.x."""
-    lines = head.decode("latin-1").split("\n")
-    parts = lines[0].rstrip("\r").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-        return _json(400, {"error": "bad request line"})
-    method, target, version = parts
-    if version not in ("HTTP/1.0", "HTTP/1.1"):
-        return _json(505, {"error": "HTTP/1.0 or HTTP/1.1 only"})
-    headers: dict[str, str] = {}
-    lengths: set[str] = set()
-    for count, raw in enumerate(lines[1:]):
-        line = raw.rstrip("\r")
-        if not line:
-            break
-        if count >= MAX_HEADERS:
-            return _json(431, {"error": f"more than {MAX_HEADERS} headers"})
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or " " in name:
-            return _json(400, {"error": "malformed header line"})
-        value = value.strip()
-        if name.lower() == "content-length":
-            lengths.add(value)
-        headers.setdefault(name, value)
-    return _Request(method, target.split("?", 1)[0], headers, lengths)
-
-
-def _body_problem(request: _Request) -> bytes | None:
-    """Why a POST's declared body is refused (decided on the headers alone), or None."""
-    if any(name.lower() == "transfer-encoding" for name in request.headers):
-        return _json(411, {"error": "POST takes no body: send Content-Length: 0 (no "
-                                    "chunked transfer encoding)"})
-    if len(request.lengths) > 1:
-        return _json(400, {"error": "conflicting Content-Length headers"})
-    if not request.lengths:
-        return None
-    value = next(iter(request.lengths))
-    if not (value.isascii() and value.isdigit()):
-        return _json(400, {"error": "Content-Length must be a non-negative integer"})
-    if len(value.lstrip("0")) > 9 or int(value) > MAX_BODY:
-        return _json(413, {"error": f"POST takes no body (at most {MAX_BODY} bytes are "
-                                    "accepted, and ignored)"})
-    return None
-
-
-def _get(path: str) -> bytes:
+def _get(observed: Observed, path: str) -> bytes:
     if path == "/metrics":
-        return _response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
+        return response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
     if path == "/healthz":
-        healthy, reason = STATUS.health()
+        healthy, reason = observed.health()
         code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-        return _response(code, (reason + "\n").encode(), "text/plain; charset=utf-8")
-    return _json(200, STATUS.document())
+        return response(code, (reason + "\n").encode(), "text/plain; charset=utf-8")
+    return json_response(200, observed.document())
 
 
 def _post(route: PostHandler, headers: dict[str, str]) -> bytes:
@@ -285,7 +84,7 @@ def _post(route: PostHandler, headers: dict[str, str]) -> bytes:
         message = redact(str(exc))
         log.error("POST request failed", error=message)
         code, document = 503, {"error": message}
-    return _json(code, document)
+    return json_response(code, document)
 
 
 class _Conn:
@@ -316,7 +115,10 @@ class HttpServer:
     slowly it trickles in, `WRITE_TIMEOUT` for the response, and per pool a queue
     limit past which the answer is 503 at once."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, observed: Observed,
+                 post_routes: Mapping[str, PostHandler] | None = None) -> None:
+        self._observed = observed
+        self._post_routes = dict(post_routes or {})
         self._listener = socket.create_server((host, port), backlog=128)
         self._listener.setblocking(False)
         self.server_address: tuple[str, int] = self._listener.getsockname()[:2]
@@ -430,39 +232,40 @@ class HttpServer:
         end = _HEAD_END.search(conn.buf, seen)
         if end is None or end.end() > MAX_HEAD:
             if len(conn.buf) > MAX_HEAD:
-                self._reply(conn, _json(431, {"error": f"request head over {MAX_HEAD} bytes"}))
+                self._reply(conn, json_response(
+                    431, {"error": f"request head over {MAX_HEAD} bytes"}))
             return
         self._dispatch(conn, bytes(conn.buf[:end.end()]))
 
     def _dispatch(self, conn: _Conn, head: bytes) -> None:
-        request = _parse(head)
+        request = parse(head)
         if isinstance(request, bytes):
             self._reply(conn, request)
         elif request.method == "GET":
             if request.path in GET_ROUTES:
-                path = request.path
-                self._submit(conn, "GET", lambda: _get(path))
+                path, observed = request.path, self._observed
+                self._submit(conn, "GET", lambda: _get(observed, path))
             else:
-                self._reply(conn, _json(404, {"error": "not found",
+                self._reply(conn, json_response(404, {"error": "not found",
                                               "routes": list(GET_ROUTES)}))
         elif request.method == "POST":
-            route = _POST_ROUTES.get(request.path)
-            problem = _body_problem(request)
+            route = self._post_routes.get(request.path)
+            problem = body_problem(request)
             if route is None:
-                self._reply(conn, _json(404, {"error": "not found"}))
+                self._reply(conn, json_response(404, {"error": "not found"}))
             elif problem is not None:
                 self._reply(conn, problem)
             else:
                 headers = request.headers
                 self._submit(conn, "POST", lambda: _post(route, headers))
         else:
-            self._reply(conn, _json(405, {"error": f"method {request.method} not allowed"},
+            self._reply(conn, json_response(405, {"error": f"method {request.method} not allowed"},
                                     (("Allow", "GET, POST"),)))
 
     def _submit(self, conn: _Conn, kind: str, work: Callable[[], bytes]) -> None:
         pool = self._pools[kind]
         if pool.busy >= pool.limit:
-            self._reply(conn, _json(503, {"error": "busy: too many requests at once"},
+            self._reply(conn, json_response(503, {"error": "busy: too many requests at once"},
                                     (("Retry-After", "1"),)))
             return
         pool.busy += 1
@@ -476,7 +279,7 @@ class HttpServer:
             out = work()
         except Exception as exc:  # noqa: BLE001 - a bug in a route answers 500, not silence
             log.error("HTTP request failed", error=redact(repr(exc)))
-            out = _json(500, {"error": "internal error; see the daemon's log"})
+            out = json_response(500, {"error": "internal error; see the daemon's log"})
         self._done.put((conn, kind, out))
         self._wake()
 
@@ -530,7 +333,7 @@ class HttpServer:
                 # One try, never waiting (it is too slow already); a client that cannot
                 # take it (gone, buffer full) gets the close alone.
                 with contextlib.suppress(OSError):
-                    conn.sock.send(_json(408, {"error": "request head not complete within "
+                    conn.sock.send(json_response(408, {"error": "request head not complete within "
                                                         f"{HEAD_TIMEOUT:.0f}s"}))
             self._close(conn)
 
@@ -561,13 +364,14 @@ class HttpServer:
         self._selector.close()
 
 
-def serve(port: int, host: str = "0.0.0.0") -> HttpServer | None:
+def serve(port: int, observed: Observed, post_routes: Mapping[str, PostHandler] | None = None,
+          host: str = "0.0.0.0") -> HttpServer | None:
     """Start the HTTP server in a daemon thread; port 0 turns it off."""
     if port == 0:
         log.info("metrics endpoint off (WACDC_METRICS_PORT=0)")
         return None
     try:
-        server = HttpServer(host, port)
+        server = HttpServer(host, port, observed, post_routes)
     except OSError as exc:
         raise ConfigError(f"cannot listen on port {port} for /metrics ({exc.strerror}); set "
                           "WACDC_METRICS_PORT to a free port (or 0 to turn it off)") from None

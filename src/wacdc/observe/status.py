@@ -8,14 +8,17 @@ distance from the checkpoint to the source's head right now is added.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pymysql
 
+from wacdc import __version__
 from wacdc.config import Settings
 from wacdc.errors import EXIT_FINDING, EXIT_OK, ConfigError, ConnectError
 from wacdc.events import BinlogPosition
 from wacdc.log import redact
+from wacdc.observe import metrics
 from wacdc.observe.lag import binlog_distance
 from wacdc.sink.connection import connect_target
 from wacdc.sink.state import StoredStatus, read_status
@@ -28,10 +31,65 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def _position(position: BinlogPosition | None) -> dict[str, Any] | None:
-    if position is None:
+def position(at: BinlogPosition | None) -> dict[str, Any] | None:
+    if at is None:
         return None
-    return {"file": position.file, "pos": position.pos, "gtid": position.gtid}
+    return {"file": at.file, "pos": at.pos, "gtid": at.gtid}
+
+
+@dataclass
+class StatusView:
+    """Everything a status document holds; what a reader cannot know stays None.
+
+    `/status` (the running daemon, from memory) and `wacdc status --json` (schema
+    `wacdc`) fill it in from their side; `build` makes the one document of both."""
+
+    phase: str | None = None
+    healthy: bool | None = None  # /healthz's verdict (the running daemon only)
+    health: str | None = None
+    waiting_for: str | None = None
+    daemon: dict[str, Any] | None = None  # running, id, last_seen, ..., stopped_since
+    applied_position: dict[str, Any] | None = None  # the checkpoint the stream stands at
+    source_head: dict[str, Any] | None = None  # as the daemon last polled it
+    lag_seconds: float | None = None
+    lag_bytes: int | None = None
+    lag_known: bool | None = None
+    lag_as_of: str | None = None
+    cutover_ready: bool | None = None
+    last_applied_timestamp: float | None = None
+    stall_seconds: float | None = None
+    source_now: dict[str, Any] | None = None  # the source's head now (wacdc status)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_error: str | None = None
+    started_at: str | None = None
+    updated_at: str | None = None
+
+
+def build(view: StatusView) -> dict[str, Any]:
+    """The status document (docs/operations.md): the same keys whoever reads it."""
+    return {"version": __version__, **asdict(view)}
+
+
+def table_entry(snapshot: str | None = None, rows_copied: int = 0,
+                rows_estimated: int | None = None,
+                applied: dict[str, int] | None = None) -> dict[str, Any]:
+    return {"snapshot": snapshot, "rows_copied": rows_copied,
+            "rows_estimated": rows_estimated, "applied": applied or {}}
+
+
+def live_tables() -> dict[str, dict[str, Any]]:
+    """Per table, what this process copied and applied (its counters)."""
+    tables: dict[str, dict[str, Any]] = {}
+    for family in (metrics.rows_applied, metrics.snapshot_rows):
+        for sample in next(iter(family.collect())).samples:
+            if not sample.name.endswith("_total"):
+                continue
+            entry = tables.setdefault(sample.labels["table"], table_entry())
+            if "op" in sample.labels:
+                entry["applied"][sample.labels["op"]] = int(sample.value)
+            else:
+                entry["rows_copied"] = int(sample.value)
+    return tables
 
 
 def collect(settings: Settings) -> dict[str, Any] | None:
@@ -50,29 +108,21 @@ def document(stored: StoredStatus, now: dt.datetime,
     running = stored.writer_pid is not None
     tables: dict[str, dict[str, Any]] = {}
     for name, progress in sorted(stored.snapshot.items()):
-        tables[name] = {"snapshot": progress.status, "rows_copied": progress.rows_copied,
-                        "rows_estimated": progress.rows_estimated, "applied": {}}
+        tables[name] = table_entry(progress.status, progress.rows_copied,
+                                   progress.rows_estimated)
     for name, ops in stored.applied_rows.items():
-        tables.setdefault(name, {"applied": {}})["applied"] = ops
-    return {
-        "phase": stored.phase,
-        "daemon": {
-            "running": running,
-            "id": stored.daemon,
-            "last_seen": _iso(seen),
-            "seconds_since_seen": round((now - seen).total_seconds(), 1),
-            "stopped_since": None if running else _iso(seen),
-        },
-        "checkpoint": _position(stored.checkpoint),
-        "source_head": _position(stored.source_head),
-        "lag_seconds": stored.lag_seconds,
-        "lag_bytes": stored.lag_bytes,
-        "lag_as_of": _iso(stored.seen_at),
-        "source_now": source_now,
-        "tables": tables,
-        "last_error": redact(stored.last_error) if stored.last_error else None,
-        "updated_at": _iso(stored.updated_at),
-    }
+        tables.setdefault(name, table_entry())["applied"] = ops
+    return build(StatusView(
+        phase=stored.phase,
+        daemon={"running": running, "id": stored.daemon, "last_seen": _iso(seen),
+                "seconds_since_seen": round((now - seen).total_seconds(), 1),
+                "stopped_since": None if running else _iso(seen)},
+        applied_position=position(stored.checkpoint),
+        source_head=position(stored.source_head),
+        lag_seconds=stored.lag_seconds, lag_bytes=stored.lag_bytes,
+        lag_as_of=_iso(stored.seen_at), source_now=source_now, tables=tables,
+        last_error=redact(stored.last_error) if stored.last_error else None,
+        updated_at=_iso(stored.updated_at)))
 
 
 def _source_now(settings: Settings, checkpoint: BinlogPosition | None) -> dict[str, Any]:
@@ -86,7 +136,7 @@ def _source_now(settings: Settings, checkpoint: BinlogPosition | None) -> dict[s
     except (ConnectError, ConfigError, pymysql.err.MySQLError) as exc:
         return {"reachable": False, "note": redact(str(exc)).splitlines()[0]}
     behind = binlog_distance(checkpoint, head, sizes) if checkpoint else None
-    return {"reachable": True, "head": _position(head), "bytes_behind": behind}
+    return {"reachable": True, "head": position(head), "bytes_behind": behind}
 
 
 def exit_code(doc: dict[str, Any] | None) -> int:
@@ -107,7 +157,7 @@ def render(doc: dict[str, Any] | None) -> str:
         daemon = (f"NOT RUNNING since {d['stopped_since']} "
                   f"({_ago(d['seconds_since_seen'])} ago; last instance {d['id'] or '?'})")
     lines = [f"phase        {doc['phase']}", f"daemon       {daemon}",
-             f"checkpoint   {_pos(doc['checkpoint'])}",
+             f"checkpoint   {_pos(doc['applied_position'])}",
              f"source head  {_pos(doc['source_head'])} (as the daemon last saw it)"]
     if doc["lag_seconds"] is not None:
         lines.append(f"lag          {doc['lag_seconds']:.3f} s, {doc['lag_bytes']:,} bytes "
@@ -125,7 +175,7 @@ def render(doc: dict[str, Any] | None) -> str:
               f"{'updates':>9} {'deletes':>9}"]
     for name, t in doc["tables"].items():
         applied = t.get("applied", {})
-        lines.append(f"{name:<30} {t.get('snapshot', '-'):<9} {t.get('rows_copied', 0):>10,} "
+        lines.append(f"{name:<30} {t.get('snapshot') or '-':<9} {t.get('rows_copied') or 0:>10,} "
                      f"{applied.get('insert', 0):>9,} {applied.get('update', 0):>9,} "
                      f"{applied.get('delete', 0):>9,}")
     return "\n".join(lines)

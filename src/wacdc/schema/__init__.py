@@ -1,1 +1,1 @@
-"""Table model, introspection, type map, converters, target DDL and profiles."""
+"""The table model, type families, converters, target DDL and profiles: server-independent."""

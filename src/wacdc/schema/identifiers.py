@@ -25,13 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from wacdc.schema.profile import Profile
-from wacdc.schema.types import TargetColumn
-
-if TYPE_CHECKING:  # ddl imports this module
-    from wacdc.schema.ddl import TargetTable
+from wacdc.schema.target import TargetColumn, TargetTable
 
 PG_IDENT_MAX = 63  # bytes: NAMEDATALEN - 1
 _IDENTITY_TYPES = ("smallint", "integer", "bigint")
@@ -143,39 +139,56 @@ def target_names(tables: Sequence[TargetTable], profile: Profile, schema: str) -
     keys and extras that apply to these tables."""
     names = [Name("schema", schema, origin="settings")]
     enum_types: dict[str, Name] = {}
-    planned = {t.name for t in tables}
     for t in tables:
         names.append(Name("table", t.name, t.name, spaces=(RELATION, TYPE)))
         names.append(Name("primary key", primary_key_name(t.name), t.name,
                           spaces=(RELATION, f"constraint:{t.name}"), origin="generated"))
         for column in t.columns:
-            names.append(Name("column", column.name, t.name, spaces=(f"column:{t.name}",),
-                              origin="source" if column.source is not None else "profile"))
-            if is_identity(column):
-                names.append(Name("sequence", identity_sequence_name(t.name, column.name),
-                                  t.name, source=column.name,
-                                  spaces=(RELATION,), origin="postgresql"))
+            names.extend(_column_names(t, column))
             if column.enum_type and column.enum_type not in enum_types:
                 declared = any(e.name == column.enum_type for e in profile.enums)
                 enum_types[column.enum_type] = Name(
                     "enum type", column.enum_type, None,
                     source=f"{t.name}.{column.name}", spaces=(TYPE,),
                     origin="profile" if declared else "enum_default")
-        for pg_name, index in t.indexes:
-            kind = "unique index" if index.unique else "index"
-            renamed = profile.indexes.get(f"{t.name}.{index.name}")
-            if index not in t.source.indexes:
-                origin = "extra_columns"  # the index of a PostgreSQL-only column
-            elif renamed is not None:
-                origin = "profile"
-            elif pg_name == index.name:
-                origin = "source"
-            else:
-                origin = "generated"
-            names.append(Name(kind, pg_name, t.name,
-                              source=index.name if pg_name != index.name else None,
-                              spaces=(RELATION,), origin=origin))
+        names.extend(_index_names(t, profile))
     names.extend(enum_types.values())
+    names.extend(_profile_names(profile, {t.name for t in tables}))
+    return names
+
+
+def _column_names(t: TargetTable, column: TargetColumn) -> list[Name]:
+    """A column's name, and its identity sequence's."""
+    names = [Name("column", column.name, t.name, spaces=(f"column:{t.name}",),
+                  origin="source" if column.source is not None else "profile")]
+    if is_identity(column):
+        names.append(Name("sequence", identity_sequence_name(t.name, column.name),
+                          t.name, source=column.name, spaces=(RELATION,), origin="postgresql"))
+    return names
+
+
+def _index_names(t: TargetTable, profile: Profile) -> list[Name]:
+    names = []
+    for pg_name, index in t.indexes:
+        kind = "unique index" if index.unique else "index"
+        renamed = profile.indexes.get(f"{t.name}.{index.name}")
+        if index not in t.source.indexes:
+            origin = "extra_columns"  # the index of a PostgreSQL-only column
+        elif renamed is not None:
+            origin = "profile"
+        elif pg_name == index.name:
+            origin = "source"
+        else:
+            origin = "generated"
+        names.append(Name(kind, pg_name, t.name,
+                          source=index.name if pg_name != index.name else None,
+                          spaces=(RELATION,), origin=origin))
+    return names
+
+
+def _profile_names(profile: Profile, planned: set[str]) -> list[Name]:
+    """The profile's foreign keys and extras over the planned tables."""
+    names = []
     for fk in profile.foreign_keys:
         if fk.table in planned and fk.references in planned:
             names.append(Name("foreign key", fk.name, fk.table,

@@ -1,71 +1,21 @@
-"""The MySQL -> PostgreSQL type map (DESIGN §4), as one table, plus profile overrides."""
+"""A source table's PostgreSQL columns: the families' type map (DESIGN §4), profile overrides."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from psycopg import sql
 
 from wacdc.errors import SchemaError
-from wacdc.schema.defaults import (
-    DefaultPlan,
-    Note,
-    default_fix,
-    on_update_note,
-    without_default,
-)
+from wacdc.schema.defaults import DefaultPlan
+from wacdc.schema.families import TYPE_MAP
 from wacdc.schema.model import Column, Table
+from wacdc.schema.notes import Note, default_fix, on_update_note, without_default
 from wacdc.schema.profile import Profile
-
-# kind -> (PostgreSQL type when signed, when unsigned, converter family).
-# Placeholders: {p} precision, {s} scale, {n} length/width, {fsp} fractional seconds.
-TYPE_MAP: dict[str, tuple[str, str, str]] = {
-    "boolean": ("boolean", "boolean", "bool"),
-    "tinyint": ("smallint", "smallint", "int"),
-    "smallint": ("smallint", "integer", "int"),
-    "mediumint": ("integer", "integer", "int"),
-    "int": ("integer", "bigint", "int"),
-    "bigint": ("bigint", "numeric(20,0)", "int"),
-    "decimal": ("numeric({p},{s})", "numeric({p},{s})", "decimal"),
-    "float": ("real", "real", "float"),
-    "double": ("double precision", "double precision", "float"),
-    "char": ("varchar({n})", "varchar({n})", "text"),
-    "varchar": ("varchar({n})", "varchar({n})", "text"),
-    "tinytext": ("text", "text", "text"),
-    "text": ("text", "text", "text"),
-    "mediumtext": ("text", "text", "text"),
-    "longtext": ("text", "text", "text"),
-    "binary": ("bytea", "bytea", "binary"),
-    "varbinary": ("bytea", "bytea", "bytes"),
-    "tinyblob": ("bytea", "bytea", "bytes"),
-    "blob": ("bytea", "bytea", "bytes"),
-    "mediumblob": ("bytea", "bytea", "bytes"),
-    "longblob": ("bytea", "bytea", "bytes"),
-    "datetime": ("timestamp({fsp}) without time zone", "", "datetime"),
-    "timestamp": ("timestamp({fsp}) with time zone", "", "timestamp"),
-    "date": ("date", "date", "date"),
-    "time": ("interval", "interval", "time"),
-    "year": ("smallint", "smallint", "year"),
-    "json": ("jsonb", "jsonb", "json"),
-    "enum": ("text", "text", "enum"),
-    "set": ("text[]", "text[]", "set"),
-    "bit1": ("boolean", "boolean", "bit1"),
-    "bit": ("bit varying({n})", "bit varying({n})", "bits"),
-}
+from wacdc.schema.target import TargetColumn
 
 SUPPORTED_KINDS = frozenset(TYPE_MAP)
 
-
-@dataclass(frozen=True)
-class TargetColumn:
-    """One PostgreSQL column and how values reach it."""
-
-    name: str
-    pg_type: str
-    nullable: bool
-    default_sql: str | None
-    family: str  # converter family: int, text, json, json_string_array, ...
-    source: Column | None  # None for PG-only columns (always NULL)
-    enum_type: str | None = None
-    notes: tuple[Note, ...] = ()  # what of the source's default the target does not carry
+__all__ = ["SUPPORTED_KINDS", "TYPE_MAP", "TargetColumn", "target_columns",
+           "unsupported_columns"]
 
 
 def _unsupported(table: Table, column: Column) -> SchemaError:
@@ -76,10 +26,6 @@ def _unsupported(table: Table, column: Column) -> SchemaError:
 
 def unsupported_columns(table: Table) -> list[Column]:
     return [c for c in table.columns if c.kind not in SUPPORTED_KINDS]
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _pg_type(column: Column, profile: Profile, table: Table) -> tuple[str, str, str | None]:
@@ -96,7 +42,7 @@ def _pg_type(column: Column, profile: Profile, table: Table) -> tuple[str, str, 
     if kind == "enum" and profile.types.enum == "pg_enum":
         enum = profile.enum_for(table.name, column.name)
         enum_type = enum.name if enum else f"{table.name}_{column.name}"
-        template = quote_ident(enum_type)
+        template = sql.Identifier(enum_type).as_string(None)
     pg_type = template.format(p=column.precision, s=column.scale, n=column.char_length
                               if kind in ("char", "varchar") else column.bit_width,
                               fsp=column.fsp)

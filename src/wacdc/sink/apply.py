@@ -25,6 +25,7 @@ from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.schema.convert import BadValuePolicy, RowConverter
 from wacdc.schema.ddl import TargetTable
+from wacdc.sink import sql as statements
 from wacdc.sink import state, writer
 
 log = get_logger(__name__)
@@ -76,18 +77,8 @@ class TableSink:
                               "source must log binlog_row_image=FULL")
         columns = [self._by_name[n] for n in names]
         converter = RowConverter(tt.name, columns, tt.key, self.policy)
-        qualified = sql.SQL("{}.{}").format(sql.Identifier(tt.schema), sql.Identifier(tt.name))
-        non_key = [n for n in names if n not in tt.key]
-        keys = sql.SQL(", ").join(map(sql.Identifier, tt.key))
-        action = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n)) for n in non_key)) \
-            if non_key else sql.SQL("DO NOTHING")
-        upsert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
-            qualified, sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(sql.Placeholder() * len(names)), keys, action)
-        delete = sql.SQL("DELETE FROM {} WHERE {}").format(
-            qualified, sql.SQL(" AND ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key))
+        upsert = statements.upsert(tt.relation, names, tt.key)
+        delete = statements.delete_by_key(tt.relation, tt.key)
         return ImagePlan(converter, upsert, delete)
 
 

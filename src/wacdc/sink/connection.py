@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.waiting import Ready
 
 from wacdc.config import DatabaseUrl
 from wacdc.errors import ConnectError
 from wacdc.log import get_logger, redact
-from wacdc.sink.pooler import pooler_hint
+from wacdc.sink.hints import pooler_hint
 
 log = get_logger(__name__)
 
@@ -77,19 +78,36 @@ class _Backend:
     started_after: float
     started_before: float
 
-    def where(self) -> tuple[str, dict[str, float]]:
+    def where(self) -> tuple[sql.SQL, dict[str, float]]:
         """SQL condition on pg_stat_activity selecting exactly this backend (clock-skew
         free: the window is expressed as ages, with 2 s of margin)."""
         now = time.monotonic()
-        return ("pid = %(pid)s AND backend_start BETWEEN "
-                "clock_timestamp() - make_interval(secs => %(oldest)s) AND "
-                "clock_timestamp() - make_interval(secs => %(youngest)s)",
+        return (sql.SQL("pid = %(pid)s AND backend_start BETWEEN "
+                        "clock_timestamp() - make_interval(secs => %(oldest)s) AND "
+                        "clock_timestamp() - make_interval(secs => %(youngest)s)"),
                 {"pid": self.pid, "oldest": now - self.started_after + 2.0,
                  "youngest": now - self.started_before - 2.0})
 
 
-_orphans: dict[str, list[_Backend]] = {}  # target -> dead connections' backends to end
-_orphans_lock = threading.Lock()
+class _Orphans:
+    """The backends of this process's dead connections that are still to be terminated,
+    per target (the next `connect_target` to it ends them). Process state on purpose: a
+    dead connection's backend holds its locks until it is ended, whoever connects next."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_target: dict[str, list[_Backend]] = {}
+
+    def add(self, target: str, backends: list[_Backend]) -> None:
+        with self._lock:
+            self._by_target.setdefault(target, []).extend(backends)
+
+    def take(self, target: str) -> list[_Backend]:
+        with self._lock:
+            return self._by_target.pop(target, [])
+
+
+_ORPHANS = _Orphans()
 
 
 def connect_target(url: DatabaseUrl, *, autocommit: bool = False,
@@ -212,8 +230,8 @@ class TargetConnection(psycopg.Connection):
                     return "working"  # reachable, and nothing more can be known
                 where, params = self._wacdc_backend.where()
                 row = probe.execute(
-                    f"SELECT state, wait_event_type FROM pg_stat_activity WHERE {where}",
-                    params).fetchone()
+                    sql.SQL("SELECT state, wait_event_type FROM pg_stat_activity WHERE {}")
+                    .format(where), params).fetchone()
         except psycopg.Error as exc:
             # The server said no (too many connections, ...): it is there. No answer at
             # all (timeout, refused, reset): it, or the path to it, is not.
@@ -235,8 +253,7 @@ class TargetConnection(psycopg.Connection):
         backend = self._wacdc_backend
         if backend is not None and self._wacdc_url is not None and (
                 verdict == "unreachable" or not _end_backends(self._wacdc_url, [backend])):
-            with _orphans_lock:
-                _orphans.setdefault(_key(self._wacdc_url), []).append(backend)
+            _ORPHANS.add(_key(self._wacdc_url), [backend])
         self.pgconn.finish()  # closed: whatever uses it next fails at once
         raise TargetDead(
             f"dead or half-open connection to the target: no reply after {waited_s:.1f}s "
@@ -281,8 +298,8 @@ def _end_backends(url: DatabaseUrl, backends: list[_Backend]) -> bool:
             for backend in backends:
                 where, params = backend.where()
                 row = conn.execute(
-                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}",
-                    params).fetchone()
+                    sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {}")
+                    .format(where), params).fetchone()
                 if row is not None:
                     log.warning("terminated the server side of a dead connection to the "
                                 "target (it would hold its locks until the server noticed)",
@@ -297,8 +314,6 @@ def _end_backends(url: DatabaseUrl, backends: list[_Backend]) -> bool:
 
 
 def _end_orphans(url: DatabaseUrl) -> None:
-    with _orphans_lock:
-        pending = _orphans.pop(_key(url), [])
+    pending = _ORPHANS.take(_key(url))
     if pending and not _end_backends(url, pending):
-        with _orphans_lock:
-            _orphans.setdefault(_key(url), []).extend(pending)
+        _ORPHANS.add(_key(url), pending)

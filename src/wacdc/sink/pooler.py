@@ -33,6 +33,10 @@ from dataclasses import dataclass
 import psycopg
 
 from wacdc.config import DatabaseUrl
+from wacdc.sink.connection import connect_target
+from wacdc.sink.hints import DIRECT_URL_FIX, pooler_hint
+
+__all__ = ["DIRECT_URL_FIX", "PoolerVerdict", "pooler_hint", "probe_pooler"]
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,6 @@ class PoolerVerdict:
         return f"direct session (backend pid {self.backend_pid})"
 
 
-DIRECT_URL_FIX = ("point WACDC_TARGET_URL at the direct (non-pooled) URL, e.g. "
-                  "POSTGRES_URL_NON_POOLING (Vercel/Neon), Supabase's direct connection on "
-                  "port 5432, Prisma's directUrl")
-
-
 def _backend_pid(conn: psycopg.Connection) -> int:
     with conn.transaction():
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
@@ -91,8 +90,6 @@ def probe_pooler(conn: psycopg.Connection, url: DatabaseUrl,
     A pool of one server connection would make the second transaction wait for the
     pinned one forever: after `wait_s` the pinned connection is closed, which frees it;
     having waited at all proves the pooling (a direct session never waits for another)."""
-    from wacdc.sink.connection import connect_target
-
     opener = connect or (lambda u: connect_target(u, autocommit=True))
     backend = _backend_pid(conn)
     announced = conn.info.backend_pid
@@ -114,13 +111,3 @@ def probe_pooler(conn: psycopg.Connection, url: DatabaseUrl,
     pids = (backend, first, second) if not waited else (backend, -1, second)
     return PoolerVerdict(announced_pid=announced, backend_pid=backend,
                          pids_of_one_session=pids)
-
-
-def pooler_hint(message: str) -> str | None:
-    """A hint for a connection error a pooler gives and PostgreSQL does not (PgBouncer
-    refuses startup parameters it does not track, such as wacdc's `options`)."""
-    lowered = message.lower()
-    if "unsupported startup parameter" in lowered or "no such user" in lowered \
-            or "pgbouncer" in lowered:
-        return ("this looks like PgBouncer (a pooler), not PostgreSQL: " + DIRECT_URL_FIX)
-    return None

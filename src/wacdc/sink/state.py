@@ -11,17 +11,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from wacdc.events import BinlogPosition
 
 STATE_SCHEMA = "wacdc"
+STATE = sql.Identifier(STATE_SCHEMA)
 
-_DDL = f"""
+
+def state_sql(text: str) -> sql.Composed:
+    """A statement over wacdc's own tables: `{state}` in `text` is the schema."""
+    return sql.SQL(text).format(state=STATE)
+
+
+_q = state_sql
+
+_DDL = sql.SQL("""
 -- Concurrent starts (a deploy overlap) create this schema one at a time.
 SELECT pg_advisory_xact_lock(hashtext('wacdc:state-ddl'));
-CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.state (
+CREATE SCHEMA IF NOT EXISTS {state};
+CREATE TABLE IF NOT EXISTS {state}.state (
     id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     phase text NOT NULL,
     source_database text,
@@ -31,7 +41,7 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.state (
     last_error text,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_tables (
+CREATE TABLE IF NOT EXISTS {state}.snapshot_tables (
     table_name text PRIMARY KEY,
     status text NOT NULL,      -- pending, copying, loaded (rows in, indexes pending), done
     view_id text,              -- the consistent read view the rows came from
@@ -47,9 +57,9 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_tables (
 );
 -- A table's copy is the unit of resume (docs/operations.md, "Stopped mid-snapshot"):
 -- where an unfinished copy stopped is not kept.
-ALTER TABLE {STATE_SCHEMA}.snapshot_tables DROP COLUMN IF EXISTS last_key;
+ALTER TABLE {state}.snapshot_tables DROP COLUMN IF EXISTS last_key;
 -- Liveness and lag as the daemon last saw them, for `wacdc status` from anywhere.
-ALTER TABLE {STATE_SCHEMA}.state
+ALTER TABLE {state}.state
     ADD COLUMN IF NOT EXISTS seen_at timestamptz,
     ADD COLUMN IF NOT EXISTS source_head_file text,
     ADD COLUMN IF NOT EXISTS source_head_pos bigint,
@@ -59,14 +69,14 @@ ALTER TABLE {STATE_SCHEMA}.state
     -- the checkpoint passed every table's snapshot position: no change is skipped any more
     ADD COLUMN IF NOT EXISTS past_snapshot boolean NOT NULL DEFAULT false;
 -- Row changes applied per table and operation, committed with the data they count.
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.applied_rows (
+CREATE TABLE IF NOT EXISTS {state}.applied_rows (
     table_name text NOT NULL,
     op text NOT NULL,
     rows bigint NOT NULL,
     PRIMARY KEY (table_name, op)
 );
 -- Cutover requests (the control row: `wacdc cutover`, POST /cutover) and their outcome.
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.cutover (
+CREATE TABLE IF NOT EXISTS {state}.cutover (
     id bigserial PRIMARY KEY,
     status text NOT NULL,      -- requested, waiting, frozen, done, refused, aborted,
                                -- abort_requested
@@ -83,17 +93,17 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.cutover (
     finished_at timestamptz,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE {STATE_SCHEMA}.cutover ADD COLUMN IF NOT EXISTS extras jsonb;
+ALTER TABLE {state}.cutover ADD COLUMN IF NOT EXISTS extras jsonb;
 -- The writer fence (wacdc.sink.writer): the current lock holder's epoch, and the
 -- deployment (source database, target schema) this database's state belongs to.
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.writer (
+CREATE TABLE IF NOT EXISTS {state}.writer (
     id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     epoch bigint NOT NULL,
     holder text NOT NULL,
     deployment text NOT NULL,
     taken_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE OR REPLACE FUNCTION {STATE_SCHEMA}.assert_writer() RETURNS void
+CREATE OR REPLACE FUNCTION {state}.assert_writer() RETURNS void
 LANGUAGE plpgsql AS $fence$
 DECLARE
     mine text := nullif(current_setting('wacdc.writer_epoch', true), '');
@@ -101,7 +111,7 @@ DECLARE
     current_holder text;
 BEGIN
     SELECT epoch, holder INTO current_epoch, current_holder
-        FROM {STATE_SCHEMA}.writer WHERE id = 1 FOR SHARE;
+        FROM {state}.writer WHERE id = 1 FOR SHARE;
     IF NOT FOUND THEN
         RETURN;  -- no writer has ever claimed this target
     END IF;
@@ -112,10 +122,10 @@ BEGIN
     END IF;
 END
 $fence$;
-CREATE OR REPLACE FUNCTION {STATE_SCHEMA}.fence_progress() RETURNS trigger
+CREATE OR REPLACE FUNCTION {state}.fence_progress() RETURNS trigger
 LANGUAGE plpgsql AS $fence$
 BEGIN
-    PERFORM {STATE_SCHEMA}.assert_writer();
+    PERFORM {state}.assert_writer();
     RETURN NULL;
 END
 $fence$;
@@ -124,15 +134,15 @@ DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['state', 'snapshot_tables'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'wacdc_writer_fence'
-                       AND tgrelid = format('{STATE_SCHEMA}.%I', t)::regclass) THEN
+                       AND tgrelid = format('{state}.%I', t)::regclass) THEN
             EXECUTE format('CREATE TRIGGER wacdc_writer_fence BEFORE INSERT OR UPDATE OR '
-                           'DELETE ON {STATE_SCHEMA}.%I FOR EACH STATEMENT EXECUTE FUNCTION '
-                           '{STATE_SCHEMA}.fence_progress()', t);
+                           'DELETE ON {state}.%I FOR EACH STATEMENT EXECUTE FUNCTION '
+                           '{state}.fence_progress()', t);
         END IF;
     END LOOP;
 END
 $fence$;
-CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_views (
+CREATE TABLE IF NOT EXISTS {state}.snapshot_views (
     view_id text PRIMARY KEY,
     binlog_file text NOT NULL,
     binlog_pos bigint NOT NULL,
@@ -141,7 +151,7 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.snapshot_views (
     write_pause_seconds double precision NOT NULL,
     opened_at timestamptz NOT NULL DEFAULT now()
 );
-"""
+""").format(state=STATE)
 
 
 @dataclass
@@ -162,7 +172,8 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         conn.execute(_DDL)
 
 
-def first_row(conn: psycopg.Connection, query: str, row_factory: Any = tuple_row) -> Any:
+def first_row(conn: psycopg.Connection, query: str | sql.Composed,
+              row_factory: Any = tuple_row) -> Any:
     """The first row of a query on schema wacdc; None also before the first run created it."""
     try:
         with conn.cursor(row_factory=row_factory) as cur:
@@ -175,23 +186,23 @@ def first_row(conn: psycopg.Connection, query: str, row_factory: Any = tuple_row
 
 def get_phase(conn: psycopg.Connection) -> str | None:
     """The stored phase; None before the first run."""
-    row = first_row(conn, f"SELECT phase FROM {STATE_SCHEMA}.state WHERE id = 1")
+    row = first_row(conn, _q("SELECT phase FROM {state}.state WHERE id = 1"))
     return row[0] if row else None
 
 
 def set_phase(conn: psycopg.Connection, phase: str, source_database: str | None = None,
               error: str | None = None) -> None:
     conn.execute(
-        f"INSERT INTO {STATE_SCHEMA}.state (id, phase, source_database, last_error) "
+        _q("INSERT INTO {state}.state (id, phase, source_database, last_error) "
         "VALUES (1, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET phase = EXCLUDED.phase, "
         "source_database = COALESCE(EXCLUDED.source_database, state.source_database), "
-        "last_error = EXCLUDED.last_error, updated_at = now()",
+        "last_error = EXCLUDED.last_error, updated_at = now()"),
         (phase, source_database, error))
 
 
 def get_checkpoint(conn: psycopg.Connection) -> BinlogPosition | None:
-    row = conn.execute(f"SELECT binlog_file, binlog_pos, gtid FROM {STATE_SCHEMA}.state "
-                       "WHERE id = 1").fetchone()
+    row = conn.execute(_q("SELECT binlog_file, binlog_pos, gtid FROM {state}.state "
+                       "WHERE id = 1")).fetchone()
     if row is None or row[0] is None:
         return None
     return BinlogPosition(row[0], int(row[1]), row[2])
@@ -199,15 +210,15 @@ def get_checkpoint(conn: psycopg.Connection) -> BinlogPosition | None:
 
 def set_checkpoint(conn: psycopg.Connection, position: BinlogPosition) -> None:
     """Call inside the transaction that applies the data up to `position`."""
-    conn.execute(f"UPDATE {STATE_SCHEMA}.state SET binlog_file = %s, binlog_pos = %s, "
-                 "gtid = %s, updated_at = now() WHERE id = 1",
+    conn.execute(_q("UPDATE {state}.state SET binlog_file = %s, binlog_pos = %s, "
+                 "gtid = %s, updated_at = now() WHERE id = 1"),
                  (position.file, position.pos, position.gtid))
 
 
 def snapshot_progress(conn: psycopg.Connection) -> dict[str, TableProgress]:
     rows = conn.execute(
-        "SELECT table_name, status, view_id, binlog_file, binlog_pos, gtid, rows_copied, "
-        f"rows_estimated, chunks, started_at, finished_at FROM {STATE_SCHEMA}.snapshot_tables"
+        _q("SELECT table_name, status, view_id, binlog_file, binlog_pos, gtid, rows_copied, "
+        "rows_estimated, chunks, started_at, finished_at FROM {state}.snapshot_tables")
     ).fetchall()
     result = {}
     for name, status, view, file, pos, gtid, copied, estimated, chunks, started, finished \
@@ -221,39 +232,41 @@ def snapshot_progress(conn: psycopg.Connection) -> dict[str, TableProgress]:
 def register_tables(conn: psycopg.Connection, estimates: dict[str, int]) -> None:
     for table, estimate in estimates.items():
         conn.execute(
-            f"INSERT INTO {STATE_SCHEMA}.snapshot_tables (table_name, status, rows_estimated) "
+            _q("INSERT INTO {state}.snapshot_tables (table_name, status, rows_estimated) "
             "VALUES (%s, 'pending', %s) ON CONFLICT (table_name) DO UPDATE "
-            "SET rows_estimated = EXCLUDED.rows_estimated", (table, estimate))
+            "SET rows_estimated = EXCLUDED.rows_estimated"), (table, estimate))
 
 
 def record_view(conn: psycopg.Connection, view_id: str, position: BinlogPosition, method: str,
                 pause_seconds: float) -> None:
     conn.execute(
-        f"INSERT INTO {STATE_SCHEMA}.snapshot_views (view_id, binlog_file, binlog_pos, gtid, "
-        "method, write_pause_seconds) VALUES (%s, %s, %s, %s, %s, %s)",
+        _q("INSERT INTO {state}.snapshot_views (view_id, binlog_file, binlog_pos, gtid, "
+        "method, write_pause_seconds) VALUES (%s, %s, %s, %s, %s, %s)"),
         (view_id, position.file, position.pos, position.gtid, method, pause_seconds))
 
 
 def start_table(conn: psycopg.Connection, table: str, view_id: str,
                 position: BinlogPosition) -> None:
     conn.execute(
-        f"UPDATE {STATE_SCHEMA}.snapshot_tables SET status = 'copying', view_id = %s, "
+        _q("UPDATE {state}.snapshot_tables SET status = 'copying', view_id = %s, "
         "binlog_file = %s, binlog_pos = %s, gtid = %s, rows_copied = 0, chunks = 0, "
         "started_at = now(), finished_at = NULL, updated_at = now() "
-        "WHERE table_name = %s", (view_id, position.file, position.pos, position.gtid, table))
+        "WHERE table_name = %s"), (view_id, position.file, position.pos, position.gtid, table))
 
 
 def chunk_done(conn: psycopg.Connection, table: str, rows: int) -> None:
     """Call inside the chunk's transaction (its progress, and the writer fence's proof)."""
     conn.execute(
-        f"UPDATE {STATE_SCHEMA}.snapshot_tables SET rows_copied = rows_copied + %s, "
-        "chunks = chunks + 1, updated_at = now() WHERE table_name = %s", (rows, table))
+        _q("UPDATE {state}.snapshot_tables SET rows_copied = rows_copied + %s, "
+        "chunks = chunks + 1, updated_at = now() WHERE table_name = %s"), (rows, table))
 
 
 def set_table_status(conn: psycopg.Connection, table: str, status: str) -> None:
-    finished = ", finished_at = now()" if status == "done" else ""
-    conn.execute(f"UPDATE {STATE_SCHEMA}.snapshot_tables SET status = %s, updated_at = now()"
-                 f"{finished} WHERE table_name = %s", (status, table))
+    finished = sql.SQL(", finished_at = now()" if status == "done" else "")
+    conn.execute(sql.SQL("UPDATE {state}.snapshot_tables SET status = %s, updated_at = now()"
+                         "{finished} WHERE table_name = %s").format(state=STATE,
+                                                                    finished=finished),
+                 (status, table))
 
 
 def add_applied_rows(conn: psycopg.Connection, counts: dict[tuple[str, str], int]) -> None:
@@ -261,17 +274,17 @@ def add_applied_rows(conn: psycopg.Connection, counts: dict[tuple[str, str], int
     if counts:
         with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO {STATE_SCHEMA}.applied_rows (table_name, op, rows) "
+                _q("INSERT INTO {state}.applied_rows (table_name, op, rows) "
                 "VALUES (%s, %s, %s) ON CONFLICT (table_name, op) "
-                "DO UPDATE SET rows = applied_rows.rows + EXCLUDED.rows",
+                "DO UPDATE SET rows = applied_rows.rows + EXCLUDED.rows"),
                 [(table, op, n) for (table, op), n in counts.items()])
 
 
 def report_liveness(conn: psycopg.Connection, head: BinlogPosition | None, lag_seconds: float,
                     lag_bytes: int, daemon: str) -> None:
     conn.execute(
-        f"UPDATE {STATE_SCHEMA}.state SET seen_at = now(), source_head_file = %s, "
-        "source_head_pos = %s, lag_seconds = %s, lag_bytes = %s, daemon = %s WHERE id = 1",
+        _q("UPDATE {state}.state SET seen_at = now(), source_head_file = %s, "
+        "source_head_pos = %s, lag_seconds = %s, lag_bytes = %s, daemon = %s WHERE id = 1"),
         (head.file if head else None, head.pos if head else None, lag_seconds, lag_bytes,
          daemon))
 
@@ -294,16 +307,16 @@ class StoredStatus:
 
 def read_status(conn: psycopg.Connection, lock: str) -> StoredStatus | None:
     """Everything `wacdc status` shows, from PostgreSQL alone; None before the first run."""
-    row = first_row(conn, "SELECT phase, binlog_file, binlog_pos, gtid, source_head_file, "
+    row = first_row(conn, _q("SELECT phase, binlog_file, binlog_pos, gtid, source_head_file, "
                           "source_head_pos, lag_seconds, lag_bytes, last_error, updated_at, "
-                          f"seen_at, daemon FROM {STATE_SCHEMA}.state WHERE id = 1")
+                          "seen_at, daemon FROM {state}.state WHERE id = 1"))
     if row is None:
         return None
     (phase, file, pos, gtid, head_file, head_pos, lag_s, lag_b, error, updated, seen,
      daemon) = row
     applied: dict[str, dict[str, int]] = {}
     for table, op, rows in conn.execute(
-            f"SELECT table_name, op, rows FROM {STATE_SCHEMA}.applied_rows ORDER BY 1, 2"):
+            _q("SELECT table_name, op, rows FROM {state}.applied_rows ORDER BY 1, 2")):
         applied.setdefault(table, {})[op] = int(rows)
     (key,) = conn.execute("SELECT hashtext(%s)::bigint",
                           (lock,)).fetchone()  # type: ignore[misc]
@@ -321,9 +334,9 @@ def read_status(conn: psycopg.Connection, lock: str) -> StoredStatus | None:
 
 
 def past_snapshot(conn: psycopg.Connection) -> bool:
-    row = conn.execute(f"SELECT past_snapshot FROM {STATE_SCHEMA}.state WHERE id = 1").fetchone()
+    row = conn.execute(_q("SELECT past_snapshot FROM {state}.state WHERE id = 1")).fetchone()
     return bool(row and row[0])
 
 
 def mark_past_snapshot(conn: psycopg.Connection) -> None:
-    conn.execute(f"UPDATE {STATE_SCHEMA}.state SET past_snapshot = true WHERE id = 1")
+    conn.execute(_q("UPDATE {state}.state SET past_snapshot = true WHERE id = 1"))

@@ -22,7 +22,7 @@ import psycopg
 
 from wacdc.errors import ConfigError, WacdcError
 from wacdc.log import get_logger
-from wacdc.sink.state import STATE_SCHEMA
+from wacdc.sink.state import state_sql as _q
 
 log = get_logger("wacdc.writer")
 NOT_THE_WRITER = "WC001"  # SQLSTATE raised by wacdc.assert_writer()
@@ -81,10 +81,10 @@ def take_epoch(conn: psycopg.Connection, what: str, deployment: str) -> WriterLe
     holder = f"{holder_name()} ({what})"
     with conn.transaction():
         row = conn.execute(
-            f"INSERT INTO {STATE_SCHEMA}.writer (id, epoch, holder, deployment, taken_at) "
+            _q("INSERT INTO {state}.writer (id, epoch, holder, deployment, taken_at) "
             "VALUES (1, 1, %s, %s, now()) ON CONFLICT (id) DO UPDATE SET "
             "epoch = writer.epoch + 1, holder = EXCLUDED.holder, taken_at = now() "
-            "WHERE writer.deployment = EXCLUDED.deployment RETURNING epoch",
+            "WHERE writer.deployment = EXCLUDED.deployment RETURNING epoch"),
             (holder, deployment)).fetchone()
         if row is None:
             check_deployment(conn, deployment)
@@ -98,7 +98,7 @@ def stored_deployment(conn: psycopg.Connection) -> str | None:
     """The deployment whose state this database holds; None before the first writer."""
     try:
         with conn.transaction():
-            row = conn.execute(f"SELECT deployment FROM {STATE_SCHEMA}.writer WHERE id = 1"
+            row = conn.execute(_q("SELECT deployment FROM {state}.writer WHERE id = 1")
                                ).fetchone()
     except psycopg.errors.UndefinedTable:
         return None
@@ -130,7 +130,7 @@ def join(conn: psycopg.Connection, lease: WriterLease) -> None:
 
 def assert_writer(conn: psycopg.Connection) -> None:
     """For a transaction that writes no progress row: prove the lease inside it."""
-    conn.execute(f"SELECT {STATE_SCHEMA}.assert_writer()")
+    conn.execute(_q("SELECT {state}.assert_writer()"))
 
 
 def is_lost_lease(exc: BaseException) -> bool:

@@ -1,9 +1,10 @@
 """Binlog reader on mysql-replication: the stream, its row changes, and the items it
 becomes.
 
-`open_stream` opens the dump (by file:pos or GTID) with what the library lacks plugged in:
-compressed transactions (payload.py), tagged GTIDs (gtid.py), the event-type list and
-MariaDB's compressed events (events.py). source/framing.py groups the events into one
+`open_stream` opens the dump (by file:pos or GTID) with what the library lacks plugged in
+as the stream opens (source/library.py): compressed transactions (payload.py), tagged
+GTIDs (gtid.py), the event-type list (event_types.py) and MariaDB's compressed events
+(compressed.py). source/framing.py groups the events into one
 `Transaction` per source commit, also for transactions that touch no tracked table, so
 the applied position advances while the main application is busy elsewhere. With a
 heartbeat the server sends something at least every `heartbeat_s`, so an idle source
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pymysql
-from pymysqlreplication import BinLogStreamReader, binlogstream
+from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import GtidEvent as MysqlGtidEvent
 from pymysqlreplication.event import (
     HeartbeatLogEvent,
@@ -43,23 +44,12 @@ from pymysqlreplication.row_event import (
 from wacdc.config import DatabaseUrl
 from wacdc.errors import RowImageError
 from wacdc.events import BinlogPosition, RowChange
-from wacdc.source import event_types as events
-from wacdc.source import gtid as gtid_events
 from wacdc.source.connection import connection_kwargs
-from wacdc.source.decoder import DECODERS, CompiledDecoder, TableMapMemo, pairs
-from wacdc.source.payload import PayloadReader, TransactionPayloadEvent
+from wacdc.source.decoder import DECODERS, CompiledDecoder, pairs
+from wacdc.source.payload import TransactionPayloadEvent
 from wacdc.source.rowimage import unambiguous
-
-# MySQL 8.3+ tagged GTIDs: their event type (42) and the tagged dump encoding.
-gtid_events.install()
-events.install_query_status_tolerance()  # MySQL 9's newer query status variables
-# Every event type handled or on the written list (MariaDB's compressed events expanded).
-events.install()
-
-# The library silently re-dumps after "server gone" errors, from its own idea of the
-# position (and, in GTID mode, from the original start). wacdc wants that failure
-# instead: it retries from the committed checkpoint, logged and counted per side.
-binlogstream.MYSQL_EXPECTED_ERROR_CODES = []
+from wacdc.source.stream_reader import PayloadReader
+from wacdc.source.tablemap import TableMapMemo
 
 # No byte from a source that heartbeats every `heartbeat_s` for this many heartbeats, and
 # at least this long (scheduling hiccups, a busy server, TLS renegotiation): dead.
@@ -109,8 +99,6 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     compiled plans, or the library as it ships (WACDC_DECODER=library)."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
-    # One process streams with one decoder at a time (the daemon; a benchmark in turn).
-    TableMapMemo.enabled = decoder == "compiled"
     settings = connection_kwargs(url)
     settings.pop("database")
     if heartbeat_s:  # the server sends at least this often: silence means it is gone
@@ -123,7 +111,11 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     if transactions:
         events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
                    MysqlGtidEvent, XAPrepareEvent]
+    compiled = decoder == "compiled"
     stream = PayloadReader(
+        # Table-map parses are reused with the compiled decoder only: the library as it
+        # ships otherwise (the benchmark's library figure).
+        table_map_memo=TableMapMemo() if compiled else None,
         connection_settings=settings,
         server_id=server_id,
         log_file=None if auto_position else start.file,
@@ -140,7 +132,7 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
         only_tables=tables,
         slave_heartbeat=heartbeat_s,
     )
-    stream.wacdc_decoder = CompiledDecoder() if decoder == "compiled" else None
+    stream.wacdc_decoder = CompiledDecoder() if compiled else None
     return stream
 
 

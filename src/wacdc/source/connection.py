@@ -17,6 +17,9 @@ import pymysql.cursors
 from wacdc.config import DatabaseUrl, MySQLTls, mysql_options
 from wacdc.errors import ConfigError, ConnectError
 from wacdc.log import redact
+from wacdc.source.sql import quote_ident
+
+__all__ = ["quote_ident"]  # kept here too for callers outside source/ (now source/sql.py)
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 # PyMySQL >= 1.2 connects PREFERRED by itself when given no TLS argument: TLS when the
@@ -287,6 +290,3 @@ def global_variables(conn: pymysql.connections.Connection, names: list[str]) -> 
         cur.execute(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", names)
         return {str(name).lower(): str(value) for name, value in cur.fetchall()}
 
-
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"

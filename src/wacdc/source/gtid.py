@@ -2,8 +2,8 @@
 
 mysql-replication 1.0.17 has no class for `GTID_TAGGED_LOG_EVENT` (type 42) and sends the
 COM_BINLOG_DUMP_GTID set in the untagged binary format only; the GTID set itself (text and
-binary forms, tags) is wacdc.gtidset. This module decodes the event and holds the pieces
-`install()` plugs into the library.
+binary forms, tags) is wacdc.gtidset. This module decodes the event into its own event
+class; source/library.py plugs that class (and MysqlGtidSet for the dump) into the library.
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
-from pymysqlreplication import binlogstream
 from pymysqlreplication.event import BinLogEvent, GtidEvent
-from pymysqlreplication.packet import BinLogPacketWrapper
 
 from wacdc.gtidset import (
     _TAG,
     MAX_GNO,
     TAG_MAX_LENGTH,
-    MysqlGtidSet,
     read_varlen_signed,
     read_varlen_unsigned,
 )
@@ -78,56 +75,70 @@ def decode_tagged_gtid_event(body: bytes) -> TaggedGtid:
     """
     body = bytes(body)
     try:
-        version, pos = read_varlen_unsigned(body, 0)
-        if version != _SERIALIZATION_FORMAT_VERSION:
-            raise ValueError(f"unknown serialization format version {version}")
-        size, pos = read_varlen_unsigned(body, pos)
-        if size > len(body):
-            raise ValueError(f"message size {size} beyond the {len(body)}-byte body")
-        last_non_ignorable, pos = read_varlen_unsigned(body, pos)
-        if last_non_ignorable > len(_TAGGED_FIELDS):
-            raise ValueError(f"unknown non-ignorable field {last_non_ignorable - 1}")
-        values: dict[str, Any] = {}
-        expected = 0
-        while pos < size:
-            field_id, after_id = read_varlen_unsigned(body, pos)
-            if field_id >= len(_TAGGED_FIELDS):
-                break  # a field added by a newer server: ignorable, skipped with the rest
-            if field_id < expected:
-                raise ValueError(f"field id {field_id} out of order")
-            pos, expected = after_id, field_id + 1
-            name, kind = _TAGGED_FIELDS[field_id]
-            if kind == "uuid":
-                raw = bytearray()
-                for _ in range(16):
-                    byte, pos = read_varlen_unsigned(body, pos)
-                    raw.append(byte)
-                values[name] = str(uuidlib.UUID(bytes=bytes(raw)))
-            elif kind == "string":
-                length, pos = read_varlen_unsigned(body, pos)
-                if length > TAG_MAX_LENGTH or pos + length > size:
-                    raise ValueError(f"tag length {length} out of range")
-                values[name] = body[pos:pos + length].decode("ascii")
-                pos += length
-            elif kind == "signed":
-                values[name], pos = read_varlen_signed(body, pos)
-            else:
-                values[name], pos = read_varlen_unsigned(body, pos)
-        if pos > size:
-            raise ValueError("a field runs past the message end")
-        if "uuid" not in values or "gno" not in values:
-            raise ValueError("no uuid or no transaction number")
-        tag = values.pop("tag", "")
-        if tag and _TAG.fullmatch(tag) is None:
-            raise ValueError(f"bad tag {tag!r}")
-        values["tag"] = tag.lower()
-        if not 1 <= values["gno"] <= MAX_GNO:
-            raise ValueError(f"transaction number {values['gno']} out of range")
+        values = _checked(_fields(body))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed GTID_TAGGED_LOG_EVENT: {exc}") from None
     values.setdefault("original_commit_timestamp", values.get("immediate_commit_timestamp"))
     values.setdefault("original_server_version", values.get("immediate_server_version"))
     return TaggedGtid(**values)
+
+
+def _fields(body: bytes) -> dict[str, Any]:
+    """The message's known fields by name, as coded (the header checked)."""
+    version, pos = read_varlen_unsigned(body, 0)
+    if version != _SERIALIZATION_FORMAT_VERSION:
+        raise ValueError(f"unknown serialization format version {version}")
+    size, pos = read_varlen_unsigned(body, pos)
+    if size > len(body):
+        raise ValueError(f"message size {size} beyond the {len(body)}-byte body")
+    last_non_ignorable, pos = read_varlen_unsigned(body, pos)
+    if last_non_ignorable > len(_TAGGED_FIELDS):
+        raise ValueError(f"unknown non-ignorable field {last_non_ignorable - 1}")
+    values: dict[str, Any] = {}
+    expected = 0
+    while pos < size:
+        field_id, after_id = read_varlen_unsigned(body, pos)
+        if field_id >= len(_TAGGED_FIELDS):
+            break  # a field added by a newer server: ignorable, skipped with the rest
+        if field_id < expected:
+            raise ValueError(f"field id {field_id} out of order")
+        expected = field_id + 1
+        name, kind = _TAGGED_FIELDS[field_id]
+        values[name], pos = _field_value(body, after_id, size, kind)
+    if pos > size:
+        raise ValueError("a field runs past the message end")
+    return values
+
+
+def _field_value(body: bytes, pos: int, size: int, kind: str) -> tuple[Any, int]:
+    """One field's value coded as `kind`, and the position after it."""
+    if kind == "uuid":
+        raw = bytearray()
+        for _ in range(16):
+            byte, pos = read_varlen_unsigned(body, pos)
+            raw.append(byte)
+        return str(uuidlib.UUID(bytes=bytes(raw))), pos
+    if kind == "string":
+        length, pos = read_varlen_unsigned(body, pos)
+        if length > TAG_MAX_LENGTH or pos + length > size:
+            raise ValueError(f"tag length {length} out of range")
+        return body[pos:pos + length].decode("ascii"), pos + length
+    if kind == "signed":
+        return read_varlen_signed(body, pos)
+    return read_varlen_unsigned(body, pos)
+
+
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """The fields, with the uuid, tag and transaction number checked (tag lowercased)."""
+    if "uuid" not in values or "gno" not in values:
+        raise ValueError("no uuid or no transaction number")
+    tag = values.pop("tag", "")
+    if tag and _TAG.fullmatch(tag) is None:
+        raise ValueError(f"bad tag {tag!r}")
+    values["tag"] = tag.lower()
+    if not 1 <= values["gno"] <= MAX_GNO:
+        raise ValueError(f"transaction number {values['gno']} out of range")
+    return values
 
 
 # ---- mysql-replication integration ----
@@ -157,35 +168,3 @@ class TaggedGtidEvent(GtidEvent):
 
     def __repr__(self) -> str:
         return f'<TaggedGtidEvent "{self.gtid}">'
-
-
-def install() -> None:
-    """Teach mysql-replication 1.0.17 tagged GTIDs (idempotent; call before streaming).
-
-    Three small monkeypatches, because the library has no extension points for them:
-    1. its packet event map (`BinLogPacketWrapper.__event_map`, name-mangled) gets
-       TaggedGtidEvent for type 0x2A; unpatched, tagged GTIDs become NotImplementedEvent
-       and are dropped, and the checkpoint's GTID state misses them;
-    2. `BinLogStreamReader._allowed_event_list` adds TaggedGtidEvent wherever GtidEvent is
-       allowed: the library filters by exact class, so a caller's `only_events=[...,
-       GtidEvent]` would otherwise still drop the subclass;
-    3. the name `GtidSet` in `pymysqlreplication.binlogstream` (used only where
-       `__connect_to_stream` builds the COM_BINLOG_DUMP_GTID packet from
-       `GtidSet(self.auto_position)`, through `.encoded_length` and `.encoded()`) becomes
-       MysqlGtidSet, which parses tagged text and encodes the tagged format. The library
-       module `pymysqlreplication.gtid` itself is left alone.
-    """
-    BinLogPacketWrapper._BinLogPacketWrapper__event_map[GTID_TAGGED_LOG_EVENT] = \
-        TaggedGtidEvent
-    binlogstream.GtidSet = MysqlGtidSet
-
-    reader = binlogstream.BinLogStreamReader
-    if not getattr(reader._allowed_event_list, "_wacdc_tagged", False):
-        original = reader._allowed_event_list
-
-        def _allowed_event_list(self: Any, *args: Any, **kwargs: Any) -> frozenset[type]:
-            events = original(self, *args, **kwargs)
-            return events | {TaggedGtidEvent} if GtidEvent in events else events
-
-        _allowed_event_list._wacdc_tagged = True  # type: ignore[attr-defined]
-        reader._allowed_event_list = _allowed_event_list

@@ -7,12 +7,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 import pymysql
 
 from wacdc.schema.defaults import unquote_sql_string
 from wacdc.schema.model import Column, Default, Index, Table
 from wacdc.source.connection import ServerInfo, server_info
+from wacdc.source.sql import qualified, quote_ident
 
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -99,10 +101,10 @@ def _exact_defaults(conn: pymysql.connections.Connection, schema: str, table: st
                    or (c.data_type in _TEXT_TYPES and "?" in c.default.value))]
     if not wanted:
         return columns
-    exprs = [f"UNIX_TIMESTAMP(DEFAULT(t.{_quote(c.name)}))" if c.data_type == "timestamp"
-             else f"HEX(DEFAULT(t.{_quote(c.name)}))" if c.data_type in _BINARY_TYPES
-             else f"CAST(DEFAULT(t.{_quote(c.name)}) AS CHAR)" for c in wanted]
-    source = f"{_quote(schema)}.{_quote(table)} AS t"
+    exprs = [f"UNIX_TIMESTAMP(DEFAULT(t.{quote_ident(c.name)}))" if c.data_type == "timestamp"
+             else f"HEX(DEFAULT(t.{quote_ident(c.name)}))" if c.data_type in _BINARY_TYPES
+             else f"CAST(DEFAULT(t.{quote_ident(c.name)}) AS CHAR)" for c in wanted]
+    source = f"{qualified(schema, table)} AS t"
     try:
         with conn.cursor(pymysql.cursors.Cursor) as cur:
             # DEFAULT() needs a row of the table, any row; an empty table joins to one.
@@ -132,10 +134,6 @@ def _exact_defaults(conn: pymysql.connections.Connection, schema: str, table: st
             exact[column.name] = value
     return [replace(c, default=Default(exact[c.name])) if c.name in exact else c
             for c in columns]
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _json_columns(conn: pymysql.connections.Connection, schema: str,
@@ -174,66 +172,90 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
     wanted = names if names is not None else list_base_tables(conn, schema)
     if not wanted:
         return {}
-    placeholders = ", ".join(["%s"] * len(wanted))
     json_columns = _json_columns(conn, schema, info)
-    columns: dict[str, list[Column]] = defaultdict(list)
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
-        cur.execute(
-            "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_DEFAULT, IS_NULLABLE, "
-            "DATA_TYPE, COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, "
-            "DATETIME_PRECISION, CHARACTER_SET_NAME, COLLATION_NAME, EXTRA, "
-            "GENERATION_EXPRESSION "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-            f"AND TABLE_NAME IN ({placeholders}) ORDER BY TABLE_NAME, ORDINAL_POSITION",
-            (schema, *wanted))
-        for row in cur.fetchall():
-            table_name = row["TABLE_NAME"]
-            data_type = str(row["DATA_TYPE"]).lower()
-            column_type = str(row["COLUMN_TYPE"]).lower()
-            extra = str(row["EXTRA"] or "")
-            nullable = row["IS_NULLABLE"] == "YES"
-            is_json = data_type == "json" or row["COLUMN_NAME"] in json_columns[table_name]
-            precision = row["NUMERIC_PRECISION"]
-            if data_type == "bit":
-                precision = int(re.search(r"\((\d+)\)", column_type).group(1))  # type: ignore[union-attr]
-            generated = row["GENERATION_EXPRESSION"] or None
-            if generated is not None and "GENERATED" not in extra.upper():
-                generated = None
-            on_update = _ON_UPDATE.search(extra)
-            columns[table_name].append(SourceColumn(
-                name=row["COLUMN_NAME"],
-                position=int(row["ORDINAL_POSITION"]) - 1,
-                data_type=data_type,
-                column_type=column_type,
-                nullable=nullable,
-                default=_parse_default(row["COLUMN_DEFAULT"], extra, data_type, info, nullable),
-                unsigned="unsigned" in column_type,
-                char_length=row["CHARACTER_MAXIMUM_LENGTH"],
-                precision=int(precision) if precision is not None else None,
-                scale=int(row["NUMERIC_SCALE"]) if row["NUMERIC_SCALE"] is not None else None,
-                fsp=int(row["DATETIME_PRECISION"] or 0),
-                charset=row["CHARACTER_SET_NAME"],
-                collation=row["COLLATION_NAME"],
-                values=parse_enum_values(column_type) if data_type in ("enum", "set") else (),
-                auto_increment="auto_increment" in extra.lower(),
-                generated=generated,
-                is_json=is_json,
-                on_update=on_update.group(1) if on_update else None,
-            ))
-        cur.execute(
-            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, INDEX_TYPE, "
-            "SUB_PART "
-            "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
-            f"AND TABLE_NAME IN ({placeholders}) ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
-            (schema, *wanted))
-        index_parts: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for row in cur.fetchall():
-            index_parts[(row["TABLE_NAME"], row["INDEX_NAME"])].append(row)
-        cur.execute(
-            "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
-            f"WHERE TABLE_SCHEMA = %s AND TABLE_NAME IN ({placeholders})", (schema, *wanted))
-        estimates = {r["TABLE_NAME"]: int(r["TABLE_ROWS"] or 0) for r in cur.fetchall()}
+        columns = _columns(cur, schema, wanted, info, json_columns)
+        indexes = _indexes(cur, schema, wanted)
+        estimates = _estimates(cur, schema, wanted)
+    tables = {}
+    for name in wanted:
+        if name not in columns:
+            continue
+        columns[name] = _exact_defaults(conn, schema, name, columns[name])
+        ordered = sorted(indexes[name], key=lambda i: (not i.primary, i.name))
+        tables[name] = Table(schema=schema, name=name, columns=tuple(columns[name]),
+                             indexes=tuple(ordered), estimated_rows=estimates.get(name, 0))
+    return tables
 
+
+def _in(wanted: list[str]) -> str:
+    return ", ".join(["%s"] * len(wanted))
+
+
+def _columns(cur: Any, schema: str, wanted: list[str], info: ServerInfo,
+             json_columns: dict[str, set[str]]) -> dict[str, list[Column]]:
+    columns: dict[str, list[Column]] = defaultdict(list)
+    cur.execute(
+        "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_DEFAULT, IS_NULLABLE, "
+        "DATA_TYPE, COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, NUMERIC_SCALE, "
+        "DATETIME_PRECISION, CHARACTER_SET_NAME, COLLATION_NAME, EXTRA, "
+        "GENERATION_EXPRESSION "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        f"AND TABLE_NAME IN ({_in(wanted)}) ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        (schema, *wanted))
+    for row in cur.fetchall():
+        table_name = row["TABLE_NAME"]
+        is_json = row["COLUMN_NAME"] in json_columns[table_name]
+        columns[table_name].append(_source_column(row, info, is_json))
+    return columns
+
+
+def _source_column(row: dict[str, Any], info: ServerInfo, in_json_check: bool
+                   ) -> SourceColumn:
+    """One information_schema.COLUMNS row (`in_json_check`: MariaDB's JSON)."""
+    data_type = str(row["DATA_TYPE"]).lower()
+    column_type = str(row["COLUMN_TYPE"]).lower()
+    extra = str(row["EXTRA"] or "")
+    nullable = row["IS_NULLABLE"] == "YES"
+    precision = row["NUMERIC_PRECISION"]
+    if data_type == "bit":
+        precision = int(re.search(r"\((\d+)\)", column_type).group(1))  # type: ignore[union-attr]
+    generated = row["GENERATION_EXPRESSION"] or None
+    if generated is not None and "GENERATED" not in extra.upper():
+        generated = None
+    on_update = _ON_UPDATE.search(extra)
+    return SourceColumn(
+        name=row["COLUMN_NAME"],
+        position=int(row["ORDINAL_POSITION"]) - 1,
+        data_type=data_type,
+        column_type=column_type,
+        nullable=nullable,
+        default=_parse_default(row["COLUMN_DEFAULT"], extra, data_type, info, nullable),
+        unsigned="unsigned" in column_type,
+        char_length=row["CHARACTER_MAXIMUM_LENGTH"],
+        precision=int(precision) if precision is not None else None,
+        scale=int(row["NUMERIC_SCALE"]) if row["NUMERIC_SCALE"] is not None else None,
+        fsp=int(row["DATETIME_PRECISION"] or 0),
+        charset=row["CHARACTER_SET_NAME"],
+        collation=row["COLLATION_NAME"],
+        values=parse_enum_values(column_type) if data_type in ("enum", "set") else (),
+        auto_increment="auto_increment" in extra.lower(),
+        generated=generated,
+        is_json=data_type == "json" or in_json_check,
+        on_update=on_update.group(1) if on_update else None,
+    )
+
+
+def _indexes(cur: Any, schema: str, wanted: list[str]) -> dict[str, list[Index]]:
+    cur.execute(
+        "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, INDEX_TYPE, "
+        "SUB_PART "
+        "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+        f"AND TABLE_NAME IN ({_in(wanted)}) ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+        (schema, *wanted))
+    index_parts: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in cur.fetchall():
+        index_parts[(row["TABLE_NAME"], row["INDEX_NAME"])].append(row)
     indexes: dict[str, list[Index]] = defaultdict(list)
     for (table_name, index_name), parts in index_parts.items():
         indexes[table_name].append(Index(
@@ -244,12 +266,11 @@ def introspect_tables(conn: pymysql.connections.Connection, schema: str,
             kind=str(parts[0]["INDEX_TYPE"]).upper(),
             prefixes=tuple(int(p["SUB_PART"]) if p["SUB_PART"] else None for p in parts),
         ))
-    tables = {}
-    for name in wanted:
-        if name not in columns:
-            continue
-        columns[name] = _exact_defaults(conn, schema, name, columns[name])
-        ordered = sorted(indexes[name], key=lambda i: (not i.primary, i.name))
-        tables[name] = Table(schema=schema, name=name, columns=tuple(columns[name]),
-                             indexes=tuple(ordered), estimated_rows=estimates.get(name, 0))
-    return tables
+    return indexes
+
+
+def _estimates(cur: Any, schema: str, wanted: list[str]) -> dict[str, int]:
+    cur.execute(
+        "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA = %s AND TABLE_NAME IN ({_in(wanted)})", (schema, *wanted))
+    return {r["TABLE_NAME"]: int(r["TABLE_ROWS"] or 0) for r in cur.fetchall()}

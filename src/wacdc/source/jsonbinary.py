@@ -49,7 +49,7 @@ import re
 import struct
 from typing import Any
 
-__all__ = ["install", "json_text"]
+__all__ = ["json_text"]
 
 _MAX_DEPTH = 100  # MySQL's JSON_DOCUMENT_MAX_DEPTH; also keeps crafted input off the C stack
 
@@ -79,9 +79,9 @@ _SCALARS = {  # fixed-size scalar type -> (unpack_from, size)
 _DOUBLE_AT = struct.Struct("<d").unpack_from
 _PACKED_AT = struct.Struct("<q").unpack_from
 
-_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
-_ESCAPES.update({0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r",
-                 0x22: '\\"', 0x5C: "\\\\"})
+_ESCAPES = {**{c: f"\\u{c:04x}" for c in range(0x20)},
+            0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r",
+            0x22: '\\"', 0x5C: "\\\\"}
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]').search
 
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)  # bytes MySQL uses for 0..9 leftover digits
@@ -106,19 +106,8 @@ def _value(buf: bytes, t: int, pos: int, end: int, out: list[str], depth: int) -
         if pos + n > end:
             raise ValueError("binary JSON: string runs past the end of the value")
         out.append(_quote(_utf8(buf, pos, pos + n)))
-    elif t in _SCALARS:
-        unpack, size = _SCALARS[t]
-        if pos + size > end:
-            raise ValueError("binary JSON: truncated integer")
-        out.append(str(unpack(buf, pos)[0]))
-    elif t == _DOUBLE:
-        if pos + 8 > end:
-            raise ValueError("binary JSON: truncated double")
-        out.append(double_text(_DOUBLE_AT(buf, pos)[0]))
-    elif t == _LITERAL:
-        if pos >= end or buf[pos] not in _LITERALS:
-            raise ValueError("binary JSON: truncated or unknown literal")
-        out.append(_LITERALS[buf[pos]])
+    elif t in _SCALARS or t in (_DOUBLE, _LITERAL):
+        out.append(_scalar(buf, t, pos, end))
     elif t == _OPAQUE:
         if pos >= end:
             raise ValueError("binary JSON: truncated opaque value")
@@ -129,6 +118,22 @@ def _value(buf: bytes, t: int, pos: int, end: int, out: list[str], depth: int) -
         out.append(_opaque(field_type, buf[pos:pos + n]))
     else:
         raise ValueError(f"binary JSON: unknown value type 0x{t:02x}")
+
+
+def _scalar(buf: bytes, t: int, pos: int, end: int) -> str:
+    """An integer, double or literal stored at buf[pos:end], as text."""
+    if t in _SCALARS:
+        unpack, size = _SCALARS[t]
+        if pos + size > end:
+            raise ValueError("binary JSON: truncated integer")
+        return str(unpack(buf, pos)[0])
+    if t == _DOUBLE:
+        if pos + 8 > end:
+            raise ValueError("binary JSON: truncated double")
+        return double_text(_DOUBLE_AT(buf, pos)[0])
+    if pos >= end or buf[pos] not in _LITERALS:
+        raise ValueError("binary JSON: truncated or unknown literal")
+    return _LITERALS[buf[pos]]
 
 
 def _container(buf: bytes, t: int, pos: int, end: int, out: list[str], depth: int) -> None:
@@ -149,14 +154,9 @@ def _container(buf: bytes, t: int, pos: int, end: int, out: list[str], depth: in
     first_free = values_at + count * entry.size - pos  # relative to the container
     if first_free > size:
         raise ValueError("binary JSON: object or array header is larger than the value")
-    limit = pos + size
+    keys = _keys(buf, pos, key_entry.iter_unpack(buf[keys_at:values_at]), first_free, size) \
+        if is_object else []
     inline = _INLINE_LARGE if large else _INLINE_SMALL
-    keys: list[str] = []
-    if is_object:
-        for key_offset, key_length in key_entry.iter_unpack(buf[keys_at:values_at]):
-            if key_offset < first_free or key_offset + key_length > size:
-                raise ValueError("binary JSON: object key outside the object")
-            keys.append(_quote(_utf8(buf, pos + key_offset, pos + key_offset + key_length)))
     out.append("{" if is_object else "[")
     after = values_at - pos  # relative end of the current value entry
     for i, (vt, v) in enumerate(entry.iter_unpack(buf[values_at:pos + first_free])):
@@ -166,25 +166,40 @@ def _container(buf: bytes, t: int, pos: int, end: int, out: list[str], depth: in
         if is_object:
             out.append(keys[i])
             out.append(": ")
-        if vt not in inline:
-            if v < after or v > size:  # a value lies after its own entry, inside the container
-                raise ValueError("binary JSON: value offset outside the object or array")
-            _value(buf, vt, pos + v, limit, out, depth)
-        elif vt == _LITERAL:
-            literal = _LITERALS.get(v & 0xFF)
-            if literal is None:
-                raise ValueError("binary JSON: unknown literal")
-            out.append(literal)
-        elif vt == _INT16:
-            v &= 0xFFFF
-            out.append(str(v - 0x10000 if v & 0x8000 else v))
-        elif vt == _UINT16:
-            out.append(str(v & 0xFFFF))
-        elif vt == _INT32:
-            out.append(str(v - 0x100000000 if v & 0x80000000 else v))
-        else:
-            out.append(str(v))
+        if vt in inline:
+            out.append(_inline(vt, v))
+            continue
+        if v < after or v > size:  # a value lies after its own entry, inside the container
+            raise ValueError("binary JSON: value offset outside the object or array")
+        _value(buf, vt, pos + v, pos + size, out, depth)
     out.append("}" if is_object else "]")
+
+
+def _keys(buf: bytes, pos: int, entries: Any, first_free: int, size: int) -> list[str]:
+    """An object's keys, quoted (their offsets are relative to the object at `pos`)."""
+    keys = []
+    for key_offset, key_length in entries:
+        if key_offset < first_free or key_offset + key_length > size:
+            raise ValueError("binary JSON: object key outside the object")
+        keys.append(_quote(_utf8(buf, pos + key_offset, pos + key_offset + key_length)))
+    return keys
+
+
+def _inline(vt: int, v: int) -> str:
+    """A value stored in its entry (a literal or a small integer), as text."""
+    if vt == _LITERAL:
+        literal = _LITERALS.get(v & 0xFF)
+        if literal is None:
+            raise ValueError("binary JSON: unknown literal")
+        return literal
+    if vt == _INT16:
+        v &= 0xFFFF
+        return str(v - 0x10000 if v & 0x8000 else v)
+    if vt == _UINT16:
+        return str(v & 0xFFFF)
+    if vt == _INT32:
+        return str(v - 0x100000000 if v & 0x80000000 else v)
+    return str(v)
 
 
 def _length(buf: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -313,28 +328,3 @@ def decimal_text(data: bytes) -> str:
     whole = text[:intg].lstrip("0") or "0"
     fraction = text[intg:]
     return f"{'-' if negative else ''}{whole}{'.' + fraction if scale else ''}"
-
-
-def install() -> None:
-    """Make mysql-replication return MySQL's JSON text for whole JSON values.
-
-    The library reads binary JSON in `BinLogPacketWrapper.read_binary_json` into Python
-    objects (JSON null as None, i.e. SQL NULL; DECIMAL and temporal values its own way,
-    or a crash). For whole values (`is_partial=False`) we return `json_text(...)`, the
-    text the compiled decoder and the snapshot give; partial updates (MySQL's
-    PARTIAL_UPDATE_ROWS_EVENT diffs, `is_partial=True`) keep the library's JsonDiff, which
-    wacdc refuses cleanly (rowimage.unambiguous). Idempotent.
-    """
-    from pymysqlreplication.packet import BinLogPacketWrapper
-
-    original = BinLogPacketWrapper.read_binary_json
-    if getattr(original, "_wacdc_json_text", False):
-        return
-
-    def read_binary_json(self: Any, size: int, is_partial: bool) -> Any:
-        if is_partial:
-            return original(self, size, is_partial)
-        return json_text(self.read(self.read_uint_by_size(size)))
-
-    read_binary_json._wacdc_json_text = True  # type: ignore[attr-defined]
-    BinLogPacketWrapper.read_binary_json = read_binary_json

@@ -6,11 +6,12 @@ its BEGIN, table maps, row events and XID, zstd-compressed inside one payload ev
 GTID event stays outside, before it. mysql-replication does not know the type and drops
 it, so the transaction would vanish silently.
 
-Here the payload becomes its inner events again, decompressed as a stream (bounded
-memory: one inner event at a time, never the whole transaction), each decoded by the
-library's own packet wrapper exactly as if it had come over the wire, so the rest of the
-pipeline sees BEGIN, rows and XID in order. An inner event type that is not expected in
-a compressed transaction stops the stream with its type code and position.
+Here the payload event is read and its inner events are taken out again, decompressed
+as a stream (bounded memory: one inner event at a time, never the whole transaction);
+source/stream_reader.py decodes each one with the library's own packet wrapper exactly as if
+it had come over the wire, so the rest of the pipeline sees BEGIN, rows and XID in
+order. An inner event type that is not expected in a compressed transaction stops the
+stream with its type code and position.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-import pymysql.protocol
 import zstandard
-from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import BINLOG
 from pymysqlreplication.event import BinLogEvent
-from pymysqlreplication.packet import BinLogPacketWrapper
 
-from wacdc.errors import BinlogEventError
 from wacdc.schema.charsets import lenenc
-from wacdc.source.event_types import EventTypeError
 
 TRANSACTION_PAYLOAD_EVENT = 0x28
 
@@ -112,76 +108,3 @@ def _read_exactly(stream: Any, size: int, allow_eof: bool = False) -> bytes:
         chunks.append(chunk)
         missing -= len(chunk)
     return b"".join(chunks)
-
-
-class PayloadReader(BinLogStreamReader):
-    """mysql-replication's reader, with compressed transactions expanded in place."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._inner: Iterator[BinLogEvent] | None = None
-
-    def fetchone(self) -> BinLogEvent | None:
-        while True:
-            if self._inner is not None:
-                event = next(self._inner, None)
-                if event is not None:
-                    return event
-                self._inner = None
-            try:
-                event = super().fetchone()
-            except EventTypeError as exc:  # raised before the library moved on: its file
-                raise exc.in_file(self.log_file) from None
-            if not isinstance(event, TransactionPayloadEvent):
-                return event
-            self._inner = self._expand(event)
-
-    def _expand(self, payload: TransactionPayloadEvent) -> Iterator[BinLogEvent]:
-        where = f"{self.log_file}:{self.log_pos}"
-        try:
-            raws = inner_events(payload.compression, payload.payload)
-            for raw in raws:
-                kind = raw[4]
-                if kind not in INNER_EVENT_TYPES:
-                    raise BinlogEventError(
-                        f"event type {kind} inside the compressed transaction ending at "
-                        f"{where} is not one wacdc knows how to replicate; nothing after "
-                        "it was applied. Report it; meanwhile the writer can log that "
-                        "transaction uncompressed (binlog_transaction_compression=OFF)")
-                event = self._decode(raw)
-                if event is not None:
-                    yield event
-        except (ValueError, zstandard.ZstdError) as exc:
-            raise BinlogEventError(
-                f"cannot read the compressed transaction ending at {where}: {exc}") from exc
-
-    def _decode(self, raw: bytes) -> BinLogEvent | None:
-        """One inner event through the library's own wrapper, as fetchone() does it."""
-        private = "_BinLogStreamReader__"
-        wrapper = BinLogPacketWrapper(
-            pymysql.protocol.MysqlPacket(b"\x00" + raw, "utf8"),  # the OK byte of a packet
-            self.table_map,
-            self._ctl_connection,
-            self.mysql_version,
-            False,  # inner events carry no checksum
-            *(getattr(self, private + name) for name in (
-                "allowed_events_in_packet", "only_tables", "ignored_tables", "only_schemas",
-                "ignored_schemas", "freeze_schema", "ignore_decode_errors",
-                "verify_checksum", "optional_meta_data", "enable_logging",
-                "use_column_name_cache", "post_header_lengths")),
-        )
-        event = wrapper.event
-        if wrapper.event_type == BINLOG.TABLE_MAP_EVENT and event is not None:
-            self.table_map[event.table_id] = event.get_table()
-        if event is None or event.__class__ not in getattr(self, private + "allowed_events"):
-            return None
-        return event
-
-
-def install() -> None:
-    """Teach the library's packet wrapper the payload event type (it would drop it)."""
-    event_map = BinLogPacketWrapper._BinLogPacketWrapper__event_map
-    event_map[TRANSACTION_PAYLOAD_EVENT] = TransactionPayloadEvent
-
-
-install()

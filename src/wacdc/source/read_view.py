@@ -28,10 +28,10 @@ from wacdc.source.connection import (
     LONG_READ_TIMEOUT_S,
     connect,
     one_value,
-    quote_ident,
     server_info,
 )
 from wacdc.source.position import current_position
+from wacdc.source.sql import qualified, quote_ident
 
 log = get_logger("wacdc.source.snapshot")
 
@@ -46,7 +46,7 @@ def select_expression(column: Column) -> str:
 
 def select_sql(table: Table, columns: Sequence[str]) -> str:
     exprs = ", ".join(select_expression(table.column(c)) for c in columns)
-    return f"SELECT {exprs} FROM {quote_ident(table.schema)}.{quote_ident(table.name)}"
+    return f"SELECT {exprs} FROM {qualified(table.schema, table.name)}"
 
 
 def read_converted(conn: pymysql.connections.Connection, table: Table,
@@ -118,8 +118,7 @@ def open_read_view(url: DatabaseUrl, tables: list[Table], lock: str = "tables") 
             if lock == "ftwrl":
                 cur.execute("FLUSH TABLES WITH READ LOCK")
             else:
-                names = ", ".join(f"{quote_ident(t.schema)}.{quote_ident(t.name)} READ"
-                                  for t in tables)
+                names = ", ".join(f"{qualified(t.schema, t.name)} READ" for t in tables)
                 cur.execute(f"LOCK TABLES {names}")
             with conn.cursor() as snap:
                 snap.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")

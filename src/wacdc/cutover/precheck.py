@@ -1,0 +1,76 @@
+"""The pre-freeze checks: what would make a cutover fail after its fence, found before
+the freeze, on a thread and PostgreSQL connection of their own so that streaming (and
+with it `/healthz` and the lag) goes on while they run."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+
+from wacdc.config import Settings
+from wacdc.cutover.finalize import add_foreign_keys, describe_orphans, find_orphans
+from wacdc.schema.profile import ForeignKey
+from wacdc.sink.connection import connect_target
+from wacdc.source.catalog import RETIRED_SUFFIX
+
+# The rehearsal locks the tables of its foreign keys while the stream applies to them:
+# rather than wait (or deadlock), it gives up and is run again at the next tick.
+LOCK_TIMEOUT = "1s"
+
+
+def names_problem(settings: Settings, tables: list[str]) -> str | None:
+    """Table names the fence's suffix would push past MySQL's 64 characters."""
+    too_long = [t for t in tables if len(t + RETIRED_SUFFIX) > 64]
+    if settings.fence == "rename" and too_long:
+        return (f"table name(s) {', '.join(too_long)} too long for the fence's "
+                f"{RETIRED_SUFFIX} suffix (MySQL allows 64 characters); use "
+                "WACDC_FENCE=none and stop the app yourself")
+    return None
+
+
+def check(conn: psycopg.Connection, settings: Settings, fks: list[ForeignKey]) -> str | None:
+    """The foreign keys PostgreSQL would reject, and orphan rows that refuse the cutover."""
+    try:  # rehearse the finalize DDL: a foreign key PostgreSQL rejects shows up now
+        with conn.transaction(force_rollback=True):
+            add_foreign_keys(conn, settings.target_schema, fks)
+    except psycopg.errors.Error as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            raise
+        return (f"a foreign key of the profile cannot be created in PostgreSQL: "
+                f"{str(exc).strip().splitlines()[0]}; fix the profile or the target")
+    if settings.orphans == "fail" or any(
+            fk.on_delete not in ("SET NULL", "CASCADE") for fk in fks):
+        orphans = find_orphans(conn, settings.target_schema, fks)
+        blocking = {name: o for name, o in orphans.items()
+                    if settings.orphans == "fail" or not o["action"]}
+        if blocking:
+            return "orphan rows break foreign keys: " + describe_orphans(blocking)
+    return None
+
+
+class Precheck(threading.Thread):
+    """`check` for one request on its own connection; the controller collects it."""
+
+    def __init__(self, settings: Settings, fks: list[ForeignKey], cutover_id: int) -> None:
+        super().__init__(name="wacdc-cutover-precheck", daemon=True)
+        self.settings, self.fks, self.cutover_id = settings, fks, cutover_id
+        self.problem: str | None = None
+        self.busy = False  # a table lock was not free in time: check again
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with connect_target(self.settings.target(), autocommit=True) as conn:
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
+                self.problem = check(conn, self.settings, self.fks)
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            self.busy = True
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the streaming thread
+            self.error = exc
+
+    def outcome(self) -> str | None:
+        """The problem found (None: none); the check's own failure is raised here."""
+        if self.error is not None:
+            raise self.error
+        return self.problem
