@@ -277,6 +277,47 @@ def mutated_module_state(module: Module) -> list[str]:
     return sorted(found)
 
 
+# Module-level objects of wacdc's own classes that may change, each with its reason.
+STATEFUL_BY_DESIGN = {
+    # A dead connection's server backend still holds its locks; when the target cannot
+    # be reached to end it, whichever connection to that target opens next in this
+    # process ends it. Cleanup, not a decision: nothing branches on what it holds.
+    "wacdc.sink.connection._ORPHANS",
+}
+
+
+def _frozen_classes(tree: ast.Module) -> set[str]:
+    """Classes of this module that cannot change: frozen dataclasses, NamedTuples, and
+    classes that keep no attributes (markers)."""
+    frozen = set()
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        bases = {ast.unparse(b) for b in node.bases}
+        marks = [ast.unparse(d) for d in node.decorator_list]
+        holds_state = any(isinstance(n, ast.AnnAssign | ast.Assign) for n in node.body) or any(
+            isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+            and target.value.id == "self"
+            for n in ast.walk(node) if isinstance(n, ast.Assign | ast.AugAssign | ast.AnnAssign)
+            for target in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+        if "NamedTuple" in bases or any("frozen=True" in m for m in marks) or not holds_state:
+            frozen.add(node.name)
+    return frozen
+
+
+def stateful_module_objects(module: Module) -> list[str]:
+    """Module-level instances of this module's own classes that can change."""
+    mine = {n.name for n in module.tree.body if isinstance(n, ast.ClassDef)}
+    frozen = _frozen_classes(module.tree)
+    found = []
+    for name, value in _top_level_names(module.tree).items():
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and \
+                value.func.id in mine - frozen and f"{module.name}.{name}" not in \
+                STATEFUL_BY_DESIGN:
+            found.append(f"{name} = {value.func.id}(...)")
+    return found
+
+
 def import_time_patches(module: Module) -> list[str]:
     """Statements run at import that assign into another package's module or class,
     or call something named install/patch/apply."""
@@ -308,6 +349,22 @@ def import_time_patches(module: Module) -> list[str]:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_module_level_mutable_state(name: str):
     assert mutated_module_state(MODULES[name]) == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_level_object_that_changes(name: str):
+    assert stateful_module_objects(MODULES[name]) == []
+
+
+def test_the_stateful_object_check_catches_a_module_level_status():
+    source = ("from dataclasses import dataclass\n"
+              "class Status:\n    def set(self, v):\n        self.v = v\n"
+              "@dataclass(frozen=True)\nclass Mark:\n    x: int = 0\n"
+              "class _Zero:\n    pass\n"
+              "STATUS = Status()\nMARK = Mark()\nZERO = _Zero()\n")
+    module = Module("wacdc.fake", Path("fake.py"), ast.parse(source))
+    assert stateful_module_objects(module) == ["STATUS = Status(...)"]
+    assert all(name.rpartition(".")[0] in MODULES for name in STATEFUL_BY_DESIGN)
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
