@@ -145,10 +145,10 @@ def test_orphans_refuse_under_fail_and_follow_on_delete_under_apply(
                 got = exc.code
             assert got == code, (headers, got)
         # The accepted POST is the request: the daemon cuts over, then exits (no refresh).
-        assert d.proc.wait(timeout=120) == 0, d.log.decode()[-3000:]
+        assert d.proc.wait(timeout=120) == 0, d.log.text[-3000:]
     finally:
         d.stop()
-    assert token not in d.log.decode()
+    assert token not in d.log.finish()  # the whole log, once the daemon has exited
     done = _latest(target_db)
     orphan = done["orphans"]["WhatsAppMessage_sessionId_fkey"]
     assert "orphan-msg" in orphan["keys"] and orphan["applied"] == "SET NULL"
@@ -212,3 +212,35 @@ def test_a_cutover_interrupted_during_the_freeze_is_recorded_as_aborted(
     assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
     aborted = _latest(target_db)
     assert aborted["status"] == "aborted" and "nothing was lost" in aborted["reason"]
+
+
+def test_pre_freeze_checks_never_wait_for_a_lock_and_say_so_when_they_cannot_run(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    """The foreign-key rehearsal runs beside the stream: a table lock it cannot take at
+    once is no deadlock for the applier and no silent wait; the refusal names the cause."""
+    env = wacdc_env(source_db, target_db, WACDC_CUTOVER_TIMEOUT="4")
+    with daemon(env) as d, target_db.connect() as holder:
+        holder.execute("BEGIN")
+        # In the rehearsal's way (it alters WhatsAppMessage's foreign keys), not the
+        # applier's: row writes take ROW EXCLUSIVE, which this lock lets through.
+        holder.execute('LOCK TABLE "WhatsAppCustomer" IN SHARE UPDATE EXCLUSIVE MODE')
+        assert run_cli("cutover", env=env).code == 0
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt)"
+                        " VALUES ('meanwhile', 'M', '+6', NOW(3))")
+        with target_db.connect() as pg:
+            d.wait_for("replication while the checks wait", lambda: pg.execute(
+                "SELECT count(*) FROM \"WhatsAppCustomer\" WHERE id = 'meanwhile'"
+            ).fetchone()[0] == 1)
+        d.wait_for("the outcome", lambda: _latest(target_db)["status"] in ("refused", "done"))
+        refused = _latest(target_db)
+        assert refused["status"] == "refused", refused
+        assert "pre-freeze checks could not run" in refused["reason"], refused["reason"]
+        assert "a table lock was not free" in refused["reason"], refused["reason"]
+        assert "the pre-freeze checks could not run yet" in d.log.text
+        assert d.status()["phase"] == "streaming"
+        holder.execute("ROLLBACK")
+        # The lock gone, the next request cuts over (and the daemon exits: no refresh).
+        assert run_cli("cutover", env=env).code == 0
+        assert d.proc.wait(timeout=120) == 0, d.log.text[-3000:]
+        assert _latest(target_db)["status"] == "done", _latest(target_db)

@@ -141,12 +141,12 @@ class StreamSession:
                     "alarm); stop wacdc once the app writes PostgreSQL only")
         return False
 
-    def _poll_when_due(self) -> None:
+    def _poll_when_due(self, *, subscribers: bool = True) -> None:
         """Lag, liveness and the subscribers' polls; then catch-up ends once caught up."""
         if time.monotonic() >= self.poll_at:
             self.poll_at = time.monotonic() + POLL_S
             _poll_source(self.control, self.target, self.status)
-            for hook in self.every_poll:
+            for hook in self.every_poll if subscribers else ():
                 hook()
         if self.status.phase == Phase.CATCHUP and self.lag.caught_up():
             self.status.set_phase(Phase.STREAMING, self.target)
@@ -229,8 +229,12 @@ class StreamSession:
                 self.flush()
                 return True
             self.step(item)
-            if deadline is None and self.stop.is_set():
-                return False
+            if deadline is None:
+                # Unbounded (a cutover resumed after its fence: nothing is frozen): lag
+                # and liveness are still reported; the subscribers wait for the end.
+                self._poll_when_due(subscribers=False)
+                if self.stop.is_set():
+                    return False
             if deadline is not None and time.monotonic() > deadline:
                 return False
         raise SourceGone("the source closed the binlog stream during the cutover")

@@ -79,6 +79,7 @@ class CutoverController:
         self.finishing: Request | None = None
         self.checked: int | None = None  # the request whose pre-freeze checks passed
         self.prechecking: Precheck | None = None
+        self.busy_checks: tuple[int, int, str] | None = None  # request, tries, last reason
         self.auto_request = settings.cutover  # WACDC_CUTOVER=1: ask once streaming
         self.resume_interrupted()
 
@@ -119,15 +120,24 @@ class CutoverController:
         lag = self.status.lag_seconds()
         # The timeout counts from the request, so a loop that was stuck cannot reset it.
         if req.age_s > self.settings.cutover_timeout:
-            self._refuse(req, f"lag did not reach <= {self.settings.cutover_max_lag}s "
-                              f"within {self.settings.cutover_timeout:.0f}s of the "
-                              f"request (lag now {lag:.3f}s, phase {self.status.phase})")
+            self._refuse(req, self._timed_out(req, lag))
         elif self.status.phase != Phase.STREAMING or lag > self.settings.cutover_max_lag:
             return
         elif self.checked != req.id:
             self._precheck(req)  # then freeze at a later tick, once lag is low again
         else:
             self._execute(req)
+
+    def _timed_out(self, req: Request, lag: float) -> str:
+        """Why a request ran out of time: the lag, or checks that never got to run."""
+        within = f"within {self.settings.cutover_timeout:.0f}s of the request"
+        busy = self.busy_checks
+        if self.checked != req.id and busy is not None and busy[0] == req.id and \
+                lag <= self.settings.cutover_max_lag:
+            return (f"the pre-freeze checks could not run {within} ({busy[1]} tries; last: "
+                    f"{busy[2]}); request the cutover again")
+        return (f"lag did not reach <= {self.settings.cutover_max_lag}s {within} "
+                f"(lag now {lag:.3f}s, phase {self.status.phase})")
 
     def _fks(self) -> list[ForeignKey]:
         tables = set(self.drainer.tables)
@@ -148,13 +158,22 @@ class CutoverController:
         if running.is_alive():
             return
         self.prechecking = None
-        if running.busy:
-            return  # a lock was not free: checked again at the next tick
+        if running.busy:  # checked again at a later tick
+            self._note_busy(req, running.busy)
+            return
         problem = running.outcome()
         if problem:
             self._refuse(req, problem)
         else:
             self.checked = req.id
+
+    def _note_busy(self, req: Request, why: str) -> None:
+        tries = 1 if self.busy_checks is None or self.busy_checks[0] != req.id else \
+            self.busy_checks[1] + 1
+        self.busy_checks = (req.id, tries, why)
+        if tries == 1:
+            log.warning("cutover: the pre-freeze checks could not run yet; trying again "
+                        "while streaming goes on", cutover=req.id, reason=why)
 
     def _refuse(self, req: Request, reason: str,
                 status: CutoverStatus = CutoverStatus.REFUSED) -> None:

@@ -7,15 +7,20 @@ from __future__ import annotations
 import threading
 
 import psycopg
+from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.cutover.finalize import add_foreign_keys, describe_orphans, find_orphans
+from wacdc.errors import ConnectError
+from wacdc.log import redact
 from wacdc.schema.profile import ForeignKey
 from wacdc.sink.connection import connect_target
 from wacdc.source.catalog import RETIRED_SUFFIX
 
-# The rehearsal locks the tables of its foreign keys while the stream applies to them:
-# rather than wait (or deadlock), it gives up and is run again at the next tick.
+# The rehearsal locks the tables of its foreign keys while the stream applies to them.
+# It takes them all at once and never waits (NOWAIT): a lock it waited for while holding
+# others could make the applying connection a deadlock victim. Not free: run it again at
+# the next tick. The orphan queries' own statements wait at most this long.
 LOCK_TIMEOUT = "1s"
 
 
@@ -33,6 +38,7 @@ def check(conn: psycopg.Connection, settings: Settings, fks: list[ForeignKey]) -
     """The foreign keys PostgreSQL would reject, and orphan rows that refuse the cutover."""
     try:  # rehearse the finalize DDL: a foreign key PostgreSQL rejects shows up now
         with conn.transaction(force_rollback=True):
+            _lock_all(conn, settings.target_schema, fks)
             add_foreign_keys(conn, settings.target_schema, fks)
     except psycopg.errors.Error as exc:
         if isinstance(exc, psycopg.OperationalError):
@@ -49,6 +55,14 @@ def check(conn: psycopg.Connection, settings: Settings, fks: list[ForeignKey]) -
     return None
 
 
+def _lock_all(conn: psycopg.Connection, schema: str, fks: list[ForeignKey]) -> None:
+    """Every table the rehearsal alters, in one statement that does not wait."""
+    tables = sorted({fk.table for fk in fks} | {fk.references for fk in fks})
+    if tables:
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE NOWAIT").format(
+            sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)))
+
+
 class Precheck(threading.Thread):
     """`check` for one request on its own connection; the controller collects it."""
 
@@ -56,7 +70,9 @@ class Precheck(threading.Thread):
         super().__init__(name="wacdc-cutover-precheck", daemon=True)
         self.settings, self.fks, self.cutover_id = settings, fks, cutover_id
         self.problem: str | None = None
-        self.busy = False  # a table lock was not free in time: check again
+        # Why the checks could not run this time (a lock not free, their own connection
+        # failed): the controller runs them again at a later tick; streaming goes on.
+        self.busy: str | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -65,7 +81,9 @@ class Precheck(threading.Thread):
                 conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
                 self.problem = check(conn, self.settings, self.fks)
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-            self.busy = True
+            self.busy = "a table lock was not free"
+        except (ConnectError, psycopg.OperationalError) as exc:
+            self.busy = f"their connection failed: {redact(str(exc)).strip().splitlines()[0]}"
         except BaseException as exc:  # noqa: BLE001 - re-raised on the streaming thread
             self.error = exc
 
