@@ -8,24 +8,18 @@ waited on such a connection for as long as the kernel let it (forever, here)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.harness import REPO, LogTail, SourceDb, TargetDb, wacdc_env
+from tests.support.daemon import Daemon
+from tests.support.harness import SourceDb, TargetDb, wacdc_env
 from tests.support.independent import independent_differences
 from tests.support.tcpproxy import TcpProxy
 from tests.support.workload import TABLES, Workload
-from wacdc.devtools.embedded import free_port
 from wacdc.sink.connection import (
     DEAD_BOUND_S,
     KEEPALIVES_COUNT,
@@ -44,54 +38,12 @@ SLACK_S = 3.0  # the log line's way to the test, a busy 2-core machine
 DEAD = "dead or half-open connection"
 
 
-class Daemon:
-    """`wacdc run` in a subprocess: its log read as it comes, /metrics on a free port."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wacdc.cli", "run"],
-            env={**env, "WACDC_METRICS_PORT": str(self.port)}, cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert self.proc.stderr is not None
-        self.log = LogTail(self.proc.stderr)
-
-    def events(self) -> Iterator[dict]:
-        for line in self.log.text.splitlines():
-            if line.startswith("{"):
-                yield json.loads(line)
-
-    def reconnects(self, side: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "wacdc_reconnects_total" and \
-                        sample.labels.get("side") == side:
-                    return sample.value
-        return 0.0
-
-    def wait_for(self, needle: str, timeout: float) -> None:
-        assert self.log.wait_for(needle, timeout), \
-            f"no {needle!r} within {timeout:.0f}s:\n{self.log.text[-4000:]}"
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        assert self.proc.returncode == 0, self.log.finish()[-4000:]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def _dead_line(daemon: Daemon) -> dict:
     return next(e for e in daemon.events() if str(e.get("event", "")).startswith(DEAD))
 
 
 def _streaming(daemon: Daemon) -> None:
-    daemon.wait_for("caught up: streaming", timeout=90)
+    daemon.wait_for_line("caught up: streaming", timeout=90)
 
 
 def _caught_up(daemon: Daemon, source: SourceDb, target: TargetDb, timeout: float = 90
@@ -130,7 +82,7 @@ def _blackhole(daemon: Daemon, proxy: TcpProxy, workload: Workload, side: str,
     if restore_at_once:  # only the open connections die; new ones go through
         proxy.restore()
     workload.run(30)  # the daemon has something to read and apply
-    daemon.wait_for(DEAD, timeout=max(SOURCE_BOUND_S, DEAD_BOUND_S) * 2 + SLACK_S)
+    daemon.wait_for_line(DEAD, timeout=max(SOURCE_BOUND_S, DEAD_BOUND_S) * 2 + SLACK_S)
     took = time.monotonic() - started
     proxy.restore()
     line = _dead_line(daemon)
@@ -168,7 +120,7 @@ def test_a_blackholed_source_is_found_dead_within_the_bound_and_resumed(
             assert _dead_line(daemon)["bound_s"] == SOURCE_BOUND_S
             _caught_up(daemon, source_db, target_db)
             assert proxy.live_connections >= 2  # the new stream and control connections
-            daemon.stop()
+            daemon.stop(expect_clean_exit=True)
         finally:
             daemon.kill()
     print(f"source ({decode_in}): dead connection found after {took:.2f}s "
@@ -196,8 +148,8 @@ def test_a_blackholed_target_is_found_dead_within_the_bound_and_resumed(
             assert PROBE_AFTER_S - 0.5 <= took <= DEAD_BOUND_S + SLACK_S, took
             assert _dead_line(daemon)["bound_s"] == DEAD_BOUND_S
             _caught_up(daemon, source_db, target_db)
-            daemon.wait_for("terminated the server side of a dead connection", timeout=5)
-            daemon.stop()
+            daemon.wait_for_line("terminated the server side of a dead connection", timeout=5)
+            daemon.stop(expect_clean_exit=True)
         finally:
             daemon.kill()
     print(f"target ({outage}): dead connection found after {took:.2f}s "
@@ -218,7 +170,7 @@ def test_a_stuck_decode_process_is_killed_and_replaced(source_db: SourceDb,
         os.kill(child, signal.SIGSTOP)
         started = time.monotonic()
         workload.run(30)
-        daemon.wait_for("the decode process sent nothing", timeout=CHILD_BOUND_S * 2 + SLACK_S)
+        daemon.wait_for_line("the decode process sent nothing", timeout=CHILD_BOUND_S * 2 + SLACK_S)
         took = time.monotonic() - started
         # Polled once a second: found between the bound and a poll (and a log line) later.
         assert CHILD_BOUND_S <= took <= CHILD_BOUND_S + 1 + SLACK_S, took
@@ -230,7 +182,7 @@ def test_a_stuck_decode_process_is_killed_and_replaced(source_db: SourceDb,
         assert not _alive(child), "the stuck decode process was left behind"
         assert _decode_process(daemon.proc.pid) != child
         assert daemon.reconnects("source") >= 1
-        daemon.stop()
+        daemon.stop(expect_clean_exit=True)
     finally:
         daemon.kill()
     print(f"decode process: stuck child found after {took:.2f}s (bound {CHILD_BOUND_S:g}s)")

@@ -7,8 +7,6 @@ level. `bind_metrics` points the scrape-time gauges at it.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +20,7 @@ from wacdc.log import redact
 from wacdc.observe import metrics
 from wacdc.observe.lag import LagTracker
 from wacdc.observe.status import StatusView, build, live_tables, position
-from wacdc.sink import state
+from wacdc.sink import state, writer
 
 
 class Phase(StrEnum):
@@ -54,7 +52,7 @@ class DaemonStatus:
     last_progress: float = field(default_factory=time.monotonic)
     waiting_for: str | None = None  # what the loop waits on, when it waits (the lock)
     last_error: str | None = None
-    daemon_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    daemon_id: str = field(default_factory=writer.holder_name)
 
     def set_phase(self, phase: Phase, conn: psycopg.Connection | None = None, *,
                   source_database: str | None = None, error: str | None = None) -> None:

@@ -73,6 +73,6 @@ def cut_over_under_a_writer(source_db: SourceDb, target_db: TargetDb, env: dict[
             writer.stop.set()
             writer.join()
         d.proc.wait(timeout=30)
-        assert d.proc.returncode == 0, d.log.decode()[-3000:]
+        assert d.proc.returncode == 0, d.log.text[-3000:]
     assert writer.error is not None and writer.error.args[0] == NO_SUCH_TABLE, writer.error
     return writer, _latest(target_db)

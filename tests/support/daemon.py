@@ -16,12 +16,13 @@ from contextlib import contextmanager
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.harness import REPO, SourceDb
+from tests.support.harness import REPO, LogTail, SourceDb
 from wacdc.devtools.embedded import free_port
 
 
 class Daemon:
-    """`wacdc run` in a subprocess with its HTTP endpoint on a free port."""
+    """`wacdc run` in a subprocess: its log read as it comes (`log`, a LogTail), its HTTP
+    endpoint on a free port."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
@@ -29,13 +30,8 @@ class Daemon:
             [sys.executable, "-m", "wacdc.cli", "run"],
             env={**env, "WACDC_METRICS_PORT": str(self.port)}, cwd=REPO,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.log = bytearray()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log += line
+        self.log = LogTail(self.proc.stderr)
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -56,23 +52,44 @@ class Daemon:
     def gauge(self, name: str) -> float:
         return self.samples()[(name, ())]
 
+    def reconnects(self, side: str) -> float:
+        return self.samples().get(("wacdc_reconnects_total", (("side", side),)), 0.0)
+
+    def events(self) -> Iterator[dict]:
+        """The daemon's JSON log lines so far."""
+        for line in self.log.text.splitlines():
+            if line.startswith("{"):
+                yield json.loads(line)
+
     def wait_for(self, what: str, condition, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout
         while True:
-            assert self.proc.poll() is None, f"daemon exited:\n{self.log.decode()[-3000:]}"
+            assert self.proc.poll() is None, f"daemon exited:\n{self.log.text[-3000:]}"
             try:
                 if condition():
                     return
             except (urllib.error.URLError, ConnectionError):
                 pass  # not listening yet
             assert time.monotonic() < deadline, f"timed out waiting for {what}:\n" \
-                                                f"{self.log.decode()[-3000:]}"
+                                                f"{self.log.text[-3000:]}"
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def wait_for_line(self, needle: str, timeout: float) -> None:
+        """Until the daemon logs a line holding `needle`."""
+        assert self.log.wait_for(needle, timeout), \
+            f"no {needle!r} within {timeout:.0f}s:\n{self.log.text[-4000:]}"
+
+    def stop(self, *, expect_clean_exit: bool = False) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=30)
+        if expect_clean_exit:
+            assert self.proc.returncode == 0, self.log.finish()[-4000:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @contextmanager

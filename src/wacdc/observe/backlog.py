@@ -13,8 +13,6 @@ never 0 while something is waiting. The figures also go to `wacdc.state` for
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 import threading
 import time
 
@@ -62,7 +60,7 @@ class BacklogWatcher(threading.Thread):
         self.settings, self.lease = settings, lease
         self.tracker = tracker
         self.done = threading.Event()
-        self.daemon_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.daemon_id = writer.holder_name()
         self._warned_at = 0.0
 
     def stop(self) -> None:

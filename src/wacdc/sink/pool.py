@@ -86,9 +86,6 @@ class TargetPool:
                 f"{pool.max_size}, all busy or the server unreachable): "
                 f"{redact(str(exc)).splitlines()[0]}", "target") from None
 
-    def stats(self) -> dict[str, int]:
-        return dict(self._pool.get_stats()) if self._pool is not None else {}
-
     def close(self) -> None:
         with self._opening:
             if self._pool is not None:

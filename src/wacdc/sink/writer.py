@@ -49,6 +49,7 @@ def lock_key(database: str) -> str:
 
 
 def holder_name() -> str:
+    """This daemon as the lock, the logs and /status name it: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
