@@ -11,6 +11,7 @@ table, key and column.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,10 @@ class RowConverter:
         self.source_names = tuple(tc.name for tc in self.columns if tc.source is not None)
         self._source_key_positions = tuple(self.source_names.index(k) for k in key)
         self._row = self._compile()
+        # Once per table instead of a generator per row: the hot path asks for keys often.
+        getter = operator.itemgetter(*self.key_positions)
+        self.key_of: Callable[[Sequence[Any]], tuple] = (
+            (lambda row: (getter(row),)) if len(self.key_positions) == 1 else getter)
 
     def _compile(self) -> Callable[[Sequence[Any]], tuple]:
         namespace: dict[str, Any] = dict(GUARD_NAMES)
@@ -74,24 +79,30 @@ class RowConverter:
         exec(compile(source, f"<wacdc converter {self.table}>", "exec"), namespace)
         return namespace["convert_row"]
 
-    def convert(self, values: Sequence[Any], position: str | None = None) -> tuple:
-        """Source values in `source_names` order -> a full target row (extras as NULL)."""
+    def convert(self, values: Sequence[Any], position: object = None) -> tuple:
+        """Source values in `source_names` order -> a full target row (extras as NULL).
+        `position` (a binlog position, or its text) becomes text only for a message."""
         try:
             row = self._row(values)
         except BadValueError as exc:
             self._bad.pending.clear()
             key = tuple(values[i] for i in self._source_key_positions)
             raise exc.with_context(key=key[0] if len(key) == 1 else key,
-                                   position=position) from None
+                                   position=_text(position)) from None
         if self._bad.pending:
-            self._flush(row, position)
+            self._flush(row, _text(position))
         return row
 
     def convert_mapping(self, values: Mapping[str, Any], position: str | None = None) -> tuple:
         return self.convert([values[n] for n in self.source_names], position)
 
-    def key_of(self, row: Sequence[Any]) -> tuple:
-        return tuple(row[i] for i in self.key_positions)
+    def same_source_key(self, before: Sequence[Any], after: Sequence[Any]) -> bool:
+        """Whether two source images carry the same key values (then the converted keys
+        are equal too, without converting the before image)."""
+        positions = self._source_key_positions
+        if len(positions) == 1:
+            return before[positions[0]] == after[positions[0]]
+        return all(before[i] == after[i] for i in positions)
 
     def _flush(self, row: tuple, position: str | None) -> None:
         key = self.key_of(row)
@@ -100,3 +111,7 @@ class RowConverter:
             self.policy.record(Coercion(self.table, column, reason, value_repr, shown_key,
                                         position))
         self._bad.pending.clear()
+
+
+def _text(position: object) -> str | None:
+    return None if position is None else str(position)

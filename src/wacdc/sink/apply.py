@@ -42,6 +42,14 @@ class ImagePlan:
     converter: RowConverter
     upsert: sql.Composed
     delete: sql.Composed
+    # The two statements as the applying connection sends them, rendered once: psycopg
+    # would render a Composed again for every executemany.
+    wire: tuple[bytes, bytes] | None = None
+
+    def rendered(self, conn: psycopg.Connection) -> tuple[bytes, bytes]:
+        if self.wire is None:
+            self.wire = (self.upsert.as_bytes(conn), self.delete.as_bytes(conn))
+        return self.wire
 
 
 class TableSink:
@@ -89,7 +97,7 @@ class BatchStats:
     skipped: int = 0
 
 
-Runs = list[tuple[sql.Composed, list[tuple], str, str, list[tuple]]]
+Runs = list[tuple[bytes, list[tuple], str, str, list[tuple]]]
 
 
 class Applier:
@@ -118,7 +126,7 @@ class Applier:
         runs: Runs = []
         counts: dict[tuple[str, str], int] = {}
 
-        def add(statement: sql.Composed, params: tuple, table: str, op: str,
+        def add(statement: bytes, params: tuple, table: str, op: str,
                 key: tuple) -> None:
             if runs and runs[-1][0] is statement:
                 runs[-1][1].append(params)
@@ -134,20 +142,22 @@ class Applier:
                 if sink.snapshot_position is not None and at <= sink.snapshot_position:
                     stats.skipped += 1
                     continue
-                where = str(change.position)
+                where = change.position  # text only if a message needs it
                 plan = sink.plan(change.names)
                 converter = plan.converter
+                upsert, delete = plan.rendered(self.conn)
                 if change.after is not None:
                     row = converter.convert(change.after, where)
-                    if change.before is not None:
+                    if change.before is not None and not converter.same_source_key(
+                            change.before, change.after):
                         old_key = converter.key_of(converter.convert(change.before, where))
                         if old_key != converter.key_of(row):
-                            add(plan.delete, old_key, change.table, "delete", old_key)
-                    add(plan.upsert, row, change.table, change.op, converter.key_of(row))
+                            add(delete, old_key, change.table, "delete", old_key)
+                    add(upsert, row, change.table, change.op, converter.key_of(row))
                 else:
                     assert change.before is not None
                     key = converter.key_of(converter.convert(change.before, where))
-                    add(plan.delete, key, change.table, "delete", key)
+                    add(delete, key, change.table, "delete", key)
                 counts[(change.table, change.op)] = counts.get((change.table, change.op), 0) + 1
                 stats.rows += 1
         return runs, counts

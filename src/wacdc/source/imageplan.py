@@ -57,29 +57,40 @@ def time2(raw: bytes, frac_bytes: int) -> dt.timedelta:
 
 
 def _decimal_reader(precision: int, scale: int) -> tuple[int, Callable[[bytes], Decimal]]:
-    """(size, bytes -> Decimal) for NEWDECIMAL(precision, scale), the library's digits."""
+    """(size, bytes -> Decimal) for NEWDECIMAL(precision, scale), the library's digits.
+
+    The value is one big-endian integer: a sign bit (set when positive; a negative value
+    has every bit inverted), then the integral digits (a head of fewer than 9, then groups
+    of 9 in 4 bytes), then the fraction (groups of 9, then a tail). It is read as one int
+    and split with shifts; the digits become the Decimal through its exact text form."""
     integral = precision - scale
     int_groups, int_rest = divmod(integral, 9)
     frac_groups, frac_rest = divmod(scale, 9)
     head, tail = _COMPRESSED_BYTES[int_rest], _COMPRESSED_BYTES[frac_rest]
     size = head + 4 * (int_groups + frac_groups) + tail
-    full = struct.Struct(f">{int_groups + frac_groups}I")
+    sign_bit = 1 << (8 * size - 1)
+    magnitude = sign_bit - 1  # a negative value: every bit but the sign inverted back
+    tail_bits, tail_mask = 8 * tail, (1 << (8 * tail)) - 1
+    # Taken from the low end: the fraction's last group first, the integral's after it.
+    frac_weights = [10 ** (9 * k + frac_rest) for k in range(frac_groups)]
+    int_weights = [10 ** (9 * k) for k in range(int_groups)]
+    head_weight, int_shift, exponent = 10 ** (9 * int_groups), 10 ** scale, f"E-{scale}"
 
     def read(raw: bytes) -> Decimal:
-        data = bytearray(raw)
-        positive = data[0] & 0x80
-        data[0] ^= 0x80
-        if not positive:
-            data = bytearray(b ^ 0xFF for b in data)
-        text = "" if positive else "-"
-        if head:
-            text += str(int.from_bytes(data[:head], "big"))
-        groups = full.unpack_from(data, head)
-        text += "".join(f"{g:09d}" for g in groups[:int_groups]) + "."
-        text += "".join(f"{g:09d}" for g in groups[int_groups:])
-        if tail:
-            text += f"{int.from_bytes(data[size - tail:], 'big'):0{frac_rest}d}"
-        return Decimal(text)
+        value = int.from_bytes(raw, "big")
+        negative = not value & sign_bit
+        value ^= magnitude if negative else sign_bit
+        fraction = value & tail_mask
+        value >>= tail_bits
+        for weight in frac_weights:
+            fraction += (value & 0xFFFFFFFF) * weight
+            value >>= 32
+        digits = 0
+        for weight in int_weights:
+            digits += (value & 0xFFFFFFFF) * weight
+            value >>= 32
+        digits += value * head_weight  # the head: what is left
+        return Decimal(f"{'-' if negative else ''}{digits * int_shift + fraction}{exponent}")
     return size, read
 
 
