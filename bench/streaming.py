@@ -41,6 +41,7 @@ def _env(source_url: str, target_url: str, decoder: str = "compiled",
          decode_process: bool = False) -> dict[str, str]:
     return {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
             "WACDC_LOG_FORMAT": "json", "WACDC_TABLES": TABLE, "WACDC_DECODER": decoder,
+            "WACDC_METRICS_PORT": "0",
             "WACDC_DECODE_IN": "process" if decode_process else "inline"}
 
 
@@ -146,8 +147,12 @@ def burst(source_url: str, target_url: str, changes: int) -> dict:
 
 
 def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
-    """One-row transactions at `rate`/s; latency = commit -> visible in PostgreSQL."""
-    env = _env(source_url, target_url)
+    """`rate` row changes/s, in transactions of one row up to 1,000/s and of rate/1,000
+    rows above (one writer connection commits at most ~1,000-2,000 times a second);
+    latency = commit -> visible in PostgreSQL, per row."""
+    env = {**_env(source_url, target_url), "WACDC_METRICS_PORT": "0"}
+    per_txn = max(1, rate // 1000)
+    prefix = f"lat{rate}-"  # each rate its own keys: one source serves every rate
     proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
@@ -160,19 +165,29 @@ def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
     stop = threading.Event()
     url = parse_url(source_url, "mysql")
 
+    failures: list[BaseException] = []
+
     def writer() -> None:
+        try:
+            write()
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the threads are joined
+            failures.append(exc)
+            stop.set()
+
+    def write() -> None:
         with pymysql.connect(host=url.host, port=url.port, user=url.user,
                              password=url.password, database=url.database,
                              autocommit=True) as conn, conn.cursor() as cur:
-            interval = 1.0 / rate
+            interval = per_txn / rate
             next_at = time.monotonic()
             n = 0
             while not stop.is_set():
-                key = f"lat-{n:08d}"
-                cur.execute(f"INSERT INTO {TABLE} (id, status, updatedAt) VALUES "
-                            "(%s, 'sent', NOW(3))", (key,))
-                committed[key] = time.monotonic()
-                n += 1
+                keys = [f"{prefix}{k:08d}" for k in range(n, n + per_txn)]
+                cur.executemany(f"INSERT INTO {TABLE} (id, status, updatedAt) VALUES "
+                                "(%s, 'sent', NOW(3))", [(k,) for k in keys])
+                at = time.monotonic()
+                committed.update(dict.fromkeys(keys, at))
+                n += per_txn
                 next_at += interval
                 delay = next_at - time.monotonic()
                 if delay > 0:
@@ -182,8 +197,8 @@ def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
         with psycopg.connect(target_url, autocommit=True) as pg:
             last = ""
             while not stop.is_set() or len(seen) < len(committed):
-                rows = pg.execute(f'SELECT id FROM "{TABLE}" WHERE id > %s AND id LIKE '
-                                  "'lat-%%' ORDER BY id", (last,)).fetchall()
+                rows = pg.execute(f'SELECT id FROM "{TABLE}" WHERE id > %s AND id LIKE %s '
+                                  "ORDER BY id", (last, prefix + "%")).fetchall()
                 now = time.monotonic()
                 for (key,) in rows:
                     seen.setdefault(key, now)
@@ -201,9 +216,12 @@ def steady(source_url: str, target_url: str, rate: int, seconds: float) -> dict:
         t.join()
     proc.send_signal(15)
     _, _, usage = os.wait4(proc.pid, 0)
+    if failures:
+        raise RuntimeError(f"the steady writer failed at {rate}/s") from failures[0]
     latencies = sorted(seen[k] - committed[k] for k in committed if k in seen)
     achieved = len(committed) / seconds
     return {"rate_target": rate, "rate_achieved": achieved, "rows": len(committed),
+            "rows_per_transaction": per_txn,
             "p50_s": statistics.median(latencies),
             "p99_s": latencies[int(len(latencies) * 0.99) - 1],
             "max_s": latencies[-1], "missing": len(committed) - len(latencies),
