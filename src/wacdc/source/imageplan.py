@@ -264,9 +264,15 @@ class ImagePlan:
     def _json(self, column: Any, i: int) -> list[str]:
         length = self._length(column.length_size)
         bit = 1 << sum(1 for c in self._columns[:i] if c.type == FIELD_TYPE.JSON)
-        return [f"n = {length}", f"pos += {column.length_size}",
-                f"v{i} = _PartialJson(buf[pos:pos + n]) if partial & {bit} else "
-                "_json_binary(buf[pos:pos + n])", "pos += n"]
+        # The column's last value, bytes and text: an UPDATE's after image mostly carries
+        # the JSON of its before image unchanged, and decoding it is the costly part.
+        last = f"_last{i}"
+        self._namespace[last] = [None, None]  # no bytes compare equal to None
+        return [f"n = {length}", f"pos += {column.length_size}", "raw = buf[pos:pos + n]",
+                f"if partial & {bit}:", f"    v{i} = _PartialJson(raw)",
+                f"elif raw == {last}[0]:", f"    v{i} = {last}[1]",
+                "else:", f"    v{i} = {last}[1] = _json_binary(raw)", f"    {last}[0] = raw",
+                "pos += n"]
 
     def _temporal(self, column: Any, i: int) -> list[str]:
         t, v = column.type, f"v{i}"

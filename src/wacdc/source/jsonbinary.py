@@ -157,31 +157,49 @@ def _container(buf: bytes, t: int, pos: int, end: int, out: list[str], depth: in
     keys = _keys(buf, pos, key_entry.iter_unpack(buf[keys_at:values_at]), first_free, size) \
         if is_object else []
     inline = _INLINE_LARGE if large else _INLINE_SMALL
-    out.append("{" if is_object else "[")
+    append = out.append
+    append("{" if is_object else "[")
     after = values_at - pos  # relative end of the current value entry
+    step, stop = entry.size, pos + size
     for i, (vt, v) in enumerate(entry.iter_unpack(buf[values_at:pos + first_free])):
-        after += entry.size
+        after += step
         if i:
-            out.append(", ")
+            append(", ")
         if is_object:
-            out.append(keys[i])
-            out.append(": ")
+            append(keys[i])  # quoted, with its ": "
         if vt in inline:
-            out.append(_inline(vt, v))
+            append(_inline(vt, v))
             continue
         if v < after or v > size:  # a value lies after its own entry, inside the container
             raise ValueError("binary JSON: value offset outside the object or array")
-        _value(buf, vt, pos + v, pos + size, out, depth)
-    out.append("}" if is_object else "]")
+        at = pos + v
+        if vt == _STRING and at < stop and buf[at] < 0x80 and at + 1 + buf[at] <= stop:
+            # The common case inline: a string shorter than 128 bytes (a one-byte length).
+            text = _short_utf8(buf, at + 1, at + 1 + buf[at])
+            if text is not None:
+                append(f'"{text.translate(_ESCAPES)}"' if _NEEDS_ESCAPE(text) else f'"{text}"')
+                continue
+        _value(buf, vt, at, stop, out, depth)
+    append("}" if is_object else "]")
+
+
+def _short_utf8(buf: bytes, start: int, stop: int) -> str | None:
+    """The string, or None when it is not UTF-8 (the general path then says why)."""
+    try:
+        return buf[start:stop].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _keys(buf: bytes, pos: int, entries: Any, first_free: int, size: int) -> list[str]:
-    """An object's keys, quoted (their offsets are relative to the object at `pos`)."""
+    """An object's keys, quoted and followed by ": " (their offsets are relative to the
+    object at `pos`)."""
     keys = []
     for key_offset, key_length in entries:
         if key_offset < first_free or key_offset + key_length > size:
             raise ValueError("binary JSON: object key outside the object")
-        keys.append(_quote(_utf8(buf, pos + key_offset, pos + key_offset + key_length)))
+        keys.append(_quote(_utf8(buf, pos + key_offset, pos + key_offset + key_length))
+                    + ": ")
     return keys
 
 
