@@ -41,3 +41,13 @@ def compose(old: str, head: Sequence[str],
 def ratio(value: float, target: float, higher_is_better: bool = True) -> str:
     met = value >= target if higher_is_better else value <= target
     return "met" if met else "**not met**"
+
+
+def replace_block(text: str, name: str, lines: list[str]) -> str:
+    """`text` with section `name`'s block replaced by `lines` (appended if missing)."""
+    begin, end = marks(name)
+    new = "\n".join([begin, "", *lines, "", end])
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        return head + new + rest.split(end, 1)[1]
+    return text.rstrip() + "\n\n" + new + "\n"

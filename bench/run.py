@@ -414,6 +414,7 @@ def write_report(report: dict) -> None:
             snap["median"]["snapshot_rows_per_s"] if snap else None)] if snap else None),
         ("mixed", [*stamp, *mixed.report_lines(report["mixed"])] if report.get("mixed")
          else None),
+        ("profile", None),  # written by bench/profile.py --write, kept as it is
         ("chameleon", [*stamp, *chameleon.report_lines(report["chameleon"])]
          if report.get("chameleon") else None),
         ("streaming", [*stamp, *_streaming_lines(report.get("streaming"))]
