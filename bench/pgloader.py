@@ -49,9 +49,11 @@ PGLOADER_DEFAULTS = {
 WITH_OPTIONS = "create tables, create indexes, foreign keys"
 # Debian builds pgloader with a 1 GiB Lisp heap, where its default prefetch (100,000 rows
 # per reader) of the message table's ~3 kB rows runs out of heap ("Heap exhausted, game
-# over") from ~50k messages. Upstream's build default is 4096 MiB: give it that. It is an
-# SBCL runtime option, so it must come first on the command line.
-HEAP_MIB = 4096
+# over") from ~50k messages; upstream's build default, 4096 MiB, runs out at 300k
+# messages. It gets 16 GiB (or 60% of the machine's memory, if less) so the comparison
+# is not decided by its garbage collector. An SBCL runtime option: first on the command line.
+HEAP_MIB = min(16384, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.6
+                          / 2**20))
 RUNTIME_OPTIONS = ["--dynamic-space-size", str(HEAP_MIB)]
 LOG_PROBLEM = re.compile(r"^\S+ (?:ERROR|FATAL) .*$", re.MULTILINE)
 JSON_CHECK = re.compile(r"json_valid\(`(.+?)`\)", re.IGNORECASE)
@@ -434,8 +436,8 @@ def report_lines(section: dict | None, wacdc_rows_per_s: float | None) -> list[s
         f"`{options['with']}` and its defaults otherwise (workers "
         f"{options['defaults_kept']['workers']}, concurrency "
         f"{options['defaults_kept']['concurrency']}, batches of 25,000 rows or 20 MB, "
-        f"100,000 rows prefetched) but a {HEAP_MIB} MiB Lisp heap (upstream's build default; "
-        "Debian's 1 GiB runs out on these rows), peaking at "
+        f"100,000 rows prefetched) but a {HEAP_MIB:,} MiB Lisp heap (Debian's 1 GiB, and "
+        "upstream's 4 GiB default, run out on these rows), peaking at "
         f"{section['peak_rss_mib']:,.0f} MiB RSS." + _types_sentence(section),
     ]
     if options["cast"]:
