@@ -37,6 +37,10 @@ import psycopg
 import pymysql
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run on its own: `python bench/<this>.py`
+    sys.path.insert(0, str(REPO))
+
+from bench import wacdc_process  # noqa: E402
 
 CHAMELEON_VERSION = "2.0.21"
 # Tested together on Python 3.11. pg_chameleon's entry point imports pkg_resources,
@@ -343,15 +347,7 @@ def _wacdc_environment(source_url: str, pg_url: str,
 
 def run_wacdc(env: dict[str, str]) -> float:
     """`wacdc run --exit-when-caught-up`: seconds from process start to exit."""
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "wacdc.cli", "run", "--exit-when-caught-up"],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, check=False)
-    seconds = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"wacdc run --exit-when-caught-up failed ({result.returncode}): "
-                           f"{result.stderr.decode(errors='replace')[-3000:]}")
-    return seconds
+    return float(wacdc_process.run_wacdc(["run", "--exit-when-caught-up"], env)["seconds"])
 
 
 def measure(source_url: str, pg_url: str, backlog: Callable[[str], int],
@@ -480,9 +476,7 @@ def _text_note(s: dict) -> list[str]:
 
 
 def main() -> int:
-    sys.path[:0] = [str(REPO), str(REPO / "src")]
     from bench.generate import generate
-    from wacdc.devtools.embedded import MariaDBServer, PostgresServer
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -494,10 +488,7 @@ def main() -> int:
     if args.install_only:
         install()
         return 0
-    mysql, pg = MariaDBServer(), PostgresServer()
-    try:
-        mysql.start()
-        pg.start()
+    with wacdc_process.private_servers("mariadb") as (mysql, pg):
         log(f"generating {args.messages:,} messages + the other tables")
         generate(mysql.url("cham"), args.messages)
         result = measure(mysql.url("cham"), pg.url("postgres"),
@@ -505,9 +496,6 @@ def main() -> int:
                          {"WACDC_LOG_FORMAT": "json"})
         print(json.dumps(result, indent=2))
         print("\n".join(report_lines(result)))
-    finally:
-        mysql.cleanup()
-        pg.cleanup()
     return 0
 
 

@@ -36,6 +36,7 @@ for entry in (str(REPO / "src"), str(REPO)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+from bench import wacdc_process  # noqa: E402
 from wacdc.config import parse_url  # noqa: E402
 from wacdc.devtools.datagen import TableGenerator, load_data_profile, row_id  # noqa: E402
 from wacdc.events import BinlogPosition  # noqa: E402
@@ -212,23 +213,7 @@ def compiled_decode(source_url: str, start: BinlogPosition, end: BinlogPosition,
 
 
 def run_wacdc(env: dict[str, str], profile: Path | None = None) -> dict:
-    """`wacdc run --exit-when-caught-up`, start to exit, and its peak RSS.
-
-    With `profile`, under py-spy (collapsed stacks into that file: slower, not timed)."""
-    command = [sys.executable, "-m", "wacdc.cli", "run", "--exit-when-caught-up"]
-    if profile:
-        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "250", "-f",
-                   "raw", "-o", str(profile), "--", *command]
-    started = time.monotonic()
-    proc = subprocess.Popen(command,
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        raise RuntimeError(f"wacdc run failed ({status}): {err.decode()[-2000:]}")
-    return {"seconds": time.monotonic() - started, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "cpu_seconds": usage.ru_utime + usage.ru_stime}
+    return wacdc_process.run_wacdc(["run", "--exit-when-caught-up"], env, profile)
 
 
 def compare(source_url: str, target_url: str, tables: list[str]) -> list[str]:
@@ -347,12 +332,7 @@ def _standalone() -> int:
                         help="extra settings for wacdc (e.g. WACDC_DECODE_IN=process)")
     args = parser.parse_args()
     from bench.generate import generate
-    from wacdc.devtools.embedded import MariaDBServer, MySQLServer, PostgresServer
-    source = MariaDBServer() if args.flavour == "mariadb" else MySQLServer()
-    pg = PostgresServer()
-    source.start()
-    pg.start()
-    try:
+    with wacdc_process.private_servers(args.flavour) as (source, pg):
         generate(source.url("mixed"), args.messages)
         with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
             conn.execute("CREATE DATABASE mixed_t")
@@ -362,9 +342,6 @@ def _standalone() -> int:
                          env=dict(kv.split("=", 1) for kv in args.env), profile=args.profile,
                          process_target_url=pg.url("mixed_p") if args.process else None)
         print(json.dumps(result, indent=2))
-    finally:
-        source.cleanup()
-        pg.cleanup()
     return 0
 
 

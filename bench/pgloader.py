@@ -35,6 +35,11 @@ import pymysql
 from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run on its own: `python bench/<this>.py`
+    sys.path.insert(0, str(REPO))
+
+from bench import wacdc_process  # noqa: E402
+
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wacdc/pgloader"
 CACHED_BINARY = CACHE_DIR / "pgloader"
 PACKAGE = "pgloader"
@@ -489,15 +494,7 @@ def time_wacdc_snapshot(source_url: str, target_url: str) -> float:
     # No /metrics listener: another benchmark on this machine may hold the default port.
     env = {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
            "WACDC_LOG_FORMAT": "json", "WACDC_METRICS_PORT": "0"}
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "wacdc.cli", "run", "--snapshot-only"],
-                          env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
-    seconds = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"wacdc snapshot failed (exit {done.returncode}): "
-                           f"{done.stderr.decode(errors='replace')[-3000:]}")
-    return seconds
+    return float(wacdc_process.run_wacdc(["run", "--snapshot-only"], env)["seconds"])
 
 
 def main() -> int:
@@ -507,15 +504,10 @@ def main() -> int:
     parser.add_argument("--mysql9", action="store_true",
                         help="also try pgloader against a private Oracle MySQL 9")
     args = parser.parse_args()
-    sys.path[:0] = [str(REPO), str(REPO / "src")]
     from bench.generate import generate
-    from wacdc.devtools.embedded import MariaDBServer, PostgresServer
 
     ensure_pgloader()
-    mysql, pg = MariaDBServer(), PostgresServer()
-    mysql.start()
-    pg.start()
-    try:
+    with wacdc_process.private_servers("mariadb") as (mysql, pg):
         rows = sum(generate(mysql.url("pgl"), args.messages).values())
         _fresh_database(pg.url("postgres"), "pgl_wacdc")
         seconds = time_wacdc_snapshot(mysql.url("pgl"), pg.url("pgl_wacdc"))
@@ -525,9 +517,6 @@ def main() -> int:
             section["mysql9"] = _probe_mysql9(pg.url("postgres"))
         print(json.dumps({"wacdc": wacdc, "pgloader": section}, indent=2))
         print("\n".join(report_lines(section, wacdc["rows_per_s"])))
-    finally:
-        mysql.cleanup()
-        pg.cleanup()
     return 0
 
 
