@@ -27,6 +27,7 @@ from pathlib import Path
 import psycopg
 import pymysql
 
+from bench import wacdc_process
 from wacdc.config import parse_url
 from wacdc.events import BinlogPosition
 from wacdc.source.binlog import open_stream, row_changes
@@ -51,16 +52,10 @@ def _wacdc(args: list[str], env: dict[str, str]) -> tuple[float, float, float | 
     The last one is from the daemon's own log, "streaming" to "caught up with the source
     head": the pipeline's work without process start-up, imports and catalog reads —
     like the raw decode it is compared with, which excludes connecting too."""
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", *args], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"wacdc {' '.join(args)} failed: {err.decode()[-2000:]}")
+    run = wacdc_process.run_wacdc(args, env)
+    err = run["stderr"]
     stamps = {}
-    for line in err.decode().splitlines():
+    for line in err.splitlines():
         if line.startswith("{"):
             event = json.loads(line)
             stamps.setdefault(event.get("event"), event.get("timestamp"))
@@ -69,7 +64,7 @@ def _wacdc(args: list[str], env: dict[str, str]) -> tuple[float, float, float | 
         begin, end = (dt.datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
                       for k in ("streaming", "caught up with the source head"))
         streaming = (end - begin).total_seconds()
-    return time.monotonic() - started, usage.ru_maxrss / 1024, streaming
+    return run["seconds"], run["peak_rss_mib"], streaming
 
 
 def _burst(source_url: str, changes: int) -> None:

@@ -69,13 +69,21 @@ def test_cutover_refused_when_lag_does_not_converge_leaves_everything_running(
         refused = _latest(target_db)
         assert refused["status"] == "refused" and "lag did not reach" in refused["reason"]
         d.wait_for("streaming", lambda: d.status()["phase"] == "streaming")
-        with source_db.connect() as conn, conn.cursor() as cur:  # the source stays writable
-            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt)"
-                        " VALUES ('later', 'L', '+5', NOW(3))")
-        with target_db.connect() as pg:
-            d.wait_for("replication", lambda: pg.execute(
-                "SELECT count(*) FROM \"WhatsAppCustomer\" WHERE id IN ('stuck', 'later')"
-            ).fetchone()[0] == 2)
+        # The source stays writable, and what was written before the refusal arrived too.
+        _write_and_see(source_db, target_db, d, "later", "+5", also=("stuck",))
+
+
+def _write_and_see(source: SourceDb, target: TargetDb, d: Daemon, key: str, phone: str,
+                   also: tuple[str, ...] = ()) -> None:
+    """Insert a customer on the source; wait until PostgreSQL has it (and the `also` keys)."""
+    with source.connect() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
+                    "VALUES (%s, 'W', %s, NOW(3))", (key, phone))
+    keys = [key, *also]
+    with target.connect() as pg:
+        d.wait_for(f"replication of {', '.join(keys)}", lambda: pg.execute(
+            'SELECT count(*) FROM "WhatsAppCustomer" WHERE id = ANY(%s)', (keys,)
+        ).fetchone()[0] == len(keys))
 
 
 def test_a_freeze_past_its_limit_unlocks_and_aborts_cleanly(source_db: SourceDb,
@@ -225,13 +233,7 @@ def test_pre_freeze_checks_never_wait_for_a_lock_and_say_so_when_they_cannot_run
         # applier's: row writes take ROW EXCLUSIVE, which this lock lets through.
         holder.execute('LOCK TABLE "WhatsAppCustomer" IN SHARE UPDATE EXCLUSIVE MODE')
         assert run_cli("cutover", env=env).code == 0
-        with source_db.connect() as conn, conn.cursor() as cur:
-            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt)"
-                        " VALUES ('meanwhile', 'M', '+6', NOW(3))")
-        with target_db.connect() as pg:
-            d.wait_for("replication while the checks wait", lambda: pg.execute(
-                "SELECT count(*) FROM \"WhatsAppCustomer\" WHERE id = 'meanwhile'"
-            ).fetchone()[0] == 1)
+        _write_and_see(source_db, target_db, d, "meanwhile", "+6")  # while the checks wait
         d.wait_for("the outcome", lambda: _latest(target_db)["status"] in ("refused", "done"))
         refused = _latest(target_db)
         assert refused["status"] == "refused", refused
