@@ -20,6 +20,8 @@ binlog, then cuts over with a sub-second write pause.
 
 Typical order:  wacdc check  ->  wacdc schema --apply  ->  wacdc run  ->
                 wacdc verify  ->  wacdc cutover --wait
+After it, `wacdc run` keeps MySQL current from PostgreSQL (WACDC_REVERSE=0: off), so
+                wacdc rollback --wait  goes back to MySQL with nothing lost.
 
 Configuration comes from the environment (or a TOML file given with --config):
   WACDC_SOURCE_URL   (else DATABASE_URL)           mysql://user:pass@host:3306/db
@@ -33,8 +35,10 @@ Configuration comes from the environment (or a TOML file given with --config):
   WACDC_TARGET_SCHEMA  (default public)   WACDC_SERVER_ID   WACDC_LOG_FORMAT json|console
   WACDC_BAD_VALUES   coerce (default) | strict   -- see docs/types.md
   WACDC_METRICS_PORT (else PORT, else 9108): /metrics /healthz /status while running
-  WACDC_ADMIN_TOKEN  enables POST /cutover   WACDC_CUTOVER_MAX_LAG/_TIMEOUT/_MAX_FREEZE
-  Every setting: README.md, "Configuration". Runbooks: docs/operations.md, docs/cutover.md
+  WACDC_ADMIN_TOKEN  enables POST /cutover and POST /rollback
+  WACDC_CUTOVER_MAX_LAG/_TIMEOUT/_MAX_FREEZE   (the rollback's too)
+  Every setting: README.md, "Configuration". Runbooks: docs/operations.md,
+  docs/cutover.md, docs/rollback.md
 
 Exit codes: 0 ok, 1 a finding (a check failed, verify found differences), 2 an error.
 """
@@ -145,56 +149,27 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-    import socket
-    import time
+    def already(phase: str | None) -> tuple[str, int] | None:
+        if phase in ("done", "reverse", "rollback"):
+            return ("the cutover is already done: PostgreSQL is the primary "
+                    "(`wacdc status`)", EXIT_OK)
+        return None
 
-    from wacdc import cutover
-    from wacdc.sink.connection import connect_target
-    from wacdc.sink.state import read_status
-    from wacdc.sink.writer import check_deployment, deployment_of, lock_key
+    from wacdc.cutover.ask import ask
 
-    with connect_target(settings.target(), autocommit=True) as conn:
-        # The control row is the deployment's whose state this database holds: not ours?
-        if settings.source_url is not None:
-            check_deployment(conn, deployment_of(settings.source().database,
-                                                 settings.target_schema))
-        if args.abort:
-            ok, message = cutover.abort(conn)
-            print(message)
-            return EXIT_OK if ok else EXIT_FINDING
-        before = read_status(conn, lock_key(settings.target().database))
-        if before is not None and before.phase == "done":
-            print("the cutover is already done: PostgreSQL is the primary (`wacdc status`)")
-            return EXIT_OK
-        cutover_id = cutover.request(conn, f"wacdc cutover on {socket.gethostname()}")
-        status = read_status(conn, lock_key(settings.target().database))
-        running = status is not None and status.writer_pid is not None
-        print(f"cutover #{cutover_id} requested" + ("" if running else
-              " -- no wacdc daemon runs against this target now; it starts when one does"))
-        if not args.wait:
-            print("follow it with `wacdc cutover --wait` or `wacdc status`")
-            return EXIT_OK
-        seen = None
-        idle_since = time.monotonic()
-        while True:
-            doc = cutover.latest(conn)
-            assert doc is not None
-            if doc["status"] != seen:
-                seen = doc["status"]
-                print(f"  {time.strftime('%H:%M:%S')} {seen}"
-                      + (f": {doc['reason']}" if doc["reason"] else ""), flush=True)
-            if doc["status"] in cutover.FINAL:
-                print(json.dumps(doc, indent=2, default=str))
-                return EXIT_OK if doc["status"] == "done" else EXIT_FINDING
-            status = read_status(conn, lock_key(settings.target().database))
-            if status is not None and status.writer_pid is not None:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > 30:
-                print("no wacdc daemon has run against this target for 30 s; the request "
-                      "stays and runs when `wacdc run` starts", file=sys.stderr)
-                return EXIT_ERROR
-            time.sleep(0.2)
+    return ask(settings, "cutover", already, wait=args.wait, abort=args.abort)
+
+
+def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    def already(phase: str | None) -> tuple[str, int] | None:
+        if phase not in ("done", "reverse", "rollback"):
+            return (f"nothing to roll back: no cutover is done (phase {phase or 'none'}); "
+                    "MySQL is the primary (`wacdc status`)", EXIT_FINDING)
+        return None
+
+    from wacdc.cutover.ask import ask
+
+    return ask(settings, "rollback", already, wait=args.wait, abort=args.abort)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(sub)
     _add_verify(sub)
     _add_cutover(sub)
+    _add_rollback(sub)
     _add_demo(sub)
     return parser
 
@@ -308,6 +284,24 @@ def _add_cutover(sub: Subparsers) -> None:
     p.add_argument("--abort", action="store_true",
                    help="cancel a requested cutover that has not frozen the source yet")
     p.set_defaults(func=_cmd_cutover)
+
+
+def _add_rollback(sub: Subparsers) -> None:
+    p = sub.add_parser("rollback", help="go back to MySQL after the cutover, nothing lost",
+                       description="Ask the running `wacdc run` (in phase reverse: it keeps "
+                       "the retired MySQL tables current from PostgreSQL) to roll back: wait "
+                       "for reverse lag <= WACDC_CUTOVER_MAX_LAG, freeze PostgreSQL's "
+                       "replicated tables (writes wait, reads go on), drain into MySQL, "
+                       "compare row counts, fence PostgreSQL (a trigger refuses the app's "
+                       "writes), rename the MySQL tables back. Then point the app at MySQL; "
+                       "wacdc replicates MySQL -> PostgreSQL again, and the cutover can be "
+                       "tried later. See docs/rollback.md. Exit 0 requested/done, 1 refused, "
+                       "aborted or nothing to roll back, 2 an error.")
+    p.add_argument("--wait", action="store_true",
+                   help="follow it to the end: exit 0 when done, 1 when refused or aborted")
+    p.add_argument("--abort", action="store_true",
+                   help="cancel a requested rollback that has not frozen PostgreSQL yet")
+    p.set_defaults(func=_cmd_rollback)
 
 
 def _add_demo(sub: Subparsers) -> None:

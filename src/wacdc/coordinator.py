@@ -20,22 +20,25 @@ import pymysql
 import tenacity
 
 from wacdc.config import Settings
+from wacdc.cutover.control import ROLLBACK
 from wacdc.cutover.controller import CutoverController
 from wacdc.cutover.http import http_endpoint
-from wacdc.errors import EXIT_OK, ConfigError, ConnectError, WacdcError
+from wacdc.errors import EXIT_OK, ConnectError, WacdcError
 from wacdc.events import BinlogPosition
 from wacdc.evolution import SchemaEvolver
 from wacdc.log import get_logger, redact
 from wacdc.observe import metrics
 from wacdc.observe.backlog import BacklogWatcher
 from wacdc.observe.http import serve
-from wacdc.runtime import DaemonStatus, Phase, bind_metrics
+from wacdc.reverse.rollback import finish_interrupted
+from wacdc.reverse.runner import reverse_off, run_reverse
+from wacdc.runtime import CUT_OVER, DaemonStatus, Phase, bind_metrics
 from wacdc.schema.extras import extras_for, refresh_views
 from wacdc.schema.profile import load_profile
 from wacdc.sink import state, writer
 from wacdc.sink.connection import connect_target
 from wacdc.sink.pool import TargetPool
-from wacdc.sink.pooler import DIRECT_URL_FIX, probe_pooler
+from wacdc.sink.pooler import refuse_a_pooler
 from wacdc.snapshot import SnapshotResult, run_snapshot
 from wacdc.source.binlog import control_read_timeout, timed_out
 from wacdc.source.catalog import plan_target
@@ -68,7 +71,8 @@ def run(settings: Settings, stop: threading.Event, pool: TargetPool, *,
     /metrics, /healthz, /status and POST /cutover on WACDC_METRICS_PORT meanwhile."""
     status = DaemonStatus(stall_seconds=settings.stall_seconds)
     bind_metrics(status)
-    serve(settings.metrics_port, status, {"/cutover": http_endpoint(settings, pool)})
+    serve(settings.metrics_port, status, {"/cutover": http_endpoint(settings, pool),
+                                          "/rollback": http_endpoint(settings, pool, ROLLBACK)})
     daemon = Daemon(settings, stop, pool, status)
     return daemon.run(snapshot_only, exit_when_caught_up, resume_after_ddl)
 
@@ -131,16 +135,21 @@ class Daemon:
                                             self.status)
                 if lease is None:
                     return EXIT_OK
-                following = state.get_phase(lock_conn) == Phase.DONE
-                if following and settings.fence != "none":
-                    log.info("the cutover is done: PostgreSQL is the primary; nothing to "
-                             "replicate (see `wacdc status`)")
-                    return self.after_cutover()
+                following = state.get_phase(lock_conn) in CUT_OVER
+                primary = following and settings.fence != "none"  # PostgreSQL is
+                if primary:
+                    log.info("the cutover is done: PostgreSQL is the primary (see `wacdc "
+                             "status`)")
+                    if not self._reverses():  # else its connection takes the lock
+                        return self.after_cutover(exit_when_caught_up)
                 if not following:
+                    finish_interrupted(settings, lock_conn, self._table_names)
                     result = self._snapshot(lease)
         except WacdcError as exc:
             self._record_failure(exc, lease)
             raise
+        if primary:
+            return self.after_cutover(exit_when_caught_up)
         if following:  # WACDC_FENCE=none: MySQL may still be written; keep following it
             return self._follow_after_cutover(exit_when_caught_up)
         # The lock is released here and taken again by the streaming connection.
@@ -153,8 +162,14 @@ class Daemon:
             return EXIT_OK
         code = self._guarded_stream(result.positions, exit_when_caught_up, resume_after_ddl)
         if self.status.phase == Phase.DONE and not self.stop.is_set():
-            return self.after_cutover()
+            return self.after_cutover(exit_when_caught_up)
         return code
+
+    def _reverses(self) -> bool:
+        return self.settings.reverse and self.settings.fence == "rename"
+
+    def _table_names(self) -> list[str]:
+        return [t.name for t in plan_target(self.settings, allow_retired=True)[1]]
 
     def _snapshot(self, lease: writer.WriterLease) -> SnapshotResult:
         self.status.set_phase(Phase.SNAPSHOT)
@@ -188,10 +203,21 @@ class Daemon:
             self._record_failure(exc, holder.lease)
             raise
 
-    def after_cutover(self) -> int:
-        """PostgreSQL is the primary: refresh the profile's materialized views on a
-        schedule (WACDC_MATVIEW_REFRESH; 0: nothing to do, exit) until stopped."""
+    def after_cutover(self, exit_when_caught_up: bool = False) -> int:
+        """PostgreSQL is the primary: reverse replication (WACDC_REVERSE, the default),
+        and forward again after a rollback; without it, refresh the profile's
+        materialized views on a schedule (WACDC_MATVIEW_REFRESH; 0: exit) until stopped."""
         settings, status = self.settings, self.status
+        while self._reverses():
+            code = self.reverse(exit_when_caught_up)
+            if status.phase != Phase.CATCHUP or self.stop.is_set():
+                return code
+            # Rolled back: MySQL is the primary; forward until stopped or cut over again.
+            code = self._guarded_stream({}, exit_when_caught_up, False)
+            if status.phase != Phase.DONE or self.stop.is_set():
+                return code
+        with self.pool.connection() as conn:
+            reverse_off(settings, conn, self._table_names)
         status.set_phase(Phase.DONE)
         interval = settings.matview_refresh
         if interval <= 0:
@@ -227,12 +253,30 @@ class Daemon:
             with self.pool.connection() as conn:
                 writer.join(conn, lease)  # undone when the pool takes it back
                 # After the cutover PostgreSQL is the primary: a failure while following
-                # MySQL (WACDC_FENCE=none) is recorded, but the phase stays `done`.
-                done = state.get_phase(conn) == Phase.DONE
-                state.set_phase(conn, Phase.DONE if done else Phase.FAILED, error=str(exc))
+                # MySQL (WACDC_FENCE=none) or in reverse is recorded, the phase stays.
+                stored = state.get_phase(conn)
+                state.set_phase(conn, stored if stored in CUT_OVER else Phase.FAILED,
+                                error=str(exc))
         except (ConnectError, psycopg.Error) as note:
             log.error("could not record the failure in the target",
                       error=str(note).strip().splitlines()[0] if str(note).strip() else "")
+
+    def reverse(self, exit_when_caught_up: bool) -> int:
+        """Reverse replication until stopped or rolled back (then phase `catchup`)."""
+        holder = LeaseHolder()
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    return run_reverse(self.settings, self.stop, self.status, holder,
+                                       lambda conn, what: acquire_writer_lock(
+                                           conn, self.settings, self.stop, what, self.status),
+                                       self._table_names(), exit_when_caught_up)
+        except StopRequested:
+            log.info("stopped while reconnecting; the reverse checkpoint is where it was")
+        except WacdcError as exc:
+            self._record_failure(exc, holder.lease)
+            raise
+        return EXIT_OK
 
     def stream(self, snapshot_positions: dict[str, BinlogPosition],
                exit_when_caught_up: bool, resume_after_ddl: bool = False,
@@ -305,7 +349,7 @@ class Daemon:
                 return EXIT_OK
             # Another instance cut over while this one waited (or a restart after the
             # cutover): done, unless WACDC_FENCE=none, where the binlog is followed on.
-            if state.get_phase(target) == Phase.DONE and settings.fence != "none":
+            if state.get_phase(target) in CUT_OVER and settings.fence != "none":
                 status.set_phase(Phase.DONE)
                 return EXIT_OK
             session = StreamSession(settings, evolver, snapshot_positions, self.stop,
@@ -320,19 +364,6 @@ class Daemon:
                 # with the connection's close (a restart reads that transaction again).
                 session.applier.abandon()
                 session.source.close()
-
-
-def refuse_a_pooler(conn: psycopg.Connection, settings: Settings) -> None:
-    """Through a transaction-mode pooler the advisory lock, session settings and the
-    writer epoch do not hold: refuse it (exit 2) with the fix; warn about a proxy."""
-    verdict = probe_pooler(conn, settings.target())
-    if verdict.transaction_pooling:
-        raise ConfigError(f"{settings.url_variable('target_url')}: {verdict.describe()}; "
-                          f"{DIRECT_URL_FIX}")
-    if verdict.proxied:
-        log.warning("something between wacdc and PostgreSQL answers for it (a proxy or a "
-                    "session-mode pooler); fine if it keeps one server session per "
-                    "connection", detail=verdict.describe())
 
 
 def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,

@@ -31,6 +31,7 @@ from wacdc.schema.ddl import (
     plan_table,
 )
 from wacdc.schema.profile import Profile
+from wacdc.source.catalog import RETIRED_SUFFIX
 from wacdc.source.connection import connect
 from wacdc.source.introspect import introspect_tables
 
@@ -179,6 +180,9 @@ def _stops(parsed: ParsedStatement | None) -> str | None:
         return None  # an index: the table is re-read
     if kind == "ddl_drop":
         return "the table was dropped"
+    if kind == "ddl_rename" and parsed.renames and all(
+            old.name == new.name + RETIRED_SUFFIX for old, new in parsed.renames):
+        return None  # `wacdc rollback` gave the retired tables their names back
     if kind == "ddl_rename":
         return "a table was renamed in or out (gh-ost / pt-online-schema-change cut-over?)"
     if kind == "ddl_rows":

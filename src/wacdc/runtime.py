@@ -33,11 +33,34 @@ class Phase(StrEnum):
     STREAMING = "streaming"
     CUTOVER = "cutover"
     DONE = "done"
+    REVERSE = "reverse"  # after the cutover: PostgreSQL's changes go back to MySQL
+    ROLLBACK = "rollback"  # PostgreSQL frozen: the way back to MySQL
     FAILED = "failed"
 
 
 STREAM_PHASES = (Phase.CATCHUP, Phase.STREAMING, Phase.CUTOVER)
+# Stored phases that mean "the cutover is done: PostgreSQL is the primary".
+CUT_OVER = (Phase.DONE, Phase.REVERSE, Phase.ROLLBACK)
 assert tuple(Phase) == metrics.PHASES  # the gauge's label values are the phases
+
+
+@dataclass
+class ReverseFigures:
+    """Reverse replication's figures (wacdc.reverse.worker writes them)."""
+
+    lag_seconds: float = 0.0
+    lag_bytes: int = 0
+    pending_changes: int = 0
+    applied_changes: int = 0
+    batches: int = 0
+    checkpoint: str | None = None  # the PostgreSQL snapshot MySQL has everything up to
+    as_of: float | None = None  # time.time() of the last poll
+
+    def document(self) -> dict[str, Any]:
+        return {"lag_seconds": round(self.lag_seconds, 3), "lag_bytes": self.lag_bytes,
+                "pending_changes": self.pending_changes,
+                "applied_changes": self.applied_changes, "batches": self.batches,
+                "checkpoint": self.checkpoint}
 
 
 @dataclass
@@ -52,6 +75,7 @@ class DaemonStatus:
     last_progress: float = field(default_factory=time.monotonic)
     waiting_for: str | None = None  # what the loop waits on, when it waits (the lock)
     last_error: str | None = None
+    reverse: ReverseFigures = field(default_factory=lambda: ReverseFigures())
     daemon_id: str = field(default_factory=writer.holder_name)
 
     def set_phase(self, phase: Phase, conn: psycopg.Connection | None = None, *,
@@ -133,6 +157,8 @@ class DaemonStatus:
             lag_known=self.lag_known(), lag_as_of=now, cutover_ready=self.cutover_ready(),
             last_applied_timestamp=_sample(metrics.last_applied_timestamp) or None,
             stall_seconds=self.stall_seconds, tables=live_tables(),
+            reverse=self.reverse.document() if self.phase in (Phase.REVERSE, Phase.ROLLBACK)
+            else None,
             last_error=self.last_error,
             started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at))))
 
@@ -147,3 +173,5 @@ def bind_metrics(status: DaemonStatus) -> None:
     metrics.lag_bytes.set_function(status.lag_bytes)
     metrics.lag_known.set_function(lambda: 1.0 if status.lag_known() else 0.0)
     metrics.cutover_ready.set_function(lambda: 1.0 if status.cutover_ready() else 0.0)
+    metrics.reverse_lag_seconds.set_function(lambda: status.reverse.lag_seconds)
+    metrics.reverse_lag_bytes.set_function(lambda: status.reverse.lag_bytes)

@@ -295,6 +295,7 @@ def wacdc_env(source: SourceDb | str | None, target: TargetDb | str | None,
     env["WACDC_LOG_FORMAT"] = "json"
     env["WACDC_METRICS_PORT"] = "0"  # tests that scrape pick a free port themselves
     env["WACDC_MATVIEW_REFRESH"] = "0"  # after a cutover: exit (tests of the schedule set it)
+    env["WACDC_REVERSE"] = "0"  # ... and no way back (the rollback tests turn it on)
     env.update(TEST_ENV)
     env.update(extra)
     return env

@@ -102,6 +102,19 @@ class Settings(BaseSettings):
         default="fail", validation_alias=AliasChoices("WACDC_ORPHANS", "orphans"),
         description="rows breaking a profile foreign key: refuse the cutover, or apply the "
                     "relation's onDelete action (SET NULL / CASCADE) and record it")
+    reverse: bool = Field(
+        default=True, validation_alias=AliasChoices("WACDC_REVERSE", "reverse"),
+        description="after the cutover: keep the retired MySQL tables current from "
+                    "PostgreSQL (capture triggers), so `wacdc rollback` loses nothing; 0: "
+                    "off, and wacdc removes its triggers and tables")
+    rollback: bool = Field(
+        default=False, validation_alias=AliasChoices("WACDC_ROLLBACK", "rollback"),
+        description="request the rollback at start (it runs once reverse lag allows)")
+    reverse_poll: float = Field(
+        default=0.2, gt=0, le=60,
+        validation_alias=AliasChoices("WACDC_REVERSE_POLL", "reverse_poll"),
+        description="reverse replication: seconds between looks at PostgreSQL's change log "
+                    "when it was empty")
     bad_value_policy: Literal["coerce", "strict"] = Field(
         default="coerce", validation_alias=AliasChoices("WACDC_BAD_VALUES", "bad_value_policy"),
         description="coerce: documented default per case, counted and logged; strict: stop")

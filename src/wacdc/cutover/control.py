@@ -1,4 +1,5 @@
-"""The `wacdc.cutover` control rows: request, abort, read and record a cutover."""
+"""The control rows: request, abort, read and record a cutover (`wacdc.cutover`) or a
+rollback (`wacdc.rollback`, the same shape: `kind` names the table)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from wacdc.sink import state
-from wacdc.sink.state import state_sql
+from wacdc.sink.state import STATE
+
+CUTOVER, ROLLBACK = "cutover", "rollback"
+
+
+def _q(text: str, kind: str) -> sql.Composed:
+    return sql.SQL(text).format(state=STATE, kind=sql.Identifier(kind))
 
 
 class CutoverStatus(StrEnum):
@@ -38,68 +45,69 @@ class Request:
     age_s: float  # since it was requested (PostgreSQL's clock)
 
 
-def request(conn: psycopg.Connection, by: str) -> int:
-    """Ask for a cutover (or join the one already asked for); returns its id."""
+def request(conn: psycopg.Connection, by: str, kind: str = CUTOVER) -> int:
+    """Ask for a cutover or rollback (or join the one already asked for); returns its id."""
     state.ensure_schema(conn)
     with conn.transaction():
-        conn.execute(state_sql("LOCK TABLE {state}.cutover IN EXCLUSIVE MODE"))
-        row = conn.execute(state_sql("SELECT id FROM {state}.cutover WHERE status = ANY(%s) "
-                                     "ORDER BY id DESC LIMIT 1"),
+        conn.execute(_q("LOCK TABLE {state}.{kind} IN EXCLUSIVE MODE", kind))
+        row = conn.execute(_q("SELECT id FROM {state}.{kind} WHERE status = ANY(%s) "
+                              "ORDER BY id DESC LIMIT 1", kind),
                            ([*map(str, ACTIVE), str(CutoverStatus.FROZEN)],)).fetchone()
         if row:
             return int(row[0])
-        row = conn.execute(state_sql("INSERT INTO {state}.cutover (status, requested_by) "
-                                     "VALUES ('requested', %s) RETURNING id"), (by,)).fetchone()
+        row = conn.execute(_q("INSERT INTO {state}.{kind} (status, requested_by) "
+                              "VALUES ('requested', %s) RETURNING id", kind), (by,)).fetchone()
     assert row is not None
     return int(row[0])
 
 
-def abort(conn: psycopg.Connection) -> tuple[bool, str]:
-    """Cancel a cutover that has not frozen yet."""
+def abort(conn: psycopg.Connection, kind: str = CUTOVER) -> tuple[bool, str]:
+    """Cancel a request that has not frozen yet."""
     state.ensure_schema(conn)
-    row = conn.execute(state_sql(
-        "UPDATE {state}.cutover SET status = 'abort_requested', updated_at = now() "
-        "WHERE id = (SELECT max(id) FROM {state}.cutover) AND status IN "
-        "('requested', 'waiting') RETURNING id")).fetchone()
+    row = conn.execute(_q(
+        "UPDATE {state}.{kind} SET status = 'abort_requested', updated_at = now() "
+        "WHERE id = (SELECT max(id) FROM {state}.{kind}) AND status IN "
+        "('requested', 'waiting') RETURNING id", kind)).fetchone()
     if row:
-        return True, f"abort requested for cutover #{row[0]}"
-    last = latest(conn)
+        return True, f"abort requested for {kind} #{row[0]}"
+    last = latest(conn, kind)
     if last is None:
-        return False, "no cutover has been requested"
-    return False, f"cutover #{last['id']} is {last['status']}: too late to abort"
+        return False, f"no {kind} has been requested"
+    return False, f"{kind} #{last['id']} is {last['status']}: too late to abort"
 
 
-def latest(conn: psycopg.Connection) -> dict[str, Any] | None:
-    """The newest cutover request and its outcome; None if there never was one."""
+def latest(conn: psycopg.Connection, kind: str = CUTOVER) -> dict[str, Any] | None:
+    """The newest request and its outcome; None if there never was one."""
     doc = state.first_row(
-        conn, state_sql("SELECT id, status, requested_at, requested_by, reason, final_file, "
-                        "final_pos, freeze_seconds, counts, orphans, fence, extras, finished_at "
-                        "FROM {state}.cutover ORDER BY id DESC LIMIT 1"), dict_row)
+        conn, _q("SELECT id, status, requested_at, requested_by, reason, final_file, "
+                 "final_pos, freeze_seconds, counts, orphans, fence, extras, finished_at "
+                 "FROM {state}.{kind} ORDER BY id DESC LIMIT 1", kind), dict_row)
     if doc is not None:
         for k in ("requested_at", "finished_at"):
             doc[k] = doc[k].isoformat() if doc[k] else None
     return doc
 
 
-def active(conn: psycopg.Connection) -> Request | None:
+def active(conn: psycopg.Connection, kind: str = CUTOVER) -> Request | None:
     """The newest request still to act on (requested, waiting, abort requested)."""
-    row = conn.execute(state_sql(
+    row = conn.execute(_q(
         "SELECT id, status, extract(epoch FROM now() - requested_at) "
-        "FROM {state}.cutover WHERE status = ANY(%s) ORDER BY id DESC "
-        "LIMIT 1"), ([str(s) for s in ACTIVE],)).fetchone()
+        "FROM {state}.{kind} WHERE status = ANY(%s) ORDER BY id DESC LIMIT 1", kind),
+        ([str(s) for s in ACTIVE],)).fetchone()
     return None if row is None else Request(int(row[0]), CutoverStatus(row[1]), float(row[2]))
 
 
-def claim_for_freeze(conn: psycopg.Connection, cutover_id: int) -> bool:
+def claim_for_freeze(conn: psycopg.Connection, request_id: int, kind: str = CUTOVER) -> bool:
     """Mark a waiting request frozen; False when it is no longer waiting (an abort
     written since the last poll wins)."""
-    return conn.execute(state_sql(
-        "UPDATE {state}.cutover SET status = 'frozen', updated_at = now() "
-        "WHERE id = %s AND status = 'waiting' RETURNING id"), (cutover_id,)).fetchone() is not None
+    return conn.execute(_q(
+        "UPDATE {state}.{kind} SET status = 'frozen', updated_at = now() "
+        "WHERE id = %s AND status = 'waiting' RETURNING id", kind),
+        (request_id,)).fetchone() is not None
 
 
 def set_status(conn: psycopg.Connection, cutover_id: int, status: CutoverStatus,
-               **fields: Any) -> None:
+               kind: str = CUTOVER, **fields: Any) -> None:
     """Record a request's status and outcome fields (JSON for dicts and lists)."""
     assignments: list[sql.Composable] = [sql.SQL("status = %s"), sql.SQL("updated_at = now()")]
     values: list[Any] = [str(status)]
@@ -108,6 +116,6 @@ def set_status(conn: psycopg.Connection, cutover_id: int, status: CutoverStatus,
         values.append(json.dumps(value) if isinstance(value, dict | list) else value)
     if status in FINAL:
         assignments.append(sql.SQL("finished_at = now()"))
-    conn.execute(sql.SQL("UPDATE {}.cutover SET {} WHERE id = %s").format(
-        sql.Identifier(state.STATE_SCHEMA), sql.SQL(", ").join(assignments)),
+    conn.execute(sql.SQL("UPDATE {}.{} SET {} WHERE id = %s").format(
+        STATE, sql.Identifier(kind), sql.SQL(", ").join(assignments)),
         [*values, cutover_id])

@@ -30,6 +30,7 @@ from wacdc.errors import WacdcError
 from wacdc.events import BinlogPosition, Statement, StreamItem
 from wacdc.log import get_logger
 from wacdc.observe import metrics
+from wacdc.reverse.capture import install_capture, remove_fence
 from wacdc.runtime import DaemonStatus, Phase
 from wacdc.schema.extras import apply_extras
 from wacdc.schema.profile import ForeignKey, load_profile
@@ -309,6 +310,12 @@ class CutoverController:
         with target.transaction():
             advanced = advance_identities(target, self.settings.target_schema, tables)
             created = add_foreign_keys(target, self.settings.target_schema, fks)
+            # The way back starts with the app's first write (docs/rollback.md).
+            reverse = self.settings.reverse and self.settings.fence == "rename"
+            if reverse:
+                install_capture(target, self.settings.target_schema, tables)
+            else:
+                remove_fence(target, self.settings.target_schema, tables)
             control.set_status(target, req.id, CutoverStatus.DONE, final_file=final.file,
                                final_pos=final.pos)
             state.set_phase(target, Phase.DONE)  # with the control row, in one commit
@@ -316,7 +323,8 @@ class CutoverController:
         log.info("cutover done: PostgreSQL is the primary now", cutover=req.id,
                  freeze_s=None if freeze_s is None else round(freeze_s, 3),
                  final_position=str(final),
-                 fence=self.settings.fence, sequences=advanced, foreign_keys=created)
+                 fence=self.settings.fence, sequences=advanced, foreign_keys=created,
+                 reverse_replication=reverse)
         self.current = None
         self._after(req, tables, fks)
 

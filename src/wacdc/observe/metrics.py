@@ -18,7 +18,7 @@ platform_collector.PlatformCollector(registry=REGISTRY)
 gc_collector.GCCollector(registry=REGISTRY)
 
 PHASES = ("starting", "waiting_for_lock", "snapshot", "catchup", "streaming", "cutover",
-          "done", "failed")
+          "done", "reverse", "rollback", "failed")
 
 phase = Gauge("wacdc_phase", "1 for the phase the daemon is in, 0 for the others",
               ["phase"], registry=REGISTRY)
@@ -59,6 +59,19 @@ writes_after_cutover = Counter("wacdc_writes_after_cutover_total", "Row changes 
                                "MySQL after the cutover (WACDC_FENCE=none): applied to "
                                "PostgreSQL too, each one an alarm", ["table", "op"],
                                registry=REGISTRY)
+reverse_lag_seconds = Gauge("wacdc_reverse_lag_seconds", "Reverse replication (PostgreSQL -> "
+                            "MySQL, after the cutover): seconds since the capture of the oldest "
+                            "change not yet in MySQL; 0 when none is pending", registry=REGISTRY)
+reverse_lag_bytes = Gauge("wacdc_reverse_lag_bytes", "Reverse replication: PostgreSQL WAL bytes "
+                          "written since the oldest change not yet in MySQL", registry=REGISTRY)
+reverse_rows_applied = Counter("wacdc_reverse_rows_applied_total", "Row changes the app made in "
+                               "PostgreSQL, applied to MySQL by reverse replication",
+                               ["table", "op"], registry=REGISTRY)
+reverse_transactions = Counter("wacdc_reverse_batches_total", "Batches (the app's PostgreSQL "
+                               "transactions committed between two polls) applied to MySQL",
+                               registry=REGISTRY)
+rollback_freeze_seconds = Gauge("wacdc_rollback_freeze_seconds", "Write pause of the last "
+                                "rollback (PostgreSQL locked to unlocked)", registry=REGISTRY)
 cutover_ready = Gauge("wacdc_cutover_ready", "1 while streaming with lag 0", registry=REGISTRY)
 cutover_freeze_seconds = Gauge("wacdc_cutover_freeze_seconds", "Write pause of the last "
                                "cutover (freeze to unlock)", registry=REGISTRY)

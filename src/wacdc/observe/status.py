@@ -60,6 +60,7 @@ class StatusView:
     stall_seconds: float | None = None
     source_now: dict[str, Any] | None = None  # the source's head now (wacdc status)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reverse: dict[str, Any] | None = None  # after the cutover: PostgreSQL -> MySQL
     last_error: str | None = None
     started_at: str | None = None
     updated_at: str | None = None

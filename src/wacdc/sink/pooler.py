@@ -32,9 +32,13 @@ from dataclasses import dataclass
 
 import psycopg
 
-from wacdc.config import DatabaseUrl
+from wacdc.config import DatabaseUrl, Settings
+from wacdc.errors import ConfigError
+from wacdc.log import get_logger
 from wacdc.sink.connection import connect_target
 from wacdc.sink.hints import DIRECT_URL_FIX, pooler_hint
+
+log = get_logger("wacdc.daemon")
 
 __all__ = ["DIRECT_URL_FIX", "PoolerVerdict", "pooler_hint", "probe_pooler"]
 
@@ -111,3 +115,16 @@ def probe_pooler(conn: psycopg.Connection, url: DatabaseUrl,
     pids = (backend, first, second) if not waited else (backend, -1, second)
     return PoolerVerdict(announced_pid=announced, backend_pid=backend,
                          pids_of_one_session=pids)
+
+
+def refuse_a_pooler(conn: psycopg.Connection, settings: Settings) -> None:
+    """Through a transaction-mode pooler the advisory lock, session settings and the
+    writer epoch do not hold: refuse it (exit 2) with the fix; warn about a proxy."""
+    verdict = probe_pooler(conn, settings.target())
+    if verdict.transaction_pooling:
+        raise ConfigError(f"{settings.url_variable('target_url')}: {verdict.describe()}; "
+                          f"{DIRECT_URL_FIX}")
+    if verdict.proxied:
+        log.warning("something between wacdc and PostgreSQL answers for it (a proxy or a "
+                    "session-mode pooler); fine if it keeps one server session per "
+                    "connection", detail=verdict.describe())

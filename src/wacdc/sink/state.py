@@ -94,6 +94,24 @@ CREATE TABLE IF NOT EXISTS {state}.cutover (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE {state}.cutover ADD COLUMN IF NOT EXISTS extras jsonb;
+-- Rollback requests (`wacdc rollback`, POST /rollback): the same shape; final_file and
+-- final_pos are where forward replication resumes.
+CREATE TABLE IF NOT EXISTS {state}.rollback (
+    id bigserial PRIMARY KEY,
+    status text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    requested_by text,
+    reason text,
+    final_file text,
+    final_pos bigint,
+    freeze_seconds double precision,
+    counts jsonb,
+    orphans jsonb,
+    fence text,
+    extras jsonb,
+    finished_at timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 -- The writer fence (wacdc.sink.writer): the current lock holder's epoch, and the
 -- deployment (source database, target schema) this database's state belongs to.
 CREATE TABLE IF NOT EXISTS {state}.writer (

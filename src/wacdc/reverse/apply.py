@@ -1,0 +1,199 @@
+"""MySQL's side of the way back: a batch and its checkpoint in one MySQL transaction.
+
+The checkpoint (the PostgreSQL snapshot the batch ends at) lives in the MySQL
+database itself, `wacdc_reverse_checkpoint`, so a crash anywhere leaves MySQL with
+either the whole batch and its checkpoint or neither: exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from wacdc.errors import BadValueError, WacdcError
+from wacdc.log import get_logger
+from wacdc.observe import metrics
+from wacdc.reverse.batch import Batch, ReverseChange
+from wacdc.reverse.plan import TablePlan
+from wacdc.reverse.values import lossy_json_number, not_a_member, too_big
+from wacdc.source.sql import quote_ident
+
+log = get_logger("wacdc.reverse")
+CHECKPOINT_TABLE = "wacdc_reverse_checkpoint"
+OPS = {"I": "insert", "U": "update", "D": "delete", "T": "delete"}
+# MySQL errors that mean "this value does not fit that column" (strict sql_mode).
+VALUE_ERRORS = {1264, 1265, 1292, 1366, 1406, 3140, 1048, 1690, 4025}
+
+
+class ReverseBadValue(BadValueError):
+    """A PostgreSQL value MySQL cannot hold, under WACDC_BAD_VALUES=strict (or one no
+    coercion exists for)."""
+
+    def _message(self) -> str:
+        return (f"reverse replication: bad value ({self.reason}) for MySQL column "
+                f"{self.table}.{self.column} key={self.key!r} at {self.position}: "
+                f"{self.value_repr}. Nothing of its PostgreSQL transaction was applied. "
+                "Fix the row in PostgreSQL (or widen the MySQL column), or set "
+                "WACDC_BAD_VALUES=coerce for the documented cut (docs/rollback.md)")
+
+
+def session_setup(conn: pymysql.connections.Connection) -> None:
+    """Strict values (a misfit is an error, never a silent cut), UTC, and PostgreSQL's
+    own foreign-key actions replayed from its log rather than MySQL's cascades."""
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
+                    "time_zone = '+00:00', foreign_key_checks = 0")
+
+
+def ensure_checkpoint_table(conn: pymysql.connections.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (id TINYINT PRIMARY KEY, "
+                    "snapshot TEXT NOT NULL, batches BIGINT NOT NULL, changes BIGINT NOT NULL, "
+                    "applied_at DATETIME(6) NOT NULL) ENGINE=InnoDB")
+    conn.commit()
+
+
+def read_checkpoint(conn: pymysql.connections.Connection) -> str | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+                    "DATABASE() AND table_name = %s", (CHECKPOINT_TABLE,))
+        row = cur.fetchone()
+        if not row or not row[0]:
+            return None
+        cur.execute(f"SELECT snapshot FROM {CHECKPOINT_TABLE} WHERE id = 1")
+        row = cur.fetchone()
+    conn.commit()
+    return None if row is None else str(row[0])
+
+
+def drop_checkpoint_table(conn: pymysql.connections.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {CHECKPOINT_TABLE}")
+
+
+@dataclass
+class Statements:
+    upsert: str
+    delete: str
+    truncate: str
+
+    @classmethod
+    def of(cls, plan: TablePlan, mariadb: bool) -> Statements:
+        table = quote_ident(plan.mysql_table)
+        cols = ", ".join(map(quote_ident, plan.columns))
+        marks = ", ".join(["%s"] * len(plan.columns))
+        rest = [c for c in plan.columns if c not in plan.key] or list(plan.key[:1])
+        if mariadb:
+            update = ", ".join(f"{quote_ident(c)} = VALUES({quote_ident(c)})" for c in rest)
+            upsert = f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE "
+        else:  # VALUES() here is deprecated in MySQL 8.0.20+: the row alias instead
+            update = ", ".join(f"{quote_ident(c)} = wacdc_new.{quote_ident(c)}" for c in rest)
+            upsert = (f"INSERT INTO {table} ({cols}) VALUES ({marks}) AS wacdc_new "
+                      "ON DUPLICATE KEY UPDATE ")
+        where = " AND ".join(f"{quote_ident(k)} <=> %s" for k in plan.key)
+        return cls(upsert + update, f"DELETE FROM {table} WHERE {where} LIMIT 1",
+                   f"DELETE FROM {table}")
+
+
+@dataclass
+class MySQLApplier:
+    """Applies batches to the retired MySQL tables (one connection, autocommit off)."""
+
+    conn: pymysql.connections.Connection
+    plans: dict[str, TablePlan]
+    strict: bool
+    mariadb: bool
+    statements: dict[str, Statements] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.statements = {t: Statements.of(p, self.mariadb) for t, p in self.plans.items()}
+
+    def apply(self, batch: Batch, batches: int, total: int) -> dict[tuple[str, str], int]:
+        """The batch and its checkpoint, committed together; the counts per table and op."""
+        counts: dict[tuple[str, str], int] = {}
+        try:
+            with self.conn.cursor() as cur:
+                for change in batch.changes:
+                    self._one(cur, change)
+                    op = (change.table, OPS[change.op])
+                    counts[op] = counts.get(op, 0) + 1
+                cur.execute(f"REPLACE INTO {CHECKPOINT_TABLE} (id, snapshot, batches, changes, "
+                            "applied_at) VALUES (1, %s, %s, %s, UTC_TIMESTAMP(6))",
+                            (batch.upto, batches, total + len(batch.changes)))
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        return counts
+
+    def _one(self, cur: Any, change: ReverseChange) -> None:
+        plan, sql = self.plans[change.table], self.statements[change.table]
+        try:
+            if change.op == "T":
+                cur.execute(sql.truncate)
+            elif change.op == "D":
+                cur.execute(sql.delete, change.key)
+            else:
+                row = self._fit(plan, change)
+                if change.op == "U" and change.key != tuple(
+                        row[plan.columns.index(k)] for k in plan.key):
+                    cur.execute(sql.delete, change.key)  # the key itself changed
+                cur.execute(sql.upsert, row)
+        except pymysql.err.MySQLError as exc:
+            code = exc.args[0] if exc.args else None
+            if code in VALUE_ERRORS:
+                found = re.search(r"column '([^']+)'", str(exc.args[-1]))
+                raise ReverseBadValue(
+                    f"MySQL refused it: {exc.args[-1]}", plan.mysql_table,
+                    found.group(1) if found else "?", "(see the reason)",
+                    self._key(plan, change), change.where()) from None
+            if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
+                raise
+            raise WacdcError(
+                f"reverse replication: MySQL refused a {OPS[change.op]} of "
+                f"{plan.mysql_table} key={self._key(plan, change)!r} at {change.where()}: "
+                f"{exc.args[-1] if exc.args else exc}. Nothing of its PostgreSQL "
+                "transaction was applied; `wacdc verify` compares both sides") from None
+
+    @staticmethod
+    def _key(plan: TablePlan, change: ReverseChange) -> Any:
+        values = change.key if change.op != "I" else tuple(
+            change.row[plan.columns.index(k)] for k in plan.key)
+        return values[0] if len(values) == 1 else values
+
+    def _fit(self, plan: TablePlan, change: ReverseChange) -> tuple[Any, ...]:
+        """The row as MySQL takes it: Python steps, then the checks MySQL's types need."""
+        out = []
+        for name, post, value in zip(plan.columns, plan.posts, change.row, strict=True):
+            if post is not None:
+                value = post(value)
+            column = plan.mysql_columns[name]
+            misfit = not_a_member(value, column)
+            if misfit:
+                raise ReverseBadValue(misfit, plan.mysql_table, name, repr(value)[:120],
+                                      self._key(plan, change), change.where())
+            lossy = lossy_json_number(value) if column.is_json and not self.mariadb else None
+            if lossy is not None:
+                value = self._coerce(plan, change, name, lossy, value, value, "reverse_json_double")
+            big = too_big(value, column)
+            if big is not None:
+                value = self._coerce(plan, change, name, big[0], value, big[1],
+                                     "reverse_too_long")
+            out.append(value)
+        return tuple(out)
+
+    def _coerce(self, plan: TablePlan, change: ReverseChange, column: str, reason: str,
+                value: Any, substitute: Any, label: str) -> Any:
+        """Under strict: stop, naming it all; else count, log, and go on with `substitute`."""
+        if self.strict:
+            raise ReverseBadValue(reason, plan.mysql_table, column, repr(value)[:120],
+                                  self._key(plan, change), change.where())
+        metrics.values_coerced.labels(table=plan.mysql_table, column=column,
+                                      reason=label).inc()
+        log.warning("value coerced on the way to MySQL (WACDC_BAD_VALUES=coerce)",
+                    table=plan.table, column=column, reason=reason,
+                    key=self._key(plan, change), position=change.where())
+        return substitute

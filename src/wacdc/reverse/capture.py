@@ -1,0 +1,174 @@
+"""PostgreSQL's side of the way back: capture triggers, the change log, the fence.
+
+Capture is by triggers, not logical decoding (docs/rollback.md, "Why triggers"): it
+needs no `wal_level = logical` (a restart of Railway's PostgreSQL service) and leaves
+no replication slot that could fill the disk. Each change the app makes to a
+replicated table adds a row to `wacdc.reverse_log` in the app's own transaction, with
+that transaction's id. Commit order comes from snapshots (wacdc.reverse.batch).
+
+wacdc's own writes carry `wacdc.writer_epoch` (wacdc.sink.writer): the capture skips
+them (no echo) and the fence lets them through.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from wacdc.sink.state import STATE, state_sql
+
+CAPTURE_TRIGGER = "wacdc_capture"
+CAPTURE_TRUNCATE_TRIGGER = "wacdc_capture_truncate"
+FENCE_TRIGGER = "wacdc_rollback_fence"
+FENCED = "WC002"  # SQLSTATE of a write refused by the fence after a rollback
+
+_DDL = state_sql("""
+CREATE TABLE IF NOT EXISTS {state}.reverse_log (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- order of the changes
+    txid xid8 NOT NULL DEFAULT pg_current_xact_id(),       -- the app's transaction
+    captured_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    lsn pg_lsn NOT NULL DEFAULT pg_current_wal_insert_lsn(),
+    table_name text NOT NULL,
+    op "char" NOT NULL,  -- I, U, D, T (truncate)
+    old_key jsonb,       -- the key before an update or delete
+    new_row jsonb        -- the row after an insert or update
+);
+-- The snapshot reverse replication starts from (taken with the triggers' creation).
+CREATE TABLE IF NOT EXISTS {state}.reverse_start (
+    id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    snapshot pg_snapshot NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION {state}.capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $capture$
+DECLARE
+    old_row jsonb;
+    key jsonb;
+BEGIN
+    IF coalesce(current_setting('wacdc.writer_epoch', true), '') <> '' THEN
+        RETURN NULL;  -- wacdc's own write: not the app's, never sent back
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO {state}.reverse_log (table_name, op) VALUES (TG_TABLE_NAME, 'T');
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        old_row := to_jsonb(OLD);
+        IF TG_NARGS = 0 THEN
+            key := old_row;
+        ELSE
+            SELECT jsonb_object_agg(c, old_row -> c) INTO key FROM unnest(TG_ARGV) c;
+        END IF;
+    END IF;
+    INSERT INTO {state}.reverse_log (table_name, op, old_key, new_row)
+    VALUES (TG_TABLE_NAME, left(TG_OP, 1), key,
+            CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE to_jsonb(NEW) END);
+    RETURN NULL;
+END
+$capture$;
+""")
+_FENCE_DDL = state_sql("""
+CREATE SCHEMA IF NOT EXISTS {state};
+CREATE OR REPLACE FUNCTION {state}.refuse_write() RETURNS trigger
+LANGUAGE plpgsql AS $fence$
+BEGIN
+    IF coalesce(current_setting('wacdc.writer_epoch', true), '') <> '' THEN
+        RETURN NULL;  -- wacdc replicating MySQL's changes forward
+    END IF;
+    RAISE EXCEPTION 'wacdc: table % is fenced: the application was rolled back to MySQL '
+        '(wacdc rollback); write to MySQL instead', TG_TABLE_NAME
+        USING ERRCODE = 'WC002';
+END
+$fence$;
+""")
+
+
+def relation(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    """The table's primary key columns in PostgreSQL (empty: the whole row is the key)."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey, a.attnum)",
+        (relation(schema, table).as_string(conn),)).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _drop_trigger(conn: psycopg.Connection, name: str, schema: str, table: str) -> None:
+    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+        sql.Identifier(name), relation(schema, table)))
+
+
+def install_capture(conn: psycopg.Connection, schema: str, tables: list[str]) -> None:
+    """Inside the caller's transaction: the log, the triggers, and the starting snapshot.
+
+    CREATE TRIGGER locks each table against writes until this commits, so no app
+    transaction that the starting snapshot sees as committed can have been captured."""
+    conn.execute(_DDL)
+    for table in tables:
+        remove_fence(conn, schema, [table])
+        for name in (CAPTURE_TRIGGER, CAPTURE_TRUNCATE_TRIGGER):
+            _drop_trigger(conn, name, schema, table)
+        key = primary_key(conn, schema, table)
+        conn.execute(sql.SQL(
+            "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW "
+            "EXECUTE FUNCTION {}.capture({})").format(
+            sql.Identifier(CAPTURE_TRIGGER), relation(schema, table), STATE,
+            sql.SQL(", ").join(map(sql.Literal, key))))
+        conn.execute(sql.SQL(
+            "CREATE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT "
+            "EXECUTE FUNCTION {}.capture()").format(
+            sql.Identifier(CAPTURE_TRUNCATE_TRIGGER), relation(schema, table), STATE))
+    conn.execute(state_sql("DELETE FROM {state}.reverse_log"))
+    conn.execute(state_sql(
+        "INSERT INTO {state}.reverse_start (id, snapshot) VALUES (1, pg_current_snapshot()) "
+        "ON CONFLICT (id) DO UPDATE SET snapshot = EXCLUDED.snapshot, created_at = now()"))
+
+
+def remove_capture(conn: psycopg.Connection, schema: str, tables: list[str]) -> None:
+    """The triggers, the log and the starting snapshot gone (WACDC_REVERSE=0, a rollback)."""
+    for table in tables:
+        for name in (CAPTURE_TRIGGER, CAPTURE_TRUNCATE_TRIGGER):
+            _drop_trigger(conn, name, schema, table)
+    conn.execute(state_sql("DROP TABLE IF EXISTS {state}.reverse_log"))
+    conn.execute(state_sql("DROP TABLE IF EXISTS {state}.reverse_start"))
+    conn.execute(state_sql("DROP FUNCTION IF EXISTS {state}.capture()"))
+
+
+def capture_installed(conn: psycopg.Connection, schema: str, tables: list[str]) -> list[str]:
+    """The tables that carry the capture trigger."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE t.tgname = %s "
+        "AND n.nspname = %s AND c.relname = ANY(%s)",
+        (CAPTURE_TRIGGER, schema, tables)).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def start_snapshot(conn: psycopg.Connection) -> str | None:
+    try:
+        with conn.transaction():
+            row = conn.execute(state_sql(
+                "SELECT snapshot::text FROM {state}.reverse_start WHERE id = 1")).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return None if row is None else str(row[0])
+
+
+def install_fence(conn: psycopg.Connection, schema: str, tables: list[str]) -> None:
+    """Every session but wacdc's is refused writes to `tables` (after a rollback)."""
+    conn.execute(_FENCE_DDL)
+    for table in tables:
+        _drop_trigger(conn, FENCE_TRIGGER, schema, table)
+        conn.execute(sql.SQL(
+            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {}.refuse_write()").format(
+            sql.Identifier(FENCE_TRIGGER), relation(schema, table), STATE))
+
+
+def remove_fence(conn: psycopg.Connection, schema: str, tables: list[str]) -> None:
+    for table in tables:
+        _drop_trigger(conn, FENCE_TRIGGER, schema, table)

@@ -1,0 +1,220 @@
+"""`wacdc rollback`: back to MySQL, nothing lost (docs/rollback.md).
+
+The mirror of the cutover, driven between reverse replication's steps:
+
+1. wait until reverse lag <= WACDC_CUTOVER_MAX_LAG (WACDC_CUTOVER_TIMEOUT: refused);
+2. freeze: `LOCK TABLE <replicated> IN EXCLUSIVE MODE` on a PostgreSQL connection of
+   its own: the app's writes wait, its reads go on; past WACDC_CUTOVER_MAX_FREEZE,
+   unlock and abort (nothing lost);
+3. drain the change log into MySQL, then compare row counts;
+4. in the freeze's own transaction: fence PostgreSQL (a trigger refuses every session
+   but wacdc's), point forward replication at MySQL's binlog position now, record
+   the rollback (`frozen`); commit, which unlocks;
+5. give the MySQL tables their names back (RENAME TABLE t__wacdc_retired TO t, ...),
+   drop the capture and the checkpoint table, record it `done`.
+
+A stop between 4 and 5 is finished by the next start (`finish_interrupted`). Then
+`wacdc run` replicates MySQL -> PostgreSQL again, from that position.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from wacdc.config import Settings
+from wacdc.cutover import control
+from wacdc.cutover.control import ROLLBACK, CutoverStatus, Request
+from wacdc.log import get_logger
+from wacdc.observe import metrics
+from wacdc.reverse.apply import drop_checkpoint_table
+from wacdc.reverse.capture import install_fence, relation, remove_capture
+from wacdc.reverse.worker import ReverseSession
+from wacdc.runtime import DaemonStatus, Phase
+from wacdc.sink import state, writer
+from wacdc.sink.connection import connect_target
+from wacdc.source.catalog import RETIRED_SUFFIX, retired_tables
+from wacdc.source.connection import connect
+from wacdc.source.position import current_position
+from wacdc.source.sql import quote_ident
+
+log = get_logger("wacdc.rollback")
+
+
+def count_both(session: ReverseSession) -> dict[str, dict[str, int]]:
+    """Rows per table: the retired MySQL table ("source") and PostgreSQL ("target")."""
+    counts = {}
+    with session.mysql.cursor() as cur:
+        for table, plan in session.plans.items():
+            cur.execute(f"SELECT COUNT(*) FROM {quote_ident(plan.mysql_table)}")
+            mysql_rows = cur.fetchone()
+            pg_rows = session.target.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                relation(session.settings.target_schema, table))).fetchone()
+            counts[table] = {"source": int(mysql_rows[0]) if mysql_rows else 0,
+                             "target": int(pg_rows[0]) if pg_rows else 0}
+    session.mysql.commit()
+    return counts
+
+
+def rename_back(settings: Settings, tables: list[str]) -> list[str]:
+    """MySQL's retired tables under their names again, in one RENAME; the ones renamed."""
+    retired = sorted(retired_tables(settings, tables))
+    if retired:
+        with connect(settings.source()) as conn, conn.cursor() as cur:
+            cur.execute("RENAME TABLE " + ", ".join(
+                f"{quote_ident(t + RETIRED_SUFFIX)} TO {quote_ident(t)}" for t in retired))
+    return retired
+
+
+def clean_up(settings: Settings, target: psycopg.Connection, tables: list[str]) -> None:
+    """What reverse replication kept on both sides, gone."""
+    with target.transaction():
+        remove_capture(target, settings.target_schema, tables)
+    with connect(settings.source()) as conn:
+        drop_checkpoint_table(conn)
+
+
+def finish_interrupted(settings: Settings, target: psycopg.Connection,
+                       tables_of: Callable[[], list[str]]) -> None:
+    """A rollback recorded `frozen` (PostgreSQL fenced, forward position set) whose
+    MySQL side did not finish: rename, clean up, record it done."""
+    last = control.latest(target, ROLLBACK)
+    if last is None or last["status"] != CutoverStatus.FROZEN:
+        return
+    tables = tables_of()
+    renamed = rename_back(settings, tables)
+    clean_up(settings, target, tables)
+    control.set_status(target, int(last["id"]), CutoverStatus.DONE, ROLLBACK)
+    log.warning("finished an interrupted rollback: the MySQL tables have their names back",
+                rollback=last["id"], renamed=len(renamed))
+
+
+class RollbackController:
+    """`poll` before each reverse step; True from it ends reverse replication (done)."""
+
+    def __init__(self, settings: Settings, session: ReverseSession, status: DaemonStatus,
+                 lease: writer.WriterLease) -> None:
+        self.settings, self.session, self.status, self.lease = settings, session, status, lease
+        self.auto_request = settings.rollback
+        self.done = False
+
+    def poll(self) -> bool:
+        target = self.session.target
+        if self.auto_request:
+            log.info("rollback requested by WACDC_ROLLBACK=1",
+                     rollback=control.request(target, "WACDC_ROLLBACK=1", ROLLBACK))
+            self.auto_request = False
+        req = control.active(target, ROLLBACK)
+        if req is None:
+            return False
+        if req.status == CutoverStatus.ABORT_REQUESTED:
+            control.set_status(target, req.id, CutoverStatus.ABORTED, ROLLBACK,
+                               reason="aborted by the operator")
+            log.info("rollback aborted by the operator", rollback=req.id)
+            return False
+        if req.status == CutoverStatus.REQUESTED:
+            control.set_status(target, req.id, CutoverStatus.WAITING, ROLLBACK)
+            log.info("rollback requested: waiting for reverse lag to reach the threshold",
+                     rollback=req.id, max_lag_s=self.settings.cutover_max_lag)
+        self.session.measure()
+        lag = self.status.reverse.lag_seconds
+        if req.age_s > self.settings.cutover_timeout:
+            self._refuse(req, f"reverse lag did not reach <= {self.settings.cutover_max_lag}s "
+                              f"within {self.settings.cutover_timeout:.0f}s of the request "
+                              f"(lag now {lag:.3f}s)")
+        elif lag <= self.settings.cutover_max_lag and control.claim_for_freeze(
+                target, req.id, ROLLBACK):
+            self._execute(req)
+        return self.done
+
+    def _refuse(self, req: Request, reason: str,
+                status: CutoverStatus = CutoverStatus.REFUSED) -> None:
+        control.set_status(self.session.target, req.id, status, ROLLBACK, reason=reason)
+        log.warning(f"rollback {status}", rollback=req.id, reason=reason)
+        self.status.set_phase(Phase.REVERSE)
+
+    def _execute(self, req: Request) -> None:
+        self.status.set_phase(Phase.ROLLBACK)
+        limit = self.settings.cutover_max_freeze
+        freeze = connect_target(self.settings.target(), autocommit=False)
+        try:
+            writer.join(freeze, self.lease)
+            freeze.execute(sql.SQL("SET lock_timeout = {}").format(
+                sql.Literal(f"{max(1, int(limit * 1000))}ms")))
+            freeze.commit()
+            started = time.monotonic()
+            try:
+                freeze.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+                    sql.SQL(", ").join(relation(self.settings.target_schema, t)
+                                       for t in self.session.tables)))
+            except psycopg.errors.LockNotAvailable as exc:
+                freeze.rollback()
+                self._refuse(req, f"could not lock the PostgreSQL tables within {limit}s "
+                                  f"({str(exc).strip()}); nothing lost: retry",
+                             CutoverStatus.ABORTED)
+                return
+            committed = self._frozen(req, freeze, started, started + limit)
+        finally:
+            if not freeze.closed:
+                freeze.rollback()  # no-op once committed; never leave PostgreSQL locked
+                freeze.close()
+        if committed:
+            self._unfence_mysql(req)
+
+    def _frozen(self, req: Request, freeze: psycopg.Connection, started: float,
+                deadline: float) -> bool:
+        """Drain, count, fence and record inside the freeze; False: aborted or refused."""
+        s, limit = self.session, self.settings.cutover_max_freeze
+        if not s.drain(deadline) or time.monotonic() > deadline:
+            self._abort_frozen(req, freeze, f"the freeze reached its limit ({limit}s) "
+                               "before the drain finished")
+            return False
+        counts = count_both(s)
+        mismatched = {t: c for t, c in counts.items() if c["source"] != c["target"]}
+        if mismatched:
+            freeze.rollback()
+            self._refuse(req, "row counts differ after the drain: " + ", ".join(
+                f"{t} MySQL {c['source']} PostgreSQL {c['target']}"
+                for t, c in mismatched.items()) + "; run `wacdc verify`")
+            return False
+        position = current_position(s.mysql)
+        s.mysql.commit()
+        install_fence(freeze, self.settings.target_schema, s.tables)
+        state.set_checkpoint(freeze, position)
+        state.set_phase(freeze, Phase.CATCHUP)
+        freeze_s = time.monotonic() - started
+        control.set_status(freeze, req.id, CutoverStatus.FROZEN, ROLLBACK, counts=counts,
+                           final_file=position.file, final_pos=position.pos,
+                           freeze_seconds=freeze_s, fence="trigger")
+        if time.monotonic() > deadline:
+            self._abort_frozen(req, freeze, f"the freeze reached its limit ({limit}s) "
+                               "while fencing")
+            return False
+        freeze.commit()  # PostgreSQL fenced and unlocked: past the point of no return
+        freeze_s = time.monotonic() - started
+        metrics.rollback_freeze_seconds.set(freeze_s)
+        log.info("rollback: PostgreSQL fenced; forward replication resumes from MySQL's "
+                 "binlog here", rollback=req.id, position=str(position),
+                 freeze_s=round(freeze_s, 3))
+        return True
+
+    def _abort_frozen(self, req: Request, freeze: psycopg.Connection, why: str) -> None:
+        freeze.rollback()
+        self._refuse(req, f"{why}; PostgreSQL unlocked, nothing lost: retry when the load "
+                          "is lower", CutoverStatus.ABORTED)
+
+    def _unfence_mysql(self, req: Request) -> None:
+        target, tables = self.session.target, self.session.tables
+        renamed = rename_back(self.settings, tables)
+        clean_up(self.settings, target, tables)
+        extras: Any = {"renamed": renamed}
+        control.set_status(target, req.id, CutoverStatus.DONE, ROLLBACK, extras=extras)
+        self.status.set_phase(Phase.CATCHUP)
+        log.info("rollback done: MySQL is the primary again; replicating MySQL -> "
+                 "PostgreSQL from the rollback position", rollback=req.id,
+                 tables=len(renamed))
+        self.done = True

@@ -1,0 +1,151 @@
+"""The way back (issue 19): after the cutover, PostgreSQL's changes reach the retired MySQL
+tables; `wacdc rollback` returns to MySQL with nothing lost; then forward again."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.support.cutover import NO_SUCH_TABLE, Writer
+from tests.support.daemon import Daemon, daemon
+from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.independent import independent_differences
+from tests.support.pgapp import PgApp
+
+TABLES = ["WhatsAppCustomer", "WhatsAppCampaign", "WhatsAppCampaignRecipient",
+          "WhatsAppTourPackage", "WhatsAppProduct", "WhatsAppCatalog", "WhatsAppMessage"]
+
+
+def _reverse_env(source_db: SourceDb, target_db: TargetDb, **extra: str) -> dict[str, str]:
+    return wacdc_env(source_db, target_db, WACDC_REVERSE="1", **extra)
+
+
+def _in_reverse(d: Daemon) -> None:
+    d.wait_for("phase reverse", lambda: d.status()["phase"] == "reverse", timeout=90)
+
+
+def _cut_over(source_db: SourceDb, d: Daemon, env: dict[str, str]) -> Writer:
+    writer = Writer(source_db, rate=200)
+    writer.start()
+    try:
+        d.wait_for("the writer's rows", lambda: len(writer.acked) > 100)
+        result = run_cli("cutover", "--wait", env=env, timeout=120)
+        assert result.code == 0, result.output
+        writer.join(timeout=15)
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert writer.error is not None and writer.error.args[0] == NO_SUCH_TABLE, writer.error
+    return writer
+
+
+def _restart_and_kill(env: dict[str, str], app: PgApp) -> None:
+    d = Daemon(env)
+    try:
+        _in_reverse(d)
+        seen = app.commits
+        d.wait_for("more app commits applied", lambda: app.commits > seen + 30 and
+                   d.status()["reverse"]["applied_changes"] > 0)
+    finally:
+        d.kill()
+
+
+def _mysql_ids(source_db: SourceDb, table: str) -> set[str]:
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id FROM `{table}`")
+        return {r[0] for r in cur.fetchall()}
+
+
+def _rollback_row(target_db: TargetDb) -> dict:
+    with target_db.connect() as pg:
+        row = pg.execute("SELECT status, reason, freeze_seconds, counts, final_file, "
+                         "final_pos FROM wacdc.rollback ORDER BY id DESC LIMIT 1").fetchone()
+    assert row is not None
+    return dict(zip(("status", "reason", "freeze_seconds", "counts", "file", "pos"), row,
+                    strict=True))
+
+
+def test_rollback_under_writers_loses_nothing_and_the_cutover_can_run_again(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=150)
+    env = _reverse_env(source_db, target_db)
+    with daemon(env) as d:
+        mysql_writer = _cut_over(source_db, d, env)
+        _in_reverse(d)
+        app = PgApp(target_db, rate=80)
+        app.start()
+        d.wait_for("the app's first commits", lambda: app.commits > 40)
+        d.kill()  # kill -9 during reverse replication, and twice more below
+    for _ in range(2):
+        _restart_and_kill(env, app)
+    d = Daemon(env)
+    try:
+        _in_reverse(d)
+        d.wait_for("reverse lag to be measured", lambda: d.status()["reverse"] is not None)
+        result = run_cli("rollback", "--wait", env=env, timeout=120)
+        assert result.code == 0, result.output
+        app.join(timeout=15)  # it stops at its first refused write: the fence
+        app.stop.set()
+        app.join()
+        assert app.error is not None and app.error.sqlstate == "WC002", app.error
+        done = _rollback_row(target_db)
+        assert done["status"] == "done", done
+        assert 0 < done["freeze_seconds"] < 1.0, done
+        assert all(c["source"] == c["target"] for c in done["counts"].values()), done
+        # The MySQL tables are back under their names, identical to PostgreSQL.
+        assert independent_differences(source_db, target_db, TABLES) == {}
+        mysql_customers = _mysql_ids(source_db, "WhatsAppCustomer")
+        assert app.customers <= mysql_customers and len(app.customers) > 100
+        assert not app.deleted & mysql_customers
+        assert set(mysql_writer.acked) <= mysql_customers
+        # A stale app instance on PostgreSQL is refused.
+        with psycopg.connect(target_db.url, autocommit=True) as pg, \
+                pytest.raises(psycopg.Error) as refused:
+            pg.execute('UPDATE "WhatsAppCustomer" SET "lastName" = %s', ("stale",))
+        assert refused.value.sqlstate == "WC002"
+        assert "wacdc rollback" in str(refused.value)
+        # MySQL is the primary again, and its writes replicate forward.
+        d.wait_for("forward streaming", lambda: d.status()["phase"] == "streaming")
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, tags, "
+                        "updatedAt) VALUES ('back-1', 'Back', '+700', '[\"x\"]', NOW(3))")
+            cur.execute("UPDATE WhatsAppCustomer SET lastName = 'again' WHERE id = %s",
+                        (sorted(app.customers)[0],))
+        with psycopg.connect(target_db.url, autocommit=True) as pg:
+            d.wait_for("the MySQL write in PostgreSQL", lambda: pg.execute(
+                'SELECT count(*) FROM "WhatsAppCustomer" WHERE id = %s OR "lastName" = '
+                "'again'", ("back-1",)).fetchone()[0] == 2)
+        # And the cutover can be tried again.
+        again = run_cli("cutover", "--wait", env=env, timeout=120)
+        assert again.code == 0, again.output
+        _in_reverse(d)
+        assert json.loads(again.stdout[again.stdout.index("{"):])["status"] == "done"
+    finally:
+        d.stop()
+
+
+def test_reverse_off_leaves_nothing_behind(source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=50)
+    env = _reverse_env(source_db, target_db)
+    with daemon(env) as d:
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        d.wait_for("the MySQL checkpoint table", lambda: "wacdc_reverse_checkpoint"
+                   in _tables(source_db))
+    off = run_cli("run", env={**env, "WACDC_REVERSE": "0"}, timeout=120)
+    assert off.code == 0, off.output
+    assert "reverse replication is off" in off.stderr
+    with psycopg.connect(target_db.url) as pg:
+        assert pg.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'wacdc_%' "
+                          "AND NOT tgisinternal AND tgrelid::regclass::text NOT LIKE "
+                          "'wacdc.%'").fetchone() == (0,)
+        assert pg.execute("SELECT to_regclass('wacdc.reverse_log')").fetchone() == (None,)
+    assert "wacdc_reverse_checkpoint" not in _tables(source_db)
+
+
+def _tables(source_db: SourceDb) -> set[str]:
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SHOW TABLES")
+        return {r[0] for r in cur.fetchall()}
