@@ -27,7 +27,7 @@ def _processes_mentioning(paths: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("source", ["mariadb", "mysql"])
-def test_short_demo_cuts_over_verifies_and_cleans_up(source: str) -> None:
+def test_short_demo_cuts_over_rolls_back_verifies_and_cleans_up(source: str) -> None:
     if source == "mysql" and find_oracle_mysql() is None:
         if os.environ.get("CI"):
             pytest.fail("no Oracle MySQL on CI (make servers builds it)")
@@ -47,6 +47,13 @@ def test_short_demo_cuts_over_verifies_and_cleans_up(source: str) -> None:
     assert pause and int(pause.group(1)) < 1000
     assert "refused by the fence" in out  # the app's next write after the cutover failed
     assert "all 19 table(s) identical" in out and "demo passed" in out
+    # The way back: the app wrote PostgreSQL, reverse replication followed it, the rollback
+    # fenced PostgreSQL, and the verification after it found both stores identical.
+    assert re.search(r"phase reverse\s+reverse lag", out)
+    back = re.search(r"rollback done: write pause (\d+) ms; the app wrote (\d+)", out)
+    assert back and int(back.group(1)) < 1000 and int(back.group(2)) > 0, out
+    assert "refused by the PostgreSQL fence" in out
+    assert out.count("all 19 table(s) identical") == 2, out
     assert "campaign_stats" in out  # the PostgreSQL extras were created
     cleaned = re.search(r"cleaned up: servers stopped, (.*) removed", out)
     assert cleaned, out

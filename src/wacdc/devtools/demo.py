@@ -37,6 +37,7 @@ from wacdc.devtools.embedded import (
 )
 from wacdc.devtools.liveview import LiveView
 from wacdc.devtools.traffic import AppTraffic
+from wacdc.devtools.wayback import reverse_under_traffic, roll_back, wait_until
 from wacdc.errors import WacdcError
 from wacdc.log import configure_logging, redact
 from wacdc.verify import exit_code, render, verify
@@ -136,6 +137,7 @@ class DemoRun:
         self.daemon: subprocess.Popen | None = None
         self.traffic: AppTraffic | None = None
         self.log_path = Path()
+        self.port = 0  # the daemon's HTTP port, once started
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -162,7 +164,7 @@ class DemoRun:
 
     def start_daemon(self, source_url: str, target_url: str) -> int:
         """`wacdc run` in a child process, its log in the servers' directory; the port."""
-        port = free_port()
+        port = self.port = free_port()
         self.log_path = self.servers.log_dir / f"wacdc-demo-{os.getpid()}.log"
         # Only the demo's own servers, whatever this shell has configured (the environment
         # wins over arguments in wacdc's settings, so it is set for this process too).
@@ -208,7 +210,9 @@ class DemoRun:
                 if daemon.poll() is not None and daemon.returncode != 0:
                     raise WacdcError(f"wacdc run failed during the cutover; see {self.log_path}")
                 time.sleep(0.1)
-        daemon.wait(timeout=120)  # it validates, analyzes and creates the extras, then exits
+        # It validates, analyzes and creates the extras, then replicates in reverse.
+        wait_until("phase reverse", lambda s: s["phase"] == "reverse", self.port,
+                   lambda: daemon.poll() is None)
         with psycopg.connect(target_url, autocommit=True) as conn:
             return cutover.latest(conn) or doc
 
@@ -226,9 +230,42 @@ class DemoRun:
         reports = verify(settings)
         print(render(reports, repair=False), file=self.out)
         code = exit_code(reports)
-        self.say(f"\ndemo {'passed' if code == 0 else 'FOUND DIFFERENCES'}: write pause "
-                 f"{doc['freeze_seconds'] * 1000:.0f} ms, extras {', '.join(doc['extras'] or [])}")
+        self.say(f"cutover: write pause {doc['freeze_seconds'] * 1000:.0f} ms, extras "
+                 f"{', '.join(doc['extras'] or [])}")
         return code
+
+    def way_back(self, settings: Settings, target_url: str, source_url: str, rate: float,
+                 duration: float) -> int:
+        """The app on PostgreSQL, then the rollback under its traffic, MySQL writes
+        flowing forward again, and the verification."""
+        daemon = self.daemon
+        assert daemon is not None
+        alive = lambda: daemon.poll() is None  # noqa: E731
+        self.say("\nthe app now writes PostgreSQL; wacdc keeps MySQL current (reverse):")
+        pg = reverse_under_traffic(self.port, target_url, rate, duration, alive, self.out)
+        self.say("\nrequesting the rollback (the app keeps writing PostgreSQL) ...")
+        doc = roll_back(target_url, alive)
+        pg.join(timeout=10)
+        pg.stop.set()
+        if doc["status"] != "done":
+            print(f"rollback {doc['status']}: {doc['reason']}", file=self.out)
+            return 1
+        self.say(f"rollback done: write pause {doc['freeze_seconds'] * 1000:.0f} ms; the app "
+                 f"wrote {pg.writes:,} transactions to PostgreSQL"
+                 + (", then its next write was refused by the PostgreSQL fence: time to point "
+                    "WHATSAPP_DATABASE_URL back at MySQL" if pg.fenced_at else ""))
+        self.traffic = mysql = AppTraffic(source_url, rate)
+        mysql.start()
+        self.say("the app writes MySQL again; wacdc replicates it forward ...")
+        time.sleep(min(duration, 3))
+        mysql.stop.set()
+        mysql.join(timeout=10)
+        wait_until("forward lag 0", lambda s: s["phase"] == "streaming" and s["lag_known"]
+                   and s["lag_seconds"] == 0, self.port, alive)
+        self.say("\nverification after the rollback (wacdc verify):")
+        reports = verify(settings)
+        print(render(reports, repair=False), file=self.out)
+        return exit_code(reports)
 
     def close(self, keep: bool) -> None:
         """Stop the traffic and the daemon; stop and remove the servers unless `keep`."""
@@ -268,6 +305,11 @@ def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: b
         doc = demo.cut_over(demo.daemon, target_url)
         traffic.join(timeout=10)
         traffic.stop.set()
-        return demo.report(doc, traffic, settings)
+        code = demo.report(doc, traffic, settings)
+        if code == 0:
+            code = demo.way_back(settings, target_url, source_url, rate, duration)
+        demo.say(f"\ndemo {'passed' if code == 0 else 'FOUND DIFFERENCES'}: cutover and "
+                 "rollback under traffic, both verified")
+        return code
     finally:
         demo.close(keep)
