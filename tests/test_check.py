@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.harness import SourceDb, TargetDb, mysql_connect, run_cli, wacdc_env
+from tests.support.harness import (
+    SourceDb,
+    TargetDb,
+    limited_user,
+    mysql_connect,
+    run_cli,
+    wacdc_env,
+)
 
 
 def _set_global(db: SourceDb, name: str, value: str) -> None:
@@ -111,15 +117,8 @@ def test_missing_table_is_named(empty_source_db: SourceDb, target_db: TargetDb) 
 
 
 def test_missing_privilege_is_reported(source_db: SourceDb, target_db: TargetDb) -> None:
-    user = f"lim_{source_db.name[-6:]}"
-    with mysql_connect(source_db.server.url(""), database="") as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'Sekr3t-pw'")
-        cur.execute(f"GRANT SELECT, LOCK TABLES ON `{source_db.name}`.* TO '{user}'@'%'")
-        cur.execute(f"GRANT REPLICATION CLIENT ON *.* TO '{user}'@'%'")
-    try:
-        base = source_db.server.url(source_db.name)
-        url = re.sub(r"//root(:[^@]*)?@", f"//{user}:Sekr3t-pw@", base, count=1)
-        assert url != base
+    with limited_user(source_db, "lim", ["SELECT, LOCK TABLES ON `{db}`.*",
+                                         "REPLICATION CLIENT ON *.*"]) as url:
         result = run_cli("check", env=wacdc_env(url, target_db))
         assert result.code == 1, result.output
         problem = [ln for ln in result.stdout.splitlines()
@@ -127,9 +126,6 @@ def test_missing_privilege_is_reported(source_db: SourceDb, target_db: TargetDb)
         assert problem and "REPLICATION SLAVE" in problem[0], result.stdout
         assert "SELECT" not in problem[0].split("missing", 1)[1]
         assert "Sekr3t-pw" not in result.output
-    finally:
-        with mysql_connect(source_db.server.url(""), database="") as conn, conn.cursor() as cur:
-            cur.execute(f"DROP USER '{user}'@'%'")
 
 
 @pytest.mark.parametrize("source_url, expected", [

@@ -45,7 +45,7 @@ DURATION_RE = re.compile(r"^(?!$)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+m
 SEVERITIES = {"warning", "critical"}
 ALERT_NAMES = {"WacdcDaemonDown", "WacdcPhaseFailed", "WacdcErrors", "WacdcLagHigh",
                "WacdcLagUnknown", "WacdcLagBytesGrowing", "WacdcApplyStalled",
-               "WacdcValuesCoerced", "WacdcReconnectStorm"}
+               "WacdcValuesCoerced", "WacdcReconnectStorm", "WacdcReverseLagHigh"}
 RULE_KEYS = {"alert", "expr", "for", "labels", "annotations", "keep_firing_for"}
 
 
@@ -66,7 +66,8 @@ def test_exposed_metric_names_parses_the_exposition():
                      "wacdc_transactions_total", "wacdc_apply_batch_seconds_bucket",
                      "wacdc_apply_batch_seconds_sum", "wacdc_apply_batch_seconds_count",
                      "wacdc_snapshot_rows_estimated", "process_resident_memory_bytes",
-                     "process_cpu_seconds_total"):
+                     "process_cpu_seconds_total", "wacdc_reverse_lag_seconds",
+                   "wacdc_reverse_lag_bytes", "wacdc_reverse_rows_applied_total"):
         assert expected in names
     assert "wacdc_lag_seconds_bucket" not in names
     # OpenMetrics spelling of a counter family (no `_total` in the TYPE line).
@@ -124,7 +125,8 @@ def test_alerts_cover_the_required_conditions():
     for needle in ("wacdc_lag_seconds > 60", "wacdc_lag_bytes", "wacdc_lag_known == 0",
                    "wacdc_transactions_total", "absent(wacdc_phase", 'up{job="wacdc"}',
                    'wacdc_phase{phase="failed"}', "wacdc_errors_total",
-                   "wacdc_values_coerced_total", "wacdc_reconnects_total"):
+                   "wacdc_values_coerced_total", "wacdc_reconnects_total",
+                   "wacdc_reverse_lag_seconds > 60"):
         assert needle in exprs, needle
     assert by_name["WacdcValuesCoerced"]["labels"]["severity"] == "warning"
     assert by_name["WacdcDaemonDown"]["labels"]["severity"] == "critical"
@@ -325,7 +327,8 @@ def test_dashboard_covers_the_required_metrics():
                    "wacdc_snapshot_rows_total", "wacdc_snapshot_rows_estimated",
                    "wacdc_reconnects_total", "wacdc_errors_total", "wacdc_values_coerced_total",
                    "wacdc_cutover_freeze_seconds", "process_resident_memory_bytes",
-                   "process_cpu_seconds_total"):
+                   "process_cpu_seconds_total", "wacdc_reverse_lag_seconds",
+                   "wacdc_reverse_lag_bytes", "wacdc_reverse_rows_applied_total"):
         assert needle in exprs, needle
 
 

@@ -4,13 +4,21 @@ tables; `wacdc rollback` returns to MySQL with nothing lost; then forward again.
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
 
 from tests.support.cutover import NO_SUCH_TABLE, Writer
 from tests.support.daemon import Daemon, daemon
-from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.harness import (
+    SourceDb,
+    TargetDb,
+    fill_whatsapp,
+    limited_user,
+    run_cli,
+    wacdc_env,
+)
 from tests.support.independent import independent_differences
 from tests.support.pgapp import PgApp
 
@@ -134,6 +142,20 @@ def test_reverse_off_leaves_nothing_behind(source_db: SourceDb, target_db: Targe
         _in_reverse(d)
         d.wait_for("the MySQL checkpoint table", lambda: "wacdc_reverse_checkpoint"
                    in _tables(source_db))
+        _pg(target_db, 'INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+            'tags, "updatedAt") VALUES (%s, %s, %s, %s, now())', "pg-1", "Pg", "+42", ["a"])
+        key = ("wacdc_reverse_rows_applied_total",
+               (("op", "insert"), ("table", "WhatsAppCustomer")))
+        d.wait_for("the insert applied to MySQL", lambda: d.samples().get(key) == 1.0)
+        assert d.status()["reverse"]["pending_changes"] == 0
+        assert ("wacdc_reverse_lag_seconds", ()) in d.samples()
+        # `wacdc status` shows the phase and the reverse section; verify compares
+        # PostgreSQL with the retired MySQL tables (the way back's direction).
+        shown = run_cli("status", "--json", env=env)
+        doc = json.loads(shown.stdout)
+        assert doc["phase"] == "reverse" and doc["reverse"]["pending_changes"] == 0, doc
+        verified = run_cli("verify", env=env, timeout=300)
+        assert verified.code == 0, verified.output
     off = run_cli("run", env={**env, "WACDC_REVERSE": "0"}, timeout=120)
     assert off.code == 0, off.output
     assert "reverse replication is off" in off.stderr
@@ -149,3 +171,107 @@ def _tables(source_db: SourceDb) -> set[str]:
     with source_db.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW TABLES")
         return {r[0] for r in cur.fetchall()}
+
+
+def _pg(target_db: TargetDb, statement: str, *args: object) -> None:
+    with psycopg.connect(target_db.url, autocommit=True) as pg:
+        pg.execute(statement, args)
+
+
+def test_a_value_mysql_cannot_hold_stops_strict_and_is_cut_and_counted_under_coerce(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=20)
+    env = _reverse_env(source_db, target_db, WACDC_BAD_VALUES="strict")
+    long_name = "Ω" * 250  # PostgreSQL's text takes it; MySQL's VARCHAR(191) does not
+    with daemon(env) as d:
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        _pg(target_db, 'INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+            '"updatedAt") VALUES (%s, %s, %s, now())', "too-long", long_name, "+1000")
+        _pg(target_db, 'INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+            '"updatedAt") VALUES (%s, %s, %s, now())', "after-it", "Fine", "+1001")
+        assert d.proc.wait(timeout=60) == 2
+        log = d.log.finish()
+    assert "WhatsAppCustomer__wacdc_retired.firstName key='too-long'" in log, log[-3000:]
+    assert "longer than varchar(191) (250 characters)" in log
+    assert "PostgreSQL transaction" in log and "WACDC_BAD_VALUES=coerce" in log
+    assert "after-it" not in _mysql_ids_retired(source_db)  # nothing past it was applied
+    coerce = {**env, "WACDC_BAD_VALUES": "coerce"}
+    result = run_cli("run", "--exit-when-caught-up", env=coerce, timeout=120)
+    assert result.code == 0, result.output
+    assert "value coerced on the way to MySQL" in result.stderr
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, firstName FROM WhatsAppCustomer__wacdc_retired "
+                    "WHERE id IN ('too-long', 'after-it') ORDER BY id")
+        rows = cur.fetchall()
+    assert rows == (("after-it", "Fine"), ("too-long", "Ω" * 191)), rows
+    # WACDC_ROLLBACK=1: the rollback at start; then forward replication catches up.
+    back = run_cli("run", "--exit-when-caught-up", env={**coerce, "WACDC_ROLLBACK": "1"},
+                   timeout=120)
+    assert back.code == 0, back.output
+    assert "rollback done" in back.stderr
+    assert "too-long" in _mysql_ids(source_db, "WhatsAppCustomer")
+
+
+def _mysql_ids_retired(source_db: SourceDb) -> set[str]:
+    return _mysql_ids(source_db, "WhatsAppCustomer__wacdc_retired")
+
+
+def test_reverse_refuses_to_start_when_the_cutover_captured_nothing(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=20)
+    env = wacdc_env(source_db, target_db)  # WACDC_REVERSE=0: no capture at the cutover
+    with daemon(env) as d:
+        _cut_over(source_db, d, env)
+        assert d.proc.wait(timeout=60) == 0
+    result = run_cli("run", env={**env, "WACDC_REVERSE": "1"}, timeout=120)
+    assert result.code == 2, result.output
+    assert "were not captured" in result.stderr and "WACDC_REVERSE=0" in result.stderr
+    asked = run_cli("rollback", env=env)
+    assert asked.code == 0 and "rollback #1 requested" in asked.stdout, asked.output
+    aborted = run_cli("rollback", "--abort", env=env)
+    assert aborted.code == 0 and "abort requested for rollback #1" in aborted.stdout
+
+
+def test_check_says_whether_the_way_back_can_run(source_db: SourceDb,
+                                                target_db: TargetDb) -> None:
+    ready = run_cli("check", env=_reverse_env(source_db, target_db))
+    assert ready.code == 0, ready.output
+    assert re.search(r"^ok\s+reverse replication: can run after the cutover", ready.stdout,
+                     re.M), ready.stdout
+    off = run_cli("check", env=wacdc_env(source_db, target_db))
+    assert re.search(r"^warn\s+reverse replication: off \(WACDC_REVERSE=0\)", off.stdout,
+                     re.M), off.stdout
+    with limited_user(source_db, "norev", [
+            "SELECT, LOCK TABLES ON `{db}`.*",
+            "REPLICATION CLIENT, REPLICATION SLAVE ON *.*"]) as url:
+        limited = run_cli("check", env=wacdc_env(url, target_db, WACDC_REVERSE="1"))
+        assert limited.code == 1, limited.output
+        problem = [ln for ln in limited.stdout.splitlines()
+                   if ln.startswith("PROBLEM") and "reverse replication" in ln]
+        assert problem and "lacks INSERT, UPDATE, DELETE, CREATE, DROP, ALTER" in problem[0]
+
+
+def test_a_rollback_that_cannot_lock_postgresql_aborts_and_a_later_one_succeeds(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=20)
+    env = _reverse_env(source_db, target_db, WACDC_CUTOVER_MAX_FREEZE="1")
+    with daemon(env) as d:
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        with psycopg.connect(target_db.url) as stuck:  # an app transaction left open
+            stuck.execute('UPDATE "WhatsAppCustomer" SET "lastName" = %s WHERE id = '
+                          '(SELECT min(id) FROM "WhatsAppCustomer")', ("open",))
+            result = run_cli("rollback", "--wait", env=env, timeout=120)
+            assert result.code == 1, result.output
+            assert "could not lock the PostgreSQL tables within 1.0s" in result.stdout
+            assert _rollback_row(target_db)["status"] == "aborted"
+            stuck.commit()
+        # Nothing was lost: the app's write went on once unlocked, and reaches MySQL.
+        again = run_cli("rollback", "--wait", env=env, timeout=120)
+        assert again.code == 0, again.output
+        d.wait_for("forward streaming", lambda: d.status()["phase"] == "streaming")
+    assert independent_differences(source_db, target_db, TABLES) == {}
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM WhatsAppCustomer WHERE lastName = 'open'")
+        assert cur.fetchone() == (1,)

@@ -279,11 +279,15 @@ def _add_cutover(sub: Subparsers) -> None:
                        "on), drain, compare row counts, fence the source (rename the tables "
                        "<name>__wacdc_retired), finalize PostgreSQL. See docs/cutover.md. "
                        "Exit 0 requested/done, 1 refused or aborted, 2 an error.")
+    _request_flags(p, "cutover", "the source")
+    p.set_defaults(func=_cmd_cutover)
+
+
+def _request_flags(p: argparse.ArgumentParser, kind: str, frozen: str) -> None:
     p.add_argument("--wait", action="store_true",
                    help="follow it to the end: exit 0 when done, 1 when refused or aborted")
     p.add_argument("--abort", action="store_true",
-                   help="cancel a requested cutover that has not frozen the source yet")
-    p.set_defaults(func=_cmd_cutover)
+                   help=f"cancel a requested {kind} that has not frozen {frozen} yet")
 
 
 def _add_rollback(sub: Subparsers) -> None:
@@ -297,10 +301,7 @@ def _add_rollback(sub: Subparsers) -> None:
                        "wacdc replicates MySQL -> PostgreSQL again, and the cutover can be "
                        "tried later. See docs/rollback.md. Exit 0 requested/done, 1 refused, "
                        "aborted or nothing to roll back, 2 an error.")
-    p.add_argument("--wait", action="store_true",
-                   help="follow it to the end: exit 0 when done, 1 when refused or aborted")
-    p.add_argument("--abort", action="store_true",
-                   help="cancel a requested rollback that has not frozen PostgreSQL yet")
+    _request_flags(p, "rollback", "PostgreSQL")
     p.set_defaults(func=_cmd_rollback)
 
 

@@ -30,11 +30,10 @@ from wacdc.log import get_logger, redact
 from wacdc.observe import metrics
 from wacdc.observe.backlog import BacklogWatcher
 from wacdc.observe.http import serve
+from wacdc.refresh import ViewRefresher
 from wacdc.reverse.rollback import finish_interrupted
 from wacdc.reverse.runner import reverse_off, run_reverse
 from wacdc.runtime import CUT_OVER, DaemonStatus, Phase, bind_metrics
-from wacdc.schema.extras import extras_for, refresh_views
-from wacdc.schema.profile import load_profile
 from wacdc.sink import state, writer
 from wacdc.sink.connection import connect_target
 from wacdc.sink.pool import TargetPool
@@ -219,26 +218,15 @@ class Daemon:
         with self.pool.connection() as conn:
             reverse_off(settings, conn, self._table_names)
         status.set_phase(Phase.DONE)
-        interval = settings.matview_refresh
-        if interval <= 0:
+        refresher = ViewRefresher(settings, self.pool)
+        if not refresher.needed:
             return EXIT_OK
-        profile = load_profile(settings.profile)
-        tables = set(settings.tables or profile.tables)
-        if not any(e.refresh for e in extras_for(profile, tables)):
-            return EXIT_OK
-        status.waiting_for = (f"the next materialized view refresh (every {interval:.0f}s); "
-                              "the cutover is done")
-        log.info("refreshing materialized views on a schedule", every_s=interval)
-        while not self.stop.wait(interval):
-            try:
-                with self.pool.connection() as conn:
-                    refreshed = refresh_views(conn, profile, settings.target_schema, tables)
-                log.info("materialized views refreshed", views=refreshed)
-                status.progressed()
-            except (ConnectError, psycopg.Error) as exc:
-                metrics.errors.labels(kind="MatviewRefresh").inc()
-                log.warning("materialized view refresh failed; trying again at the next "
-                            "interval", error=redact(str(exc)).splitlines()[0])
+        status.waiting_for = (f"the next materialized view refresh (every "
+                              f"{refresher.interval:.0f}s); the cutover is done")
+        log.info("refreshing materialized views on a schedule", every_s=refresher.interval)
+        while not self.stop.wait(refresher.interval):
+            refresher.refresh()
+            status.progressed()
         log.info("stopped")
         return EXIT_OK
 
@@ -270,7 +258,8 @@ class Daemon:
                     return run_reverse(self.settings, self.stop, self.status, holder,
                                        lambda conn, what: acquire_writer_lock(
                                            conn, self.settings, self.stop, what, self.status),
-                                       self._table_names(), exit_when_caught_up)
+                                       self._table_names(), exit_when_caught_up,
+                                       [ViewRefresher(self.settings, self.pool).due])
         except StopRequested:
             log.info("stopped while reconnecting; the reverse checkpoint is where it was")
         except WacdcError as exc:

@@ -118,7 +118,7 @@ class DaemonStatus:
     def lag_known(self) -> bool:
         """Known: current figures (a head polled within the last seconds), or done."""
         tracker = self._tracker()
-        return self.phase == Phase.DONE or (tracker is not None and not tracker.stale())
+        return self.phase in CUT_OVER or (tracker is not None and not tracker.stale())
 
     def lag_seconds(self) -> float:
         tracker = self._tracker()

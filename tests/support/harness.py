@@ -11,12 +11,15 @@ MySQL 8/9), each from, in order of preference:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -364,3 +367,22 @@ class LogTail:
         """The whole log once the child has exited and its stderr is drained."""
         self._thread.join(timeout)
         return self.text
+
+
+@contextlib.contextmanager
+def limited_user(db: SourceDb, prefix: str, grants: list[str]) -> Iterator[str]:
+    """A source user with only `grants` ("SELECT ON `{db}`.*" with {db} the database);
+    yields its URL, drops it afterwards."""
+    user = f"{prefix}_{db.name[-6:]}"
+    with mysql_connect(db.server.url(""), database="") as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'Sekr3t-pw'")
+        for grant in grants:
+            cur.execute(f"GRANT {grant.format(db=db.name)} TO '{user}'@'%'")
+    try:
+        base = db.server.url(db.name)
+        url = re.sub(r"//root(:[^@]*)?@", f"//{user}:Sekr3t-pw@", base, count=1)
+        assert url != base
+        yield url
+    finally:
+        with mysql_connect(db.server.url(""), database="") as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%'")

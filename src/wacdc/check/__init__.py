@@ -11,6 +11,7 @@ import pymysql
 from wacdc.check.binlog import BINLOG_VARIABLES, MIN_RETENTION_S, variable_checks
 from wacdc.check.findings import OK, PROBLEM, WARN, Finding, FixResult, exit_code
 from wacdc.check.privileges import parse_grants, privilege_checks, server_id_check
+from wacdc.check.reverse import reverse_checks
 from wacdc.check.tables import table_checks
 from wacdc.check.target import MIN_PG_VERSION, target_checks
 from wacdc.check.transport import is_loopback_host, plaintext_finding, source_transport_checks
@@ -46,7 +47,10 @@ def run_checks(settings: Settings, profile: Profile, *,
         findings.extend(privilege_checks(conn, url.database, table_names))
         findings.extend(server_id_check(conn, variables, settings.effective_server_id()))
         findings.extend(table_findings)
-    findings.extend(target_checks(settings, allow_plaintext))
+        target = list(target_checks(settings, allow_plaintext))
+        findings.extend(target)
+        if not any(f.status == PROBLEM and f.name == "target reachable" for f in target):
+            findings.extend(reverse_checks(settings, conn, table_names))
     return findings
 
 

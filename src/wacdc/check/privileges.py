@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pymysql
 
 from wacdc.check.findings import OK, PROBLEM, WARN, Finding
 from wacdc.log import redact
-
-_GRANT = re.compile(r"^GRANT (?P<privs>.+?) ON (?P<obj>\S+) TO ", re.I)
-
-
-def parse_grants(lines: list[str]) -> dict[str, set[str]]:
-    """SHOW GRANTS lines -> {object: {privileges}}; objects like *.* , `db`.* , `db`.`t`."""
-    grants: dict[str, set[str]] = {}
-    for line in lines:
-        match = _GRANT.match(line)
-        if not match:
-            continue  # role grants ("GRANT `role` TO ...") carry no object
-        privs = {p.strip().upper() for p in re.sub(r"\([^)]*\)", "", match["privs"]).split(",")}
-        obj = match["obj"].replace("`", "")
-        grants.setdefault(obj, set()).update(privs)
-    return grants
-
-
-def _has(grants: dict[str, set[str]], privilege: str, database: str,
-         tables: list[str] | None = None) -> bool:
-    def covers(obj: str) -> bool:
-        privs = grants.get(obj, set())
-        return privilege in privs or "ALL PRIVILEGES" in privs or "ALL" in privs
-
-    if covers("*.*") or covers(f"{database}.*"):
-        return True
-    return bool(tables) and all(covers(f"{database}.{t}") for t in tables or [])
+from wacdc.source.grants import has_privilege, parse_grants
 
 
 def privilege_checks(conn: pymysql.connections.Connection, database: str,
@@ -43,16 +17,17 @@ def privilege_checks(conn: pymysql.connections.Connection, database: str,
         cur.execute("SHOW GRANTS")
         grants = parse_grants([row[0] for row in cur.fetchall()])
     missing = []
-    if not (_has(grants, "REPLICATION SLAVE", database)
-            or _has(grants, "REPLICATION REPLICA", database)):
+    if not (has_privilege(grants, "REPLICATION SLAVE", database)
+            or has_privilege(grants, "REPLICATION REPLICA", database)):
         missing.append("REPLICATION SLAVE (read the binlog)")
-    client_ok = any(_has(grants, p, database) for p in
+    client_ok = any(has_privilege(grants, p, database) for p in
                     ("REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"))
     if not client_ok:
         missing.append("REPLICATION CLIENT (read binlog positions)")
-    if not _has(grants, "SELECT", database, tables):
+    if not has_privilege(grants, "SELECT", database, tables):
         missing.append(f"SELECT on {database}")
-    if not (_has(grants, "LOCK TABLES", database) or _has(grants, "RELOAD", database)):
+    if not (has_privilege(grants, "LOCK TABLES", database)
+            or has_privilege(grants, "RELOAD", database)):
         missing.append(f"LOCK TABLES on {database} or RELOAD (snapshot position, cutover freeze)")
     if missing:
         user = conn.user.decode() if isinstance(conn.user, bytes) else conn.user

@@ -153,7 +153,7 @@ class CutoverController:
             return
         running = self.prechecking
         if running is None or running.cutover_id != req.id:
-            self.prechecking = Precheck(self.settings, self._fks(), req.id)
+            self.prechecking = Precheck(self.settings, self._fks(), req.id, self.drainer.tables)
             self.prechecking.start()
             return
         if running.is_alive():

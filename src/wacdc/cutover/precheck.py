@@ -13,6 +13,7 @@ from wacdc.config import Settings
 from wacdc.cutover.finalize import add_foreign_keys, describe_orphans, find_orphans
 from wacdc.errors import ConnectError
 from wacdc.log import redact
+from wacdc.reverse.readiness import problems as reverse_problems
 from wacdc.schema.profile import ForeignKey
 from wacdc.sink.connection import connect_target
 from wacdc.source.catalog import RETIRED_SUFFIX
@@ -34,8 +35,16 @@ def names_problem(settings: Settings, tables: list[str]) -> str | None:
     return None
 
 
-def check(conn: psycopg.Connection, settings: Settings, fks: list[ForeignKey]) -> str | None:
-    """The foreign keys PostgreSQL would reject, and orphan rows that refuse the cutover."""
+def check(conn: psycopg.Connection, settings: Settings, fks: list[ForeignKey],
+          tables: list[str]) -> str | None:
+    """The foreign keys PostgreSQL would reject, orphan rows that refuse the cutover, and
+    a way back (reverse replication) that could not be set up."""
+    if settings.reverse and settings.fence == "rename":
+        cannot = reverse_problems(settings, conn, tables)
+        if cannot:
+            return ("the way back could not be set up (reverse replication): "
+                    + "; ".join(cannot) + "; grant it, or set WACDC_REVERSE=0 to cut over "
+                    "without it (docs/rollback.md)")
     try:  # rehearse the finalize DDL: a foreign key PostgreSQL rejects shows up now
         with conn.transaction(force_rollback=True):
             _lock_all(conn, settings.target_schema, fks)
@@ -66,9 +75,11 @@ def _lock_all(conn: psycopg.Connection, schema: str, fks: list[ForeignKey]) -> N
 class Precheck(threading.Thread):
     """`check` for one request on its own connection; the controller collects it."""
 
-    def __init__(self, settings: Settings, fks: list[ForeignKey], cutover_id: int) -> None:
+    def __init__(self, settings: Settings, fks: list[ForeignKey], cutover_id: int,
+                 tables: list[str]) -> None:
         super().__init__(name="wacdc-cutover-precheck", daemon=True)
         self.settings, self.fks, self.cutover_id = settings, fks, cutover_id
+        self.tables = tables
         self.problem: str | None = None
         # Why the checks could not run this time (a lock not free, their own connection
         # failed): the controller runs them again at a later tick; streaming goes on.
@@ -79,7 +90,7 @@ class Precheck(threading.Thread):
         try:
             with connect_target(self.settings.target(), autocommit=True) as conn:
                 conn.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
-                self.problem = check(conn, self.settings, self.fks)
+                self.problem = check(conn, self.settings, self.fks, self.tables)
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             self.busy = "a table lock was not free"
         except (ConnectError, psycopg.OperationalError) as exc:

@@ -216,16 +216,23 @@ class DemoRun:
         with psycopg.connect(target_url, autocommit=True) as conn:
             return cutover.latest(conn) or doc
 
+    def outcome(self, kind: str, doc: dict[str, Any], wrote: str, fence: str,
+                fenced_at: float | None) -> bool:
+        """Say how a cutover or rollback ended; True when it is done."""
+        if doc["status"] != "done":
+            print(f"{kind} {doc['status']}: {doc['reason']}", file=self.out)
+            return False
+        self.say(f"{kind} done: write pause {doc['freeze_seconds'] * 1000:.0f} ms; the app "
+                 f"{wrote}" + (f", then its next write was refused by {fence}"
+                               if fenced_at else ""))
+        return True
+
     def report(self, doc: dict[str, Any], traffic: AppTraffic, settings: Settings) -> int:
         """The cutover's outcome and the verification; the demo's exit code."""
-        if doc["status"] != "done":
-            print(f"cutover {doc['status']}: {doc['reason']}", file=self.out)
+        if not self.outcome("cutover", doc, f"wrote {traffic.writes:,} transactions",
+                            "the fence (tables renamed *__wacdc_retired): time to point "
+                            "WHATSAPP_DATABASE_URL at PostgreSQL", traffic.fenced_at):
             return 1
-        self.say(f"cutover done: write pause {doc['freeze_seconds'] * 1000:.0f} ms; the app "
-                 f"wrote {traffic.writes:,} transactions"
-                 + (", then its next write was refused by the fence (tables renamed "
-                    "*__wacdc_retired): time to point WHATSAPP_DATABASE_URL at PostgreSQL"
-                    if traffic.fenced_at else ""))
         self.say("\nverification (wacdc verify):")
         reports = verify(settings)
         print(render(reports, repair=False), file=self.out)
@@ -247,13 +254,10 @@ class DemoRun:
         doc = roll_back(target_url, alive)
         pg.join(timeout=10)
         pg.stop.set()
-        if doc["status"] != "done":
-            print(f"rollback {doc['status']}: {doc['reason']}", file=self.out)
+        if not self.outcome("rollback", doc, f"wrote {pg.writes:,} transactions to PostgreSQL",
+                            "the PostgreSQL fence: time to point WHATSAPP_DATABASE_URL back "
+                            "at MySQL", pg.fenced_at):
             return 1
-        self.say(f"rollback done: write pause {doc['freeze_seconds'] * 1000:.0f} ms; the app "
-                 f"wrote {pg.writes:,} transactions to PostgreSQL"
-                 + (", then its next write was refused by the PostgreSQL fence: time to point "
-                    "WHATSAPP_DATABASE_URL back at MySQL" if pg.fenced_at else ""))
         self.traffic = mysql = AppTraffic(source_url, rate)
         mysql.start()
         self.say("the app writes MySQL again; wacdc replicates it forward ...")

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psycopg
 import pymysql
 
 from wacdc import __version__
@@ -93,14 +94,37 @@ def live_tables() -> dict[str, dict[str, Any]]:
     return tables
 
 
+REVERSE_PHASES = ("reverse", "rollback")
+
+
 def collect(settings: Settings) -> dict[str, Any] | None:
     """The status document; None if wacdc has never run against this target."""
     with connect_target(settings.target(), autocommit=True) as conn:
         stored = read_status(conn, lock_key(settings.target().database))
         now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        reverse = _reverse_backlog(conn) if stored and stored.phase in REVERSE_PHASES \
+            else None
     if stored is None:
         return None
-    return document(stored, now, _source_now(settings, stored.checkpoint))
+    doc = document(stored, now, _source_now(settings, stored.checkpoint))
+    doc["reverse"] = reverse
+    return doc
+
+
+def _reverse_backlog(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """What the capture holds that MySQL has not got yet (wacdc.reverse_log)."""
+    row = conn.execute(
+        "SELECT to_regclass('wacdc.reverse_log') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    pending = conn.execute(
+        "SELECT count(*), extract(epoch FROM now() - min(captured_at)), "
+        "coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), min(lsn)), 0) "
+        "FROM wacdc.reverse_log").fetchone()
+    assert pending is not None
+    return {"pending_changes": int(pending[0]),
+            "lag_seconds": round(float(pending[1] or 0.0), 3),
+            "lag_bytes": int(pending[2])}
 
 
 def document(stored: StoredStatus, now: dt.datetime,
@@ -170,6 +194,11 @@ def render(doc: dict[str, Any] | None) -> str:
                      f"{'?' if behind is None else f'{behind:,}'} bytes")
     else:
         lines.append(f"source now   not checked: {now['note']}")
+    reverse = doc.get("reverse")
+    if reverse:
+        lines.append(f"reverse      PostgreSQL -> MySQL: {reverse['pending_changes']:,} "
+                     f"change(s) pending, lag {reverse['lag_seconds']:.3f} s, "
+                     f"{reverse['lag_bytes']:,} WAL bytes")
     if doc["last_error"]:
         lines.append(f"last error   {doc['last_error']}")
     lines += ["", f"{'table':<30} {'snapshot':<9} {'copied':>10} {'inserts':>9} "

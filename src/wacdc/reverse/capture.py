@@ -23,6 +23,7 @@ FENCE_TRIGGER = "wacdc_rollback_fence"
 FENCED = "WC002"  # SQLSTATE of a write refused by the fence after a rollback
 
 _DDL = state_sql("""
+CREATE SCHEMA IF NOT EXISTS {state};
 CREATE TABLE IF NOT EXISTS {state}.reverse_log (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- order of the changes
     txid xid8 NOT NULL DEFAULT pg_current_xact_id(),       -- the app's transaction
@@ -98,8 +99,14 @@ def primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
 
 
 def _drop_trigger(conn: psycopg.Connection, name: str, schema: str, table: str) -> None:
-    conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-        sql.Identifier(name), relation(schema, table)))
+    """Only a trigger that is there: DROP TRIGGER locks the table out even for readers,
+    so it is not sent for nothing (the cutover's finish runs this on every table)."""
+    present = conn.execute(
+        "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)",
+        (name, relation(schema, table).as_string(conn))).fetchone()
+    if present:
+        conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(
+            sql.Identifier(name), relation(schema, table)))
 
 
 def install_capture(conn: psycopg.Connection, schema: str, tables: list[str]) -> None:

@@ -28,7 +28,7 @@ STAMP = "YYYY-MM-DD HH24:MI:SS.US"
 class TablePlan:
     table: str  # the PostgreSQL (and the app's) name
     mysql_table: str  # where it is written: the retired name while reverse runs
-    columns: tuple[str, ...]  # MySQL's columns that PostgreSQL has, in MySQL's order
+    columns: tuple[str, ...]  # MySQL's stored columns PostgreSQL has, in MySQL's order
     key: tuple[str, ...]  # PostgreSQL's primary key (every column when it has none)
     mysql_columns: dict[str, Column]
     posts: tuple[Post | None, ...]  # per column
@@ -66,7 +66,8 @@ def plan_table(conn: psycopg.Connection, schema: str, table: str, mysql: Table,
                mysql_table: str) -> TablePlan:
     types = pg_types(conn, schema, table)
     by_name = {c.name: c for c in mysql.columns}
-    columns = tuple(c.name for c in mysql.columns if c.name in types)
+    # MySQL computes its generated columns itself (and refuses a value for one).
+    columns = tuple(c.name for c in mysql.columns if c.name in types and not c.generated)
     key = tuple(primary_key(conn, schema, table)) or columns
     rel = relation(schema, table)
     keys = [render("k", k, types[k], by_name[k]) for k in key]

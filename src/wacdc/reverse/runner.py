@@ -27,9 +27,10 @@ LockTaker = Callable[[psycopg.Connection, str], writer.WriterLease | None]
 
 def run_reverse(settings: Settings, stop: threading.Event, status: DaemonStatus,
                 holder: Any, take_lock: LockTaker, tables: list[str],
-                exit_when_caught_up: bool) -> int:
+                exit_when_caught_up: bool, hooks: list[Callable[[], bool]]) -> int:
     """Apply PostgreSQL's captured changes to MySQL until stopped, caught up (with
-    `exit_when_caught_up`) or rolled back. `holder.lease` is set to the lease taken."""
+    `exit_when_caught_up`) or rolled back. `holder.lease` is set to the lease taken;
+    `hooks` run between steps (the views' refresh)."""
     target = connect_target(settings.target(), autocommit=True)
     mysql = connect(settings.source(), autocommit=False)
     with target, mysql:
@@ -42,7 +43,8 @@ def run_reverse(settings: Settings, stop: threading.Event, status: DaemonStatus,
         session = ReverseSession(settings, target, mysql, tables, status)
         status.set_phase(Phase.REVERSE, target)
         rollback = RollbackController(settings, session, status, holder.lease)
-        run_loop(session, stop, settings.reverse_poll, exit_when_caught_up, [rollback.poll])
+        run_loop(session, stop, settings.reverse_poll, exit_when_caught_up,
+                 [rollback.poll, *hooks])
         if stop.is_set():
             log.info("stopped; reverse replication resumes from its checkpoint")
     return EXIT_OK

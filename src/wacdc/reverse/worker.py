@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -125,7 +126,7 @@ class ReverseSession:
 
 
 def run_loop(session: ReverseSession, stop: threading.Event, poll: float,
-             exit_when_caught_up: bool, on_poll: list) -> None:
+             exit_when_caught_up: bool, on_poll: list[Callable[[], bool]]) -> None:
     """Step until stopped (or caught up, with `exit_when_caught_up`); `on_poll` run
     before each step (the rollback controller) may end it by returning True."""
     while not stop.is_set():
