@@ -331,3 +331,42 @@ def test_every_type_goes_back_exactly(empty_source_db: SourceDb, target_db: Targ
         "fixed": "ab", "name": "Zoë", "body": "long 😀", "doubled": 131070}
     assert rows[20]["label"] == "b c" and rows[20]["small"] == 2
     assert rows[3]["small"] == 7 and rows[3]["flags"] in ("", set())
+
+
+def test_a_rollback_interrupted_after_fencing_postgresql_is_finished_by_the_next_start(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=150)
+    env = _reverse_env(source_db, target_db)
+    d = Daemon(env)
+    try:
+        d.wait_for("streaming", lambda: d.status()["phase"] == "streaming")
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        _pg(target_db, 'INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+            '"updatedAt") VALUES (%s, %s, %s, now())', "pg-before", "Pg", "+77")
+        # A session holding a retired table makes the rollback's RENAME wait: the daemon is
+        # killed there, after PostgreSQL was fenced and the rollback recorded `frozen`.
+        with source_db.connect() as holder, holder.cursor() as cur:
+            cur.execute("LOCK TABLES WhatsAppAnalyticsEvent__wacdc_retired READ")
+            assert run_cli("rollback", env=env).code == 0
+            d.wait_for("the rollback frozen", lambda: _rollback_row(target_db)["status"]
+                       == "frozen")
+            d.wait_for_line("PostgreSQL fenced", 30)
+            d.kill()
+            cur.execute("UNLOCK TABLES")
+    finally:
+        d.kill()
+    assert "WhatsAppCustomer" not in _tables(source_db)  # still retired
+    d = Daemon(env)
+    try:
+        d.wait_for("forward streaming", lambda: d.status()["phase"] == "streaming")
+        assert _rollback_row(target_db)["status"] == "done"
+        assert {"WhatsAppCustomer", "WhatsAppAnalyticsEvent"} <= _tables(source_db)
+        assert "pg-before" in _mysql_ids(source_db, "WhatsAppCustomer")
+        with psycopg.connect(target_db.url, autocommit=True) as pg, \
+                pytest.raises(psycopg.Error) as refused:
+            pg.execute('DELETE FROM "WhatsAppCustomer"')
+        assert refused.value.sqlstate == "WC002"
+        assert independent_differences(source_db, target_db, TABLES) == {}
+    finally:
+        d.stop()

@@ -164,6 +164,15 @@ class Daemon:
             return self.after_cutover(exit_when_caught_up)
         return code
 
+    def _finish_rollback(self) -> None:
+        """A rollback whose MySQL side failed on a lost connection: finish it now."""
+        try:
+            for attempt in self._retrying():
+                with attempt, self.pool.connection() as conn:
+                    finish_interrupted(self.settings, conn, self._table_names)
+        except StopRequested:
+            log.info("stopped while finishing the rollback; the next start finishes it")
+
     def _reverses(self) -> bool:
         return self.settings.reverse and self.settings.fence == "rename"
 
@@ -212,6 +221,7 @@ class Daemon:
             if status.phase != Phase.CATCHUP or self.stop.is_set():
                 return code
             # Rolled back: MySQL is the primary; forward until stopped or cut over again.
+            self._finish_rollback()
             code = self._guarded_stream({}, exit_when_caught_up, False)
             if status.phase != Phase.DONE or self.stop.is_set():
                 return code

@@ -6,10 +6,11 @@ import hmac
 from typing import Any
 
 from wacdc.config import Settings
-from wacdc.cutover.control import CUTOVER, request
+from wacdc.cutover.control import CUTOVER, ROLLBACK, request
 from wacdc.log import get_logger
 from wacdc.observe.http import PostHandler
 from wacdc.sink.pool import TargetPool
+from wacdc.sink.state import get_phase
 
 log = get_logger("wacdc.cutover")
 
@@ -29,6 +30,9 @@ def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> 
                                                                   expected):
             return 403, {"error": "wrong token"}
         with pool.connection() as conn:
+            if kind == ROLLBACK and get_phase(conn) not in ("done", "reverse", "rollback"):
+                return 409, {"error": "nothing to roll back: no cutover is done (MySQL is "
+                                      "the primary)"}
             request_id = request(conn, f"POST /{kind}", kind)
         log.info(f"{kind} requested over HTTP", **{kind: request_id})
         return 202, {kind: request_id, "status": "requested",

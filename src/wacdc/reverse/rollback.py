@@ -24,11 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pymysql
 from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.cutover import control
 from wacdc.cutover.control import ROLLBACK, CutoverStatus, Request
+from wacdc.errors import WacdcError
 from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.reverse.apply import drop_checkpoint_table
@@ -43,6 +45,7 @@ from wacdc.source.position import current_position
 from wacdc.source.sql import quote_ident
 
 log = get_logger("wacdc.rollback")
+CLEANUP_LOCK_TIMEOUT = "2s"
 
 
 def count_both(session: ReverseSession) -> dict[str, dict[str, int]]:
@@ -63,17 +66,37 @@ def count_both(session: ReverseSession) -> dict[str, dict[str, int]]:
 def rename_back(settings: Settings, tables: list[str]) -> list[str]:
     """MySQL's retired tables under their names again, in one RENAME; the ones renamed."""
     retired = sorted(retired_tables(settings, tables))
-    if retired:
+    if not retired:
+        return retired
+    statement = "RENAME TABLE " + ", ".join(
+        f"{quote_ident(t + RETIRED_SUFFIX)} TO {quote_ident(t)}" for t in retired)
+    try:
         with connect(settings.source()) as conn, conn.cursor() as cur:
-            cur.execute("RENAME TABLE " + ", ".join(
-                f"{quote_ident(t + RETIRED_SUFFIX)} TO {quote_ident(t)}" for t in retired))
+            cur.execute(statement)
+    except pymysql.err.MySQLError as exc:
+        if isinstance(exc, pymysql.err.OperationalError) and exc.args[0] >= 2000:
+            raise  # the connection (CR_* client errors): retried from the record
+        raise WacdcError(
+            f"the rollback fenced PostgreSQL but MySQL refused to give the tables their "
+            f"names back ({exc.args[-1]}); nothing is lost. Make the names free (a table "
+            f"created under one since the cutover?), or run `{statement}` by hand, then "
+            "start `wacdc run` again: it finishes the rollback (docs/rollback.md)") from None
     return retired
 
 
 def clean_up(settings: Settings, target: psycopg.Connection, tables: list[str]) -> None:
-    """What reverse replication kept on both sides, gone."""
-    with target.transaction():
-        remove_capture(target, settings.target_schema, tables)
+    """What reverse replication kept on both sides, gone. Dropping a trigger locks its
+    table out even for readers: it waits at most CLEANUP_LOCK_TIMEOUT behind the app's
+    reads, else it is left for the next start (harmless: the fence refuses the writes
+    before a capture trigger would see them)."""
+    try:
+        with target.transaction():
+            target.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(
+                sql.Literal(CLEANUP_LOCK_TIMEOUT)))
+            remove_capture(target, settings.target_schema, tables)
+    except psycopg.errors.LockNotAvailable:
+        log.warning("the capture triggers could not be dropped now (the app's reads hold "
+                    "the tables); the next `wacdc run` start drops them")
     with connect(settings.source()) as conn:
         drop_checkpoint_table(conn)
 
@@ -83,6 +106,9 @@ def finish_interrupted(settings: Settings, target: psycopg.Connection,
     """A rollback recorded `frozen` (PostgreSQL fenced, forward position set) whose
     MySQL side did not finish: rename, clean up, record it done."""
     last = control.latest(target, ROLLBACK)
+    if last is not None and last["status"] == CutoverStatus.DONE and \
+            target.execute("SELECT to_regclass('wacdc.reverse_log')").fetchone() != (None,):
+        clean_up(settings, target, tables_of())  # left by a rollback (reads held a table)
     if last is None or last["status"] != CutoverStatus.FROZEN:
         return
     tables = tables_of()
@@ -143,19 +169,22 @@ class RollbackController:
         freeze = connect_target(self.settings.target(), autocommit=False)
         try:
             writer.join(freeze, self.lease)
-            freeze.execute(sql.SQL("SET lock_timeout = {}").format(
-                sql.Literal(f"{max(1, int(limit * 1000))}ms")))
+            bound = sql.Literal(f"{max(1, int(limit * 1000))}ms")
+            # Each statement of the freeze, the lock included, ends within the limit.
+            freeze.execute(sql.SQL("SET lock_timeout = {}").format(bound))
+            freeze.execute(sql.SQL("SET statement_timeout = {}").format(bound))
             freeze.commit()
             started = time.monotonic()
             try:
                 freeze.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
                     sql.SQL(", ").join(relation(self.settings.target_schema, t)
                                        for t in self.session.tables)))
-            except psycopg.errors.LockNotAvailable as exc:
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled,
+                    psycopg.errors.DeadlockDetected) as exc:
                 freeze.rollback()
                 self._refuse(req, f"could not lock the PostgreSQL tables within {limit}s "
-                                  f"({str(exc).strip()}); nothing lost: retry",
-                             CutoverStatus.ABORTED)
+                                  f"({str(exc).strip().splitlines()[0]}: an app transaction "
+                                  "holds one); nothing lost: retry", CutoverStatus.ABORTED)
                 return
             committed = self._frozen(req, freeze, started, started + limit)
         finally:
