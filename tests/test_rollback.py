@@ -308,14 +308,17 @@ def test_every_type_goes_back_exactly(empty_source_db: SourceDb, target_db: Targ
             pg.execute("INSERT INTO typed (small, flags) VALUES (7, '{}')")  # the identity
             pg.execute("UPDATE typed SET id = 20, label = 'b c' WHERE id = 2")  # a new key
             pg.execute("DELETE FROM typed WHERE id = 1")
+            # JSON null and SQL NULL stay apart (Prisma's JsonNull and DbNull).
+            pg.execute("INSERT INTO typed (id, doc) VALUES (200, 'null'), (201, NULL)")
         d.wait_for("the changes in MySQL", lambda: d.status()["reverse"]["applied_changes"]
-                   >= 4 and d.status()["reverse"]["pending_changes"] == 0)
+                   >= 6 and d.status()["reverse"]["pending_changes"] == 0)
     with empty_source_db.connect() as conn, conn.cursor() as cur:
         cur.execute("SET time_zone = '+00:00'")
         cur.execute("SELECT * FROM typed__wacdc_retired ORDER BY id")
         names = [c[0] for c in cur.description]
         rows = {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
-    assert sorted(rows) == [3, 20, 100], rows  # 3: the identity, moved past 2 at cutover
+    assert sorted(rows) == [3, 20, 100, 200, 201], rows  # 3: the identity, past 2
+    assert rows[200]["doc"] == "null" and rows[201]["doc"] is None
     got = rows[100]
     got["doc"] = json.loads(got["doc"], parse_float=Decimal)
     got["flags"] = set(got["flags"].split(",")) if isinstance(got["flags"], str) \
@@ -370,3 +373,44 @@ def test_a_rollback_interrupted_after_fencing_postgresql_is_finished_by_the_next
         assert independent_differences(source_db, target_db, TABLES) == {}
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize("writes, expected", [
+    # MySQL's collation compares without case: PostgreSQL's two rows are one key there.
+    (["INSERT INTO typed (id, name) VALUES (300, 'abc'), (301, 'ABC')"],
+     ["refused a insert of typed__wacdc_retired key=301", "unique key"]),
+    # A date MySQL cannot have is refused naming its column, never turned into NULL.
+    (["INSERT INTO typed (id, happened) VALUES (302, 'infinity')"],
+     ["typed__wacdc_retired.happened key=302", "out of MySQL's range: infinity"]),
+])
+def test_what_mysql_would_merge_or_cannot_hold_stops_naming_it(
+        empty_source_db: SourceDb, target_db: TargetDb, writes: list[str],
+        expected: list[str]) -> None:
+    empty_source_db.execute(TYPED.replace("body TEXT,", "body TEXT, UNIQUE KEY (name),"))
+    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="typed",
+                    WACDC_REVERSE="1")
+    with daemon(env) as d:
+        assert run_cli("cutover", "--wait", env=env, timeout=120).code == 0
+        _in_reverse(d)
+        with psycopg.connect(target_db.url, autocommit=True) as pg:
+            for statement in writes:
+                pg.execute(statement)
+        assert d.proc.wait(timeout=60) == 2
+        log = d.log.finish()
+    for needle in expected:
+        assert needle in log, (needle, log[-3000:])
+    with empty_source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM typed__wacdc_retired WHERE id >= 300")
+        assert cur.fetchone() == (0,)  # nothing of that transaction was applied
+    # The way out the error names: skip that transaction (each change logged), go on.
+    txid = re.search(r"WACDC_REVERSE_SKIP=(\d+)", log)
+    assert txid, log[-3000:]
+    _pg(target_db, "INSERT INTO typed (id, name) VALUES (%s, %s)", 400, "after")
+    skipped = run_cli("run", "--exit-when-caught-up",
+                      env={**env, "WACDC_REVERSE_SKIP": txid.group(1)}, timeout=120)
+    assert skipped.code == 0, skipped.output
+    assert "skipped by WACDC_REVERSE_SKIP" in skipped.stderr
+    with empty_source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM typed__wacdc_retired WHERE id >= 300 ORDER BY id")
+        assert cur.fetchall() == ((400,),)
+

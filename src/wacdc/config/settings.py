@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     rollback: bool = Field(
         default=False, validation_alias=AliasChoices("WACDC_ROLLBACK", "rollback"),
         description="request the rollback at start (it runs once reverse lag allows)")
+    reverse_skip: str = Field(
+        default="", validation_alias=AliasChoices("WACDC_REVERSE_SKIP", "reverse_skip"),
+        description="reverse replication: PostgreSQL transaction ids (comma list) whose "
+                    "changes are "
+                    "not applied to MySQL (after a stop that named one; each skipped change "
+                    "is logged with its key)")
     reverse_poll: float = Field(
         default=0.2, gt=0, le=60,
         validation_alias=AliasChoices("WACDC_REVERSE_POLL", "reverse_poll"),

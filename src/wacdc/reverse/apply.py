@@ -26,26 +26,37 @@ CHECKPOINT_TABLE = "wacdc_reverse_checkpoint"
 OPS = {"I": "insert", "U": "update", "D": "delete", "T": "delete"}
 # MySQL errors that mean "this value does not fit that column" (strict sql_mode).
 VALUE_ERRORS = {1264, 1265, 1292, 1366, 1406, 3140, 1048, 1690, 4025}
+TRANSIENT = {1205, 1213}  # lock wait timeout, deadlock: the batch is tried again
+DUPLICATE = 1062
+CLIENT_ERRORS = 2000  # CR_*: the connection, not the statement
 
 
 class ReverseBadValue(BadValueError):
     """A PostgreSQL value MySQL cannot hold, under WACDC_BAD_VALUES=strict (or one no
     coercion exists for)."""
 
+    @property
+    def txid(self) -> str:
+        found = re.search(r"transaction (\d+)", self.position or "")
+        return found.group(1) if found else "<transaction id>"
+
     def _message(self) -> str:
         return (f"reverse replication: bad value ({self.reason}) for MySQL column "
                 f"{self.table}.{self.column} key={self.key!r} at {self.position}: "
                 f"{self.value_repr}. Nothing of its PostgreSQL transaction was applied. "
-                "Fix the row in PostgreSQL (or widen the MySQL column), or set "
-                "WACDC_BAD_VALUES=coerce for the documented cut (docs/rollback.md)")
+                "Widen the MySQL column, or set WACDC_BAD_VALUES=coerce where a "
+                "documented coercion exists, or skip that transaction with "
+                f"WACDC_REVERSE_SKIP={self.txid} and repair the row in MySQL by hand "
+                "(docs/rollback.md, \"Bad values\")")
 
 
 def session_setup(conn: pymysql.connections.Connection) -> None:
     """Strict values (a misfit is an error, never a silent cut), UTC, and PostgreSQL's
     own foreign-key actions replayed from its log rather than MySQL's cascades."""
     with conn.cursor() as cur:
-        cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
-                    "time_zone = '+00:00', foreign_key_checks = 0")
+        cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
+                    "NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00', foreign_key_checks = 0, "
+                    "innodb_lock_wait_timeout = 30")
 
 
 def ensure_checkpoint_table(conn: pymysql.connections.Connection) -> None:
@@ -76,26 +87,27 @@ def drop_checkpoint_table(conn: pymysql.connections.Connection) -> None:
 
 @dataclass
 class Statements:
-    upsert: str
+    """Plain statements by key: exactly once needs no upsert, and an upsert would merge
+    rows on MySQL's other unique keys (MySQL's collations ignore case and accents where
+    PostgreSQL does not): a duplicate is an error that names the row instead."""
+
+    insert: str
+    update: str
+    exists: str
     delete: str
     truncate: str
 
     @classmethod
-    def of(cls, plan: TablePlan, mariadb: bool) -> Statements:
+    def of(cls, plan: TablePlan) -> Statements:
         table = quote_ident(plan.mysql_table)
         cols = ", ".join(map(quote_ident, plan.columns))
         marks = ", ".join(["%s"] * len(plan.columns))
-        rest = [c for c in plan.columns if c not in plan.key] or list(plan.key[:1])
-        if mariadb:
-            update = ", ".join(f"{quote_ident(c)} = VALUES({quote_ident(c)})" for c in rest)
-            upsert = f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE "
-        else:  # VALUES() here is deprecated in MySQL 8.0.20+: the row alias instead
-            update = ", ".join(f"{quote_ident(c)} = wacdc_new.{quote_ident(c)}" for c in rest)
-            upsert = (f"INSERT INTO {table} ({cols}) VALUES ({marks}) AS wacdc_new "
-                      "ON DUPLICATE KEY UPDATE ")
         where = " AND ".join(f"{quote_ident(k)} <=> %s" for k in plan.key)
-        return cls(upsert + update, f"DELETE FROM {table} WHERE {where} LIMIT 1",
-                   f"DELETE FROM {table}")
+        assign = ", ".join(f"{quote_ident(c)} = %s" for c in plan.columns)
+        return cls(f"INSERT INTO {table} ({cols}) VALUES ({marks})",
+                   f"UPDATE {table} SET {assign} WHERE {where} LIMIT 1",
+                   f"SELECT 1 FROM {table} WHERE {where} LIMIT 1",
+                   f"DELETE FROM {table} WHERE {where} LIMIT 1", f"DELETE FROM {table}")
 
 
 @dataclass
@@ -106,10 +118,18 @@ class MySQLApplier:
     plans: dict[str, TablePlan]
     strict: bool
     mariadb: bool
+    skip: frozenset[str] = frozenset()  # WACDC_REVERSE_SKIP: PostgreSQL transaction ids
     statements: dict[str, Statements] = field(default_factory=dict)
 
+    def _skipped(self, change: ReverseChange) -> None:
+        plan = self.plans[change.table]
+        metrics.errors.labels(kind="ReverseSkipped").inc()
+        log.error("reverse replication: a change skipped by WACDC_REVERSE_SKIP; MySQL "
+                  "lacks it until repaired by hand", table=plan.mysql_table,
+                  op=OPS[change.op], key=self._key(plan, change), position=change.where())
+
     def __post_init__(self) -> None:
-        self.statements = {t: Statements.of(p, self.mariadb) for t, p in self.plans.items()}
+        self.statements = {t: Statements.of(p) for t, p in self.plans.items()}
 
     def apply(self, batch: Batch, batches: int, total: int) -> dict[tuple[str, str], int]:
         """The batch and its checkpoint, committed together; the counts per table and op."""
@@ -117,6 +137,9 @@ class MySQLApplier:
         try:
             with self.conn.cursor() as cur:
                 for change in batch.changes:
+                    if change.txid in self.skip:
+                        self._skipped(change)
+                        continue
                     self._one(cur, change)
                     op = (change.table, OPS[change.op])
                     counts[op] = counts.get(op, 0) + 1
@@ -136,27 +159,52 @@ class MySQLApplier:
                 cur.execute(sql.truncate)
             elif change.op == "D":
                 cur.execute(sql.delete, change.key)
+            elif change.op == "I":
+                cur.execute(sql.insert, self._fit(plan, change))
             else:
-                row = self._fit(plan, change)
-                if change.op == "U" and change.key != tuple(
-                        row[plan.columns.index(k)] for k in plan.key):
-                    cur.execute(sql.delete, change.key)  # the key itself changed
-                cur.execute(sql.upsert, row)
+                self._update(cur, plan, sql, change)
         except pymysql.err.MySQLError as exc:
-            code = exc.args[0] if exc.args else None
-            if code in VALUE_ERRORS:
-                found = re.search(r"column '([^']+)'", str(exc.args[-1]))
-                raise ReverseBadValue(
-                    f"MySQL refused it: {exc.args[-1]}", plan.mysql_table,
-                    found.group(1) if found else "?", "(see the reason)",
-                    self._key(plan, change), change.where()) from None
-            if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
-                raise
-            raise WacdcError(
-                f"reverse replication: MySQL refused a {OPS[change.op]} of "
-                f"{plan.mysql_table} key={self._key(plan, change)!r} at {change.where()}: "
-                f"{exc.args[-1] if exc.args else exc}. Nothing of its PostgreSQL "
-                "transaction was applied; `wacdc verify` compares both sides") from None
+            raise self._explain(exc, plan, change) from None
+
+    def _update(self, cur: Any, plan: TablePlan, sql: Statements,
+                change: ReverseChange) -> None:
+        """By the old key (a new key is one of the columns set); a row MySQL does not
+        have is inserted, and said."""
+        row = self._fit(plan, change)
+        if cur.execute(sql.update, (*row, *change.key)):
+            return
+        cur.execute(sql.exists, change.key)
+        if cur.fetchone():
+            return  # there, and already as PostgreSQL has it
+        log.warning("reverse replication: an update of a row MySQL does not have; inserted",
+                    table=plan.mysql_table, key=self._key(plan, change),
+                    position=change.where())
+        cur.execute(sql.insert, row)
+
+    def _explain(self, exc: pymysql.err.MySQLError, plan: TablePlan,
+                 change: ReverseChange) -> BaseException:
+        """What a MySQL error means here: a bad value, a duplicate, a passing lock
+        conflict or connection loss (retried), or a refusal that needs the operator."""
+        code = exc.args[0] if exc.args else None
+        message = exc.args[-1] if exc.args else str(exc)
+        key = self._key(plan, change)
+        if code in VALUE_ERRORS:
+            # MySQL: column 'c'; MariaDB: column `db`.`t`.`c`
+            found = re.search(r"column (\S+) at row", str(message))
+            column = found.group(1).split(".")[-1].strip("`'") if found else "?"
+            return ReverseBadValue(f"MySQL refused it: {message}", plan.mysql_table, column,
+                                   "(see the reason)", key, change.where())
+        if code in TRANSIENT or (isinstance(code, int) and code >= CLIENT_ERRORS):
+            return pymysql.err.OperationalError(code, message)  # retried from the checkpoint
+        hint = (" (a unique key of MySQL's table already holds it: MySQL's collation "
+                "compares text without case or accents where PostgreSQL does not)"
+                if code == DUPLICATE else "")
+        return WacdcError(
+            f"reverse replication: MySQL refused a {OPS[change.op]} of {plan.mysql_table} "
+            f"key={key!r} at {change.where()}: {message}{hint}. Nothing of its PostgreSQL "
+            "transaction was applied. Fix it in MySQL, or skip that transaction with "
+            f"WACDC_REVERSE_SKIP={change.txid} and repair MySQL by hand, then start "
+            "`wacdc run` again (docs/rollback.md, \"Bad values\")")
 
     @staticmethod
     def _key(plan: TablePlan, change: ReverseChange) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from wacdc.errors import WacdcError
 from wacdc.reverse.plan import TablePlan
 from wacdc.sink.state import state_sql
 
@@ -68,7 +69,11 @@ def read_batch(conn: psycopg.Connection, plans: dict[str, TablePlan], after: str
     for table, _ in counts:
         plan = plans.get(table)
         if plan is None:
-            raise KeyError(table)
+            raise WacdcError(
+                f"reverse replication: PostgreSQL captured changes of table {table}, which "
+                "it does not replicate (its capture trigger outlived a change of "
+                "WACDC_TABLES?). Put the table back in WACDC_TABLES, or drop the trigger "
+                f"wacdc_capture on it and delete its rows from wacdc.reverse_log")
         width = len(plan.key)
         for row in conn.execute(plan.select, {"table": table, "upto": upto,
                                               "after": after}).fetchall():

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS {state}.reverse_log (
     table_name text NOT NULL,
     op "char" NOT NULL,  -- I, U, D, T (truncate)
     old_key jsonb,       -- the key before an update or delete
-    new_row jsonb        -- the row after an insert or update
+    new_row text         -- the row after an insert or update, as the row type's text
 );
 -- The snapshot reverse replication starts from (taken with the triggers' creation).
 CREATE TABLE IF NOT EXISTS {state}.reverse_start (
@@ -40,8 +40,12 @@ CREATE TABLE IF NOT EXISTS {state}.reverse_start (
     snapshot pg_snapshot NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- The row's text form is exact for every type (SQL NULL apart from JSON null, too);
+-- the settings fix how it is written, whatever the app's session has.
 CREATE OR REPLACE FUNCTION {state}.capture() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $capture$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
+SET bytea_output = 'hex' SET TimeZone = 'UTC' AS $capture$
 DECLARE
     old_row jsonb;
     key jsonb;
@@ -63,7 +67,7 @@ BEGIN
     END IF;
     INSERT INTO {state}.reverse_log (table_name, op, old_key, new_row)
     VALUES (TG_TABLE_NAME, left(TG_OP, 1), key,
-            CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE to_jsonb(NEW) END);
+            CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW::text END);
     RETURN NULL;
 END
 $capture$;
@@ -143,6 +147,28 @@ def remove_capture(conn: psycopg.Connection, schema: str, tables: list[str]) -> 
     conn.execute(state_sql("DROP TABLE IF EXISTS {state}.reverse_log"))
     conn.execute(state_sql("DROP TABLE IF EXISTS {state}.reverse_start"))
     conn.execute(state_sql("DROP FUNCTION IF EXISTS {state}.capture()"))
+
+
+def remove_capture_gently(conn: psycopg.Connection, schema: str, tables: list[str],
+                          lock_timeout: str) -> bool:
+    """The same while the app uses the tables (autocommit `conn`): one table per
+    transaction, none waiting longer than `lock_timeout` behind the app (DROP TRIGGER
+    locks its table out, readers too). False when a table was busy: what is left stays
+    for the next attempt."""
+    try:
+        for table in tables:
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(
+                    sql.Literal(lock_timeout)))
+                for name in (CAPTURE_TRIGGER, CAPTURE_TRUNCATE_TRIGGER):
+                    _drop_trigger(conn, name, schema, table)
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(
+                sql.Literal(lock_timeout)))
+            remove_capture(conn, schema, [])
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
 
 
 def capture_installed(conn: psycopg.Connection, schema: str, tables: list[str]) -> list[str]:

@@ -1,7 +1,8 @@
 """Per table: how its captured changes are read back from PostgreSQL, ready for MySQL.
 
-The log holds `to_jsonb(NEW)`; `jsonb_populate_record` turns it back into the table's
-own row type (exact: every type's JSON form reads back as the same value), and each
+The log holds the new row as its row type's text (written under fixed DateStyle,
+IntervalStyle, extra_float_digits, bytea_output, TimeZone: exact for every type) and
+the old key as JSON; both are read back into the table's own row type, and each
 column is rendered as MySQL reads it: timestamps as `YYYY-MM-DD HH:MM:SS.ffffff`
 (no time-zone shift; timestamptz in UTC, the forward map's zone), booleans as 0/1,
 jsonb as its JSON text, `text[]` as a JSON array (or a SET's comma list), numerics
@@ -35,16 +36,27 @@ class TablePlan:
     select: sql.Composed  # seq, txid, op, key values, row values
 
 
+def _in_range(value: sql.Composable, first: str, form: str) -> sql.Composed:
+    """`value` in MySQL's text when MySQL can have it; else marked, so MySQL refuses it
+    naming the column (to_char would drop BC, and turn infinity into NULL)."""
+    return sql.SQL("CASE WHEN isfinite({v}) AND {v} >= {first} THEN to_char({v}, {form}) "
+                   "ELSE 'out of MySQL''s range: ' || {v}::text END").format(
+        v=value, first=sql.SQL(first), form=sql.Literal(form))
+
+
 def render(alias: str, name: str, pg_type: str, column: Column) -> sql.Composable:
     value = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(name))
     if pg_type == "boolean":
         return sql.SQL("{}::int").format(value)
     if pg_type.startswith("timestamp") and pg_type.endswith("with time zone"):
-        return sql.SQL("to_char({} AT TIME ZONE 'UTC', {})").format(value, sql.Literal(STAMP))
+        return _in_range(sql.SQL("({} AT TIME ZONE 'UTC')").format(value),
+                         "timestamp '0001-01-01'", STAMP)
     if pg_type.startswith("timestamp"):
-        return sql.SQL("to_char({}, {})").format(value, sql.Literal(STAMP))
+        return _in_range(value, "timestamp '0001-01-01'", STAMP)
+    if pg_type == "date":
+        return _in_range(value, "date '0001-01-01'", "YYYY-MM-DD")
     if pg_type == "interval":
-        return sql.SQL("extract(epoch FROM {})").format(value)
+        return sql.SQL("extract(epoch FROM {})::numeric").format(value)  # float8 before 14
     if pg_type.endswith("[]"):
         if column.data_type == "set":
             return sql.SQL("array_to_string({}, ',')").format(value)
@@ -75,7 +87,7 @@ def plan_table(conn: psycopg.Connection, schema: str, table: str, mysql: Table,
     select = sql.SQL(
         "SELECT l.seq, l.txid::text, l.op, {} FROM {}.reverse_log l "
         "LEFT JOIN LATERAL jsonb_populate_record(NULL::{}, l.old_key) k ON true "
-        "LEFT JOIN LATERAL jsonb_populate_record(NULL::{}, l.new_row) r ON true "
+        "LEFT JOIN LATERAL (SELECT (l.new_row::{}).*) r ON true "
         "WHERE l.table_name = %(table)s "
         "AND pg_visible_in_snapshot(l.txid, %(upto)s::pg_snapshot) "
         "AND NOT pg_visible_in_snapshot(l.txid, %(after)s::pg_snapshot) "

@@ -19,6 +19,7 @@ A stop between 4 and 5 is finished by the next start (`finish_interrupted`). The
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +35,7 @@ from wacdc.errors import WacdcError
 from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.reverse.apply import drop_checkpoint_table
-from wacdc.reverse.capture import install_fence, relation, remove_capture
+from wacdc.reverse.capture import install_fence, relation, remove_capture_gently
 from wacdc.reverse.worker import ReverseSession
 from wacdc.runtime import DaemonStatus, Phase
 from wacdc.sink import state, writer
@@ -46,6 +47,9 @@ from wacdc.source.sql import quote_ident
 
 log = get_logger("wacdc.rollback")
 CLEANUP_LOCK_TIMEOUT = "2s"
+RENAME_LOCK_WAIT_S = 5
+LOCK_WAIT_TIMEOUT = 1205  # ER_LOCK_WAIT_TIMEOUT
+FENCE = "trigger"  # recorded with `frozen` in the fencing commit
 
 
 def count_both(session: ReverseSession) -> dict[str, dict[str, int]]:
@@ -63,53 +67,77 @@ def count_both(session: ReverseSession) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _taken(settings: Settings, tables: list[str]) -> list[str]:
+    """Tables that exist under both names (one created under the name since the cutover)."""
+    with connect(settings.source()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                    (settings.source().database,))
+        present = {row[0] for row in cur.fetchall()}
+    return [t for t in tables if t in present and t + RETIRED_SUFFIX in present]
+
+
 def rename_back(settings: Settings, tables: list[str]) -> list[str]:
-    """MySQL's retired tables under their names again, in one RENAME; the ones renamed."""
+    """MySQL's retired tables under their names again, in one RENAME; the ones renamed.
+    A metadata lock in the way (an app transaction on a retired table) is waited for a
+    few seconds at a time, logged each time: the app writes neither database until then."""
+    taken = _taken(settings, tables)
+    if taken:
+        raise WacdcError(
+            "the rollback fenced PostgreSQL but cannot give the MySQL tables their names "
+            f"back: {', '.join(taken)} exist(s) under the name as well as retired (created "
+            "since the cutover?). Nothing is lost; move the new table(s) aside, then start "
+            "`wacdc run` again: it finishes the rollback (docs/rollback.md)")
     retired = sorted(retired_tables(settings, tables))
     if not retired:
         return retired
     statement = "RENAME TABLE " + ", ".join(
         f"{quote_ident(t + RETIRED_SUFFIX)} TO {quote_ident(t)}" for t in retired)
-    try:
-        with connect(settings.source()) as conn, conn.cursor() as cur:
-            cur.execute(statement)
-    except pymysql.err.MySQLError as exc:
-        if isinstance(exc, pymysql.err.OperationalError) and exc.args[0] >= 2000:
-            raise  # the connection (CR_* client errors): retried from the record
-        raise WacdcError(
-            f"the rollback fenced PostgreSQL but MySQL refused to give the tables their "
-            f"names back ({exc.args[-1]}); nothing is lost. Make the names free (a table "
-            f"created under one since the cutover?), or run `{statement}` by hand, then "
-            "start `wacdc run` again: it finishes the rollback (docs/rollback.md)") from None
-    return retired
+    with connect(settings.source()) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION lock_wait_timeout = %s", (RENAME_LOCK_WAIT_S,))
+        for attempt in itertools.count(1):
+            try:
+                cur.execute(statement)
+                return retired
+            except pymysql.err.MySQLError as exc:
+                if not exc.args or exc.args[0] != LOCK_WAIT_TIMEOUT:
+                    raise WacdcError(
+                        f"the rollback fenced PostgreSQL but MySQL refused to give the tables "
+                        f"their names back ({exc.args[-1] if exc.args else exc}); nothing is "
+                        f"lost. Run `{statement}` by hand, or fix the cause, then start "
+                        "`wacdc run` again: it finishes the rollback") from None
+                log.warning("rollback: the RENAME waits for a transaction on a retired "
+                            "MySQL table; trying again (the app can write neither database "
+                            "until it is through)", attempt=attempt,
+                            waited_s=attempt * RENAME_LOCK_WAIT_S)
+    raise AssertionError("unreachable")
 
 
 def clean_up(settings: Settings, target: psycopg.Connection, tables: list[str]) -> None:
     """What reverse replication kept on both sides, gone. Dropping a trigger locks its
-    table out even for readers: it waits at most CLEANUP_LOCK_TIMEOUT behind the app's
-    reads, else it is left for the next start (harmless: the fence refuses the writes
-    before a capture trigger would see them)."""
-    try:
-        with target.transaction():
-            target.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(
-                sql.Literal(CLEANUP_LOCK_TIMEOUT)))
-            remove_capture(target, settings.target_schema, tables)
-    except psycopg.errors.LockNotAvailable:
-        log.warning("the capture triggers could not be dropped now (the app's reads hold "
-                    "the tables); the next `wacdc run` start drops them")
+    table out even for readers: each waits at most CLEANUP_LOCK_TIMEOUT behind the
+    app's reads, else the rest is left for the next start (harmless: the fence refuses
+    the app's writes before a capture trigger would see them)."""
+    if not remove_capture_gently(target, settings.target_schema, tables,
+                                 CLEANUP_LOCK_TIMEOUT):
+        log.warning("the capture triggers could not all be dropped now (the app's reads "
+                    "hold a table); the next `wacdc run` start drops them")
     with connect(settings.source()) as conn:
         drop_checkpoint_table(conn)
 
 
 def finish_interrupted(settings: Settings, target: psycopg.Connection,
                        tables_of: Callable[[], list[str]]) -> None:
-    """A rollback recorded `frozen` (PostgreSQL fenced, forward position set) whose
-    MySQL side did not finish: rename, clean up, record it done."""
+    """A rollback recorded `frozen` with the fence (PostgreSQL fenced, forward position
+    set, in one commit) whose MySQL side did not finish: rename, clean up, record it done.
+    One `frozen` without the fence stopped before that commit: nothing happened."""
     last = control.latest(target, ROLLBACK)
     if last is not None and last["status"] == CutoverStatus.DONE and \
             target.execute("SELECT to_regclass('wacdc.reverse_log')").fetchone() != (None,):
         clean_up(settings, target, tables_of())  # left by a rollback (reads held a table)
     if last is None or last["status"] != CutoverStatus.FROZEN:
+        return
+    if last["fence"] != FENCE:
+        abort_unfenced(target, int(last["id"]))
         return
     tables = tables_of()
     renamed = rename_back(settings, tables)
@@ -117,6 +145,18 @@ def finish_interrupted(settings: Settings, target: psycopg.Connection,
     control.set_status(target, int(last["id"]), CutoverStatus.DONE, ROLLBACK)
     log.warning("finished an interrupted rollback: the MySQL tables have their names back",
                 rollback=last["id"], renamed=len(renamed))
+
+
+def abort_unfenced(target: psycopg.Connection, rollback_id: int,
+                   why: str = "wacdc stopped during the rollback's freeze") -> None:
+    """Record the abort of a rollback that froze PostgreSQL but never fenced it (its
+    fencing commit records the fence: a row that has it is past the point of no return)."""
+    last = control.latest(target, ROLLBACK)
+    if last is None or int(last["id"]) != rollback_id or last["fence"] == FENCE:
+        return
+    control.set_status(target, rollback_id, CutoverStatus.ABORTED, ROLLBACK,
+                       reason=f"{why}, before PostgreSQL was fenced; the lock ended with "
+                              "its transaction, nothing was lost: request the rollback again")
 
 
 class RollbackController:
@@ -127,6 +167,9 @@ class RollbackController:
         self.settings, self.session, self.status, self.lease = settings, session, status, lease
         self.auto_request = settings.rollback
         self.done = False
+        last = control.latest(session.target, ROLLBACK)
+        if last is not None and last["status"] == CutoverStatus.FROZEN:
+            abort_unfenced(session.target, int(last["id"]))  # still in reverse: not fenced
 
     def poll(self) -> bool:
         target = self.session.target
@@ -173,6 +216,10 @@ class RollbackController:
             # Each statement of the freeze, the lock included, ends within the limit.
             freeze.execute(sql.SQL("SET lock_timeout = {}").format(bound))
             freeze.execute(sql.SQL("SET statement_timeout = {}").format(bound))
+            # While the drain runs on other connections the freeze sits idle in its
+            # transaction: the server ends it (and the lock) if that lasts too long.
+            freeze.execute(sql.SQL("SET idle_in_transaction_session_timeout = {}").format(
+                bound))
             freeze.commit()
             started = time.monotonic()
             try:
@@ -186,7 +233,11 @@ class RollbackController:
                                   f"({str(exc).strip().splitlines()[0]}: an app transaction "
                                   "holds one); nothing lost: retry", CutoverStatus.ABORTED)
                 return
-            committed = self._frozen(req, freeze, started, started + limit)
+            try:
+                committed = self._frozen(req, freeze, started, started + limit)
+            except BaseException as exc:
+                self._failed_frozen(req, exc)
+                raise
         finally:
             if not freeze.closed:
                 freeze.rollback()  # no-op once committed; never leave PostgreSQL locked
@@ -218,7 +269,7 @@ class RollbackController:
         freeze_s = time.monotonic() - started
         control.set_status(freeze, req.id, CutoverStatus.FROZEN, ROLLBACK, counts=counts,
                            final_file=position.file, final_pos=position.pos,
-                           freeze_seconds=freeze_s, fence="trigger")
+                           freeze_seconds=freeze_s, fence=FENCE)
         if time.monotonic() > deadline:
             self._abort_frozen(req, freeze, f"the freeze reached its limit ({limit}s) "
                                "while fencing")
@@ -230,6 +281,16 @@ class RollbackController:
                  "binlog here", rollback=req.id, position=str(position),
                  freeze_s=round(freeze_s, 3))
         return True
+
+    def _failed_frozen(self, req: Request, exc: BaseException) -> None:
+        """An error inside the freeze, before its commit: nothing was fenced; say so in the
+        request (on the applying connection, which may be the one that failed)."""
+        try:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            abort_unfenced(self.session.target, req.id, f"an error in the freeze ({first})")
+        except psycopg.Error as note:
+            log.error("could not record the rollback's abort; the next start does",
+                      error=str(note).strip().splitlines()[0] if str(note).strip() else "")
 
     def _abort_frozen(self, req: Request, freeze: psycopg.Connection, why: str) -> None:
         freeze.rollback()

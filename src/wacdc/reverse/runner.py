@@ -13,7 +13,7 @@ from wacdc.config import Settings
 from wacdc.errors import EXIT_OK
 from wacdc.log import get_logger
 from wacdc.reverse.apply import drop_checkpoint_table
-from wacdc.reverse.capture import capture_installed, remove_capture
+from wacdc.reverse.capture import capture_installed, remove_capture_gently
 from wacdc.reverse.rollback import RollbackController
 from wacdc.reverse.worker import ReverseSession, run_loop
 from wacdc.runtime import CUT_OVER, DaemonStatus, Phase
@@ -59,8 +59,10 @@ def reverse_off(settings: Settings, target: psycopg.Connection,
         return
     tables = tables_of()
     present = capture_installed(target, settings.target_schema, tables)
-    with target.transaction():
-        remove_capture(target, settings.target_schema, tables)
+    if not remove_capture_gently(target, settings.target_schema, tables, "2s"):
+        log.warning("WACDC_REVERSE=0: the capture triggers could not all be dropped now "
+                    "(the app holds a table); the next `wacdc run` start tries again")
+        return
     with connect(settings.source()) as conn:
         drop_checkpoint_table(conn)
     log.warning("WACDC_REVERSE=0: reverse replication is off; its capture triggers, change "

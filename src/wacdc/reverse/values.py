@@ -42,12 +42,24 @@ def bits(text: str | None) -> int | None:
 Post = Callable[[Any], Any]
 
 
+# What the forward map writes for MySQL's zero dates in NOT NULL columns (docs/types.md,
+# "Defaults" and "Bad input"): on the way back it is the zero date again.
+ZERO_SUBSTITUTES = {"0001-01-01 00:00:00.000000": "0000-00-00 00:00:00",
+                    "0001-01-01": "0000-00-00"}
+
+
+def zero_date(text: str | None) -> str | None:
+    return ZERO_SUBSTITUTES.get(text, text) if text is not None else None
+
+
 def post_for(pg_type: str, column: Column) -> Post | None:
     """The Python step a rendered value still needs, or None."""
     if pg_type == "interval":
         return mysql_time
     if pg_type.startswith("bit") and column.data_type == "bit":
         return bits
+    if column.data_type in ("datetime", "timestamp", "date") and not column.nullable:
+        return zero_date
     return None
 
 

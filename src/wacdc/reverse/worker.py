@@ -73,12 +73,18 @@ class ReverseSession:
 
     def __post_init__(self) -> None:
         session_setup(self.mysql)
+        # How the log's row texts are read back (they are written the same way).
+        self.target.execute("SET DateStyle = 'ISO, YMD'")
+        self.target.execute("SET IntervalStyle = 'postgres'")
         ensure_checkpoint_table(self.mysql)
         self.plans = build_plans(self.target, self.mysql, self.settings.source().database,
                                  self.settings.target_schema, self.tables)
         self.applier = MySQLApplier(self.mysql, self.plans,
                                     self.settings.bad_value_policy == "strict",
-                                    server_info(self.mysql).is_mariadb)
+                                    server_info(self.mysql).is_mariadb,
+                                    frozenset(t.strip() for t in
+                                              self.settings.reverse_skip.split(",")
+                                              if t.strip()))
         stored = read_checkpoint(self.mysql)
         start = stored or start_snapshot(self.target)
         if start is None:
