@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
+import urllib.request
 
 import psycopg
 import pytest
@@ -414,3 +416,71 @@ def test_what_mysql_would_merge_or_cannot_hold_stops_naming_it(
         cur.execute("SELECT id FROM typed__wacdc_retired WHERE id >= 300 ORDER BY id")
         assert cur.fetchall() == ((400,),)
 
+
+
+def _post(port: int, path: str, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST",
+                                 headers=headers, data=b"")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_post_rollback_needs_the_token_and_a_cutover_then_rolls_back(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=150)
+    token = "s3cret-admin-token"
+    env = _reverse_env(source_db, target_db, WACDC_ADMIN_TOKEN=token)
+    with daemon(env) as d:
+        assert _post(d.port, "/rollback", None) == 401
+        assert _post(d.port, "/rollback", token) == 409  # MySQL is the primary: nothing to do
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        assert _post(d.port, "/rollback", token) == 202
+        d.wait_for("the rollback", lambda: _rollback_row(target_db)["status"] == "done")
+        d.wait_for("forward streaming", lambda: d.status()["phase"] == "streaming")
+    assert independent_differences(source_db, target_db, TABLES) == {}
+
+
+def test_check_names_the_postgresql_privilege_the_capture_needs(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    env = wacdc_env(source_db, target_db)
+    assert run_cli("schema", "--apply", env=env, timeout=120).code == 0
+    role = f"notrig_{target_db.name[-6:]}"
+    url = target_db.url.replace("://postgres@", f"://{role}@", 1)
+    if url == target_db.url:
+        pytest.skip("the target URL is not the private server's postgres user")
+    with psycopg.connect(target_db.url, autocommit=True) as pg:
+        pg.execute(f'CREATE ROLE "{role}" LOGIN')
+        pg.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public '
+                   f'TO "{role}"')
+    try:
+        result = run_cli("check", env={**env, "WACDC_TARGET_URL": url, "WACDC_REVERSE": "1"})
+        problem = [ln for ln in result.stdout.splitlines()
+                   if ln.startswith("PROBLEM") and "reverse replication" in ln]
+        assert problem and "may not create triggers" in problem[0], result.stdout
+        assert f"GRANT TRIGGER ON ALL TABLES IN SCHEMA public TO {role}" in problem[0]
+        assert result.code == 1
+    finally:
+        with psycopg.connect(target_db.url, autocommit=True) as pg:
+            pg.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
+            pg.execute(f'DROP ROLE "{role}"')
+
+
+def test_check_warns_about_a_stale_wacdc_replication_slot(source_db: SourceDb,
+                                                          target_db: TargetDb) -> None:
+    slot = f"wacdc_stale_{target_db.name[-6:]}"
+    with psycopg.connect(target_db.url, autocommit=True) as pg:
+        pg.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+    try:
+        result = run_cli("check", env=_reverse_env(source_db, target_db))
+        warned = [ln for ln in result.stdout.splitlines()
+                  if ln.startswith("warn") and slot in ln]
+        assert warned and "inactive" in warned[0], result.stdout
+        assert f"pg_drop_replication_slot('{slot}')" in result.stdout
+    finally:
+        with psycopg.connect(target_db.url, autocommit=True) as pg:
+            pg.execute("SELECT pg_drop_replication_slot(%s)", (slot,))

@@ -54,7 +54,7 @@ class ReverseFigures:
     applied_changes: int = 0
     batches: int = 0
     checkpoint: str | None = None  # the PostgreSQL snapshot MySQL has everything up to
-    as_of: float | None = None  # time.time() of the last poll
+    as_of: float | None = None  # time.time() of the last liveness report to wacdc.state
 
     def document(self) -> dict[str, Any]:
         return {"lag_seconds": round(self.lag_seconds, 3), "lag_bytes": self.lag_bytes,

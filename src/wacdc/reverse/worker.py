@@ -31,11 +31,13 @@ from wacdc.reverse.batch import Batch, backlog, forget_applied, read_batch
 from wacdc.reverse.capture import start_snapshot
 from wacdc.reverse.plan import TablePlan, plan_table
 from wacdc.runtime import DaemonStatus
+from wacdc.sink import state
 from wacdc.source.catalog import RETIRED_SUFFIX
 from wacdc.source.connection import server_info
 from wacdc.source.introspect import introspect_tables
 
 log = get_logger("wacdc.reverse")
+LIVENESS_EVERY_S = 1.0
 NOT_CAPTURED = ("reverse replication cannot start: PostgreSQL's changes since the cutover "
                 "were not captured (the cutover ran with WACDC_REVERSE=0, or by a wacdc "
                 "without it), so the retired MySQL tables are behind by an unknown amount. "
@@ -120,7 +122,11 @@ class ReverseSession:
         figures.lag_bytes = pending.wal_bytes if pending.changes else 0
         figures.lag_seconds = 0.0 if pending.oldest is None else max(
             0.0, time.time() - pending.oldest.timestamp())
-        figures.as_of = time.time()
+        now = time.time()
+        if figures.as_of is None or now - figures.as_of >= LIVENESS_EVERY_S:
+            # `wacdc status` sees the daemon alive (forward: nothing to replicate).
+            state.report_liveness(self.target, None, 0.0, 0, self.status.daemon_id)
+            figures.as_of = now
 
     def drain(self, give_up: float | None = None) -> bool:
         """Apply until nothing is pending; False when `give_up` (monotonic) came first."""
