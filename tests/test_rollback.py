@@ -3,10 +3,12 @@ tables; `wacdc rollback` returns to MySQL with nothing lost; then forward again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -293,18 +295,27 @@ PG_ROW = ("INSERT INTO typed (id, flag, bits, small, big, amount, ratio, happene
           "'\\x00ff10', 'ab', 'Zoë', 'long 😀', 1)")
 
 
+@contextlib.contextmanager
+def _typed_in_reverse(source_db: SourceDb, target_db: TargetDb, *setup: str
+                      ) -> Iterator[tuple[Daemon, dict[str, str]]]:
+    """Table `typed` (profile plain) replicated, cut over, the daemon in phase reverse."""
+    source_db.execute(*setup)
+    env = wacdc_env(source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="typed",
+                    WACDC_REVERSE="1")
+    with daemon(env) as d:
+        assert run_cli("cutover", "--wait", env=env, timeout=120).code == 0
+        _in_reverse(d)
+        yield d, env
+
+
 def test_every_type_goes_back_exactly(empty_source_db: SourceDb, target_db: TargetDb) -> None:
     """The type map backwards on a table of every family (profile plain), read back from
     MySQL with PyMySQL's own conversions and compared with values written out here."""
     import datetime as dt
     from decimal import Decimal
 
-    empty_source_db.execute(TYPED, "INSERT INTO typed (id, small) VALUES (1, 1), (2, 2)")
-    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="typed",
-                    WACDC_REVERSE="1")
-    with daemon(env) as d:
-        assert run_cli("cutover", "--wait", env=env, timeout=120).code == 0
-        _in_reverse(d)
+    with _typed_in_reverse(empty_source_db, target_db, TYPED,
+                           "INSERT INTO typed (id, small) VALUES (1, 1), (2, 2)") as (d, _):
         with psycopg.connect(target_db.url, autocommit=True) as pg:
             pg.execute(PG_ROW)
             pg.execute("INSERT INTO typed (small, flags) VALUES (7, '{}')")  # the identity
@@ -388,12 +399,9 @@ def test_a_rollback_interrupted_after_fencing_postgresql_is_finished_by_the_next
 def test_what_mysql_would_merge_or_cannot_hold_stops_naming_it(
         empty_source_db: SourceDb, target_db: TargetDb, writes: list[str],
         expected: list[str]) -> None:
-    empty_source_db.execute(TYPED.replace("body TEXT,", "body TEXT, UNIQUE KEY (name),"))
-    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="typed",
-                    WACDC_REVERSE="1")
-    with daemon(env) as d:
-        assert run_cli("cutover", "--wait", env=env, timeout=120).code == 0
-        _in_reverse(d)
+    with _typed_in_reverse(empty_source_db, target_db,
+                           TYPED.replace("body TEXT,", "body TEXT, UNIQUE KEY (name),")
+                           ) as (d, env):
         with psycopg.connect(target_db.url, autocommit=True) as pg:
             for statement in writes:
                 pg.execute(statement)

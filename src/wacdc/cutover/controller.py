@@ -22,6 +22,7 @@ from wacdc.cutover.finalize import (
     add_foreign_keys,
     advance_identities,
     count_rows,
+    mismatches,
     validate_foreign_keys,
 )
 from wacdc.cutover.freeze import FreezeGuard
@@ -234,12 +235,10 @@ class CutoverController:
                               "the load is lower", CutoverStatus.ABORTED)
             return None
         counts = count_rows(s.control, s.target, self.settings.target_schema, tables)
-        mismatched = {t: c for t, c in counts.items() if c["source"] != c["target"]}
-        if mismatched:
+        differ = mismatches(counts)
+        if differ:
             guard.abort()
-            self._refuse(req, "row counts differ after the drain: " + ", ".join(
-                f"{t} source {c['source']} target {c['target']}"
-                for t, c in mismatched.items()) + "; run `wacdc verify`")
+            self._refuse(req, differ)
             return None
         if not guard.commit():
             self._refuse(req, f"the freeze reached its limit ({limit}s) during the count "

@@ -31,6 +31,17 @@ def count_rows(source: pymysql.connections.Connection, target: psycopg.Connectio
     return counts
 
 
+def mismatches(counts: dict[str, dict[str, int]], source: str = "source",
+               target: str = "target") -> str | None:
+    """The tables whose row counts differ, as a refusal's reason; None when none do."""
+    differ = {t: c for t, c in counts.items() if c["source"] != c["target"]}
+    if not differ:
+        return None
+    return "row counts differ after the drain: " + ", ".join(
+        f"{t} {source} {c['source']} {target} {c['target']}" for t, c in differ.items()
+    ) + "; run `wacdc verify`"
+
+
 def advance_identities(conn: psycopg.Connection, schema: str, tables: list[str]) -> int:
     """Identity columns' sequences past the largest replicated value."""
     rows = conn.execute(

@@ -31,6 +31,7 @@ from psycopg import sql
 from wacdc.config import Settings
 from wacdc.cutover import control
 from wacdc.cutover.control import ROLLBACK, CutoverStatus, Request
+from wacdc.cutover.finalize import mismatches
 from wacdc.errors import WacdcError
 from wacdc.log import get_logger
 from wacdc.observe import metrics
@@ -254,12 +255,10 @@ class RollbackController:
                                "before the drain finished")
             return False
         counts = count_both(s)
-        mismatched = {t: c for t, c in counts.items() if c["source"] != c["target"]}
-        if mismatched:
+        differ = mismatches(counts, "MySQL", "PostgreSQL")
+        if differ:
             freeze.rollback()
-            self._refuse(req, "row counts differ after the drain: " + ", ".join(
-                f"{t} MySQL {c['source']} PostgreSQL {c['target']}"
-                for t, c in mismatched.items()) + "; run `wacdc verify`")
+            self._refuse(req, differ)
             return False
         position = current_position(s.mysql)
         s.mysql.commit()
