@@ -160,6 +160,19 @@ def abort_unfenced(target: psycopg.Connection, rollback_id: int,
                               "its transaction, nothing was lost: request the rollback again")
 
 
+def _release(freeze: psycopg.Connection) -> None:
+    """Never leave PostgreSQL locked: roll back (a no-op once committed) and close. A
+    connection the server already ended (the idle bound) has no lock left to release."""
+    try:
+        if not freeze.closed:
+            freeze.rollback()
+    except psycopg.OperationalError as exc:
+        log.info("the freeze's connection was already gone; its lock with it",
+                 error=str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    finally:
+        freeze.close()
+
+
 class RollbackController:
     """`poll` before each reverse step; True from it ends reverse replication (done)."""
 
@@ -240,9 +253,7 @@ class RollbackController:
                 self._failed_frozen(req, exc)
                 raise
         finally:
-            if not freeze.closed:
-                freeze.rollback()  # no-op once committed; never leave PostgreSQL locked
-                freeze.close()
+            _release(freeze)
         if committed:
             self._unfence_mysql(req)
 
