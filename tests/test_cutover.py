@@ -89,7 +89,10 @@ def _write_and_see(source: SourceDb, target: TargetDb, d: Daemon, key: str, phon
 def test_a_freeze_past_its_limit_unlocks_and_aborts_cleanly(source_db: SourceDb,
                                                           target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer,WhatsAppMessage",
-                    WACDC_CUTOVER_MAX_FREEZE="0.3", WACDC_CUTOVER_MAX_LAG="3600")
+                    WACDC_CUTOVER_MAX_FREEZE="0.3", WACDC_CUTOVER_MAX_LAG="3600",
+                    # Small batches: the request is seen between them, with the backlog
+                    # still ahead, not after one 6-second batch that drained it all.
+                    WACDC_BATCH_MAX_ROWS="100")
     with daemon(env) as d:
         with target_db.connect() as pg:  # applying costs >= 2 ms a row, however fast wacdc is
             pg.execute("CREATE FUNCTION slow_apply() RETURNS trigger LANGUAGE plpgsql AS "
