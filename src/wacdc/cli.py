@@ -153,11 +153,17 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
         if phase in ("done", "reverse", "rollback"):
             return ("the cutover is already done: PostgreSQL is the primary "
                     "(`wacdc status`)", EXIT_OK)
+        if phase == "bridge":
+            return ("the cutover is done and its bridge window is open (MySQL not fenced "
+                    "yet): `wacdc cutover --close-bridge` closes it", EXIT_OK)
         return None
 
     from wacdc.cutover.ask import ask
 
-    return ask(settings, "cutover", already, wait=args.wait, abort=args.abort)
+    bridge = args.bridge or args.bridge_max is not None or settings.cutover_bridge
+    return ask(settings, "cutover", already, wait=args.wait, abort=args.abort,
+               bridge_max=(args.bridge_max or settings.bridge_max) if bridge else None,
+               close_bridge=args.close_bridge)
 
 
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
@@ -277,9 +283,23 @@ def _add_cutover(sub: Subparsers) -> None:
                        "schema wacdc; it sees it within a second): wait for lag <= "
                        "WACDC_CUTOVER_MAX_LAG, freeze the source tables (writes wait, reads go "
                        "on), drain, compare row counts, fence the source (rename the tables "
-                       "<name>__wacdc_retired), finalize PostgreSQL. See docs/cutover.md. "
+                       "<name>__wacdc_retired), finalize PostgreSQL. With --bridge the fence "
+                       "waits: a bridge window keeps both stores current while the app's "
+                       "instances move to PostgreSQL (docs/cutover.md, \"Bridge window\"). "
                        "Exit 0 requested/done, 1 refused or aborted, 2 an error.")
     _request_flags(p, "cutover", "the source")
+    p.add_argument("--bridge", action="store_true",
+                   help="open a bridge window instead of fencing MySQL at once: old app "
+                   "instances may go on writing MySQL (replicated to PostgreSQL) while new "
+                   "ones write PostgreSQL (replicated to MySQL); --wait returns once it is "
+                   "open. It closes after WACDC_BRIDGE_QUIET (60) s without a MySQL write, "
+                   "at --bridge-max, or on --close-bridge")
+    p.add_argument("--bridge-max", type=float, metavar="SECONDS", default=None,
+                   help="close the bridge window after at most SECONDS (default "
+                   "WACDC_BRIDGE_MAX, 900); implies --bridge")
+    p.add_argument("--close-bridge", action="store_true",
+                   help="close the open bridge window now: MySQL is frozen, drained and "
+                   "fenced; --wait follows it to done")
     p.set_defaults(func=_cmd_cutover)
 
 

@@ -179,6 +179,9 @@ class Transaction:
     checkpoint: BinlogPosition | None = None
     # The source rolled back a transaction whose Pieces were applied: undo them.
     discard_pieces: bool = False
+    # wacdc's own reverse transaction read back (a bridge window): no changes of its own
+    # are applied; it carries the PostgreSQL snapshot it brought to MySQL.
+    echo_of: str | None = None
 
     @property
     def resume_at(self) -> BinlogPosition:

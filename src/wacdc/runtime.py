@@ -32,13 +32,14 @@ class Phase(StrEnum):
     CATCHUP = "catchup"
     STREAMING = "streaming"
     CUTOVER = "cutover"
+    BRIDGE = "bridge"  # cut over, MySQL not fenced yet: both stores replicate each other
     DONE = "done"
     REVERSE = "reverse"  # after the cutover: PostgreSQL's changes go back to MySQL
     ROLLBACK = "rollback"  # PostgreSQL frozen: the way back to MySQL
     FAILED = "failed"
 
 
-STREAM_PHASES = (Phase.CATCHUP, Phase.STREAMING, Phase.CUTOVER)
+STREAM_PHASES = (Phase.CATCHUP, Phase.STREAMING, Phase.CUTOVER, Phase.BRIDGE)
 # Stored phases that mean "the cutover is done: PostgreSQL is the primary".
 CUT_OVER = (Phase.DONE, Phase.REVERSE, Phase.ROLLBACK)
 assert tuple(Phase) == metrics.PHASES  # the gauge's label values are the phases
@@ -64,6 +65,27 @@ class ReverseFigures:
 
 
 @dataclass
+class BridgeFigures:
+    """A bridge window's figures (wacdc.cutover.bridge and the stream write them)."""
+
+    opened_at: float = 0.0  # time.time()
+    closes_by: float = 0.0  # --bridge-max
+    quiet_s: float = 60.0
+    last_mysql_write: float | None = None  # an app write read from MySQL's binlog
+    mysql_writes: int = 0
+    conflicts: int = 0
+
+    def document(self, reverse: ReverseFigures) -> dict[str, Any]:
+        def stamp(t: float | None) -> str | None:
+            return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+        return {"opened_at": stamp(self.opened_at), "closes_by": stamp(self.closes_by),
+                "quiet_s": self.quiet_s, "last_mysql_write": stamp(self.last_mysql_write),
+                "mysql_writes": self.mysql_writes, "conflicts": self.conflicts,
+                "reverse": reverse.document()}
+
+
+@dataclass
 class DaemonStatus:
     """What the running daemon knows about itself; written by its loop, read by requests."""
 
@@ -76,6 +98,7 @@ class DaemonStatus:
     waiting_for: str | None = None  # what the loop waits on, when it waits (the lock)
     last_error: str | None = None
     reverse: ReverseFigures = field(default_factory=lambda: ReverseFigures())
+    bridge: BridgeFigures = field(default_factory=lambda: BridgeFigures())
     daemon_id: str = field(default_factory=writer.holder_name)
 
     def set_phase(self, phase: Phase, conn: psycopg.Connection | None = None, *,
@@ -159,6 +182,7 @@ class DaemonStatus:
             stall_seconds=self.stall_seconds, tables=live_tables(),
             reverse=self.reverse.document() if self.phase in (Phase.REVERSE, Phase.ROLLBACK)
             else None,
+            bridge=self.bridge.document(self.reverse) if self.phase == Phase.BRIDGE else None,
             last_error=self.last_error,
             started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at))))
 

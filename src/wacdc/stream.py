@@ -18,15 +18,24 @@ import pymysql
 
 from wacdc.config import Settings
 from wacdc.errors import EXIT_OK, WacdcError
-from wacdc.events import BinlogPosition, Heartbeat, Piece, Statement, StreamItem, Transaction
+from wacdc.events import (
+    BinlogPosition,
+    Heartbeat,
+    Piece,
+    RowChange,
+    Statement,
+    StreamItem,
+    Transaction,
+)
 from wacdc.evolution import SchemaEvolver, truncate_sql
 from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.observe.lag import commit_estimate
+from wacdc.reverse.apply import CHECKPOINT_TABLE as ECHO_TABLE
 from wacdc.runtime import DaemonStatus, Phase
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.sink import state, writer
-from wacdc.sink.apply import Applier, TableSink
+from wacdc.sink.apply import Applier, Resolver, TableSink
 from wacdc.snapshot import coercion_policy
 from wacdc.source.connection import server_info
 from wacdc.source.position import binlog_file_sizes, current_position
@@ -66,9 +75,12 @@ class StreamSession:
                       for name, t in evolver.tables.items()}
         # WACDC_FENCE=none after the cutover: MySQL is not fenced, so a write the app
         # still sends there is applied and raised as an alarm until wacdc is stopped.
-        self.following = state.get_phase(target) == Phase.DONE
+        stored = state.get_phase(target)
+        self.following = stored == Phase.DONE
         if self.following:
             status.set_phase(Phase.DONE)
+        elif stored == Phase.BRIDGE:  # restarted inside a bridge window (cutover.bridge)
+            status.set_phase(Phase.BRIDGE)
         else:
             status.set_phase(Phase.CATCHUP, target)
         self.lag = status.lag
@@ -77,7 +89,10 @@ class StreamSession:
         self.poll_at = 0.0
         self.applier = Applier(target, self.sinks, lease)
         self.source = open_source(StreamSpec(
-            settings.source(), settings.effective_server_id(), checkpoint, list(self.sinks),
+            # The reverse checkpoint's table too: its row opens each transaction wacdc
+            # wrote to MySQL in a bridge window (an echo, see _echo_of).
+            settings.source(), settings.effective_server_id(), checkpoint,
+            [*self.sinks, ECHO_TABLE],
             HEARTBEAT_S, auto_position, server_info(control).is_mariadb, settings.decoder,
             checkpoint.gtid, settings.log_format, settings.log_level,
             settings.transaction_piece_rows), settings.decode_in)
@@ -93,10 +108,16 @@ class StreamSession:
         self.applied = BinlogPosition("", 0) if auto_position else checkpoint
         self.between_items: list[Hook] = []  # run after each item while not following
         self.every_poll: list[Hook] = []  # run every POLL_S, between items
+        self.echo: str | None = None  # inside an echo applied in pieces: its snapshot
 
     @property
     def tables(self) -> list[str]:
         return list(self.sinks)
+
+    def bridge(self, resolver: Resolver | None) -> None:
+        """A bridge window opens (its conflicts resolved in each batch) or closes."""
+        self.flush()
+        self.applier.resolver = resolver
 
     def run(self, exit_when_caught_up: bool) -> int:
         # The subscribers run once before the first item too: a cutover interrupted
@@ -155,7 +176,11 @@ class StreamSession:
     def step(self, item: StreamItem) -> None:
         """Take one stream item: batch it, apply when due, keep lag and liveness."""
         idle = isinstance(item, Heartbeat)
+        if isinstance(item, Transaction) and (self.echo or _echo_of(item.changes)):
+            item = self._echo(item)
         if isinstance(item, Transaction):
+            if self.status.phase == Phase.BRIDGE and item.changes:
+                _write_in_bridge(item, self.status)
             if self.following and item.changes:
                 _write_after_cutover(item)
             if not self.batch:
@@ -167,7 +192,9 @@ class StreamSession:
             self._piece(item)
         elif isinstance(item, Statement):
             self.flush()  # everything before the statement first
-            if self.following:  # PostgreSQL is the primary: MySQL's DDL is not its own
+            if item.tables == (ECHO_TABLE,):
+                pass  # reverse replication creates (or drops) its checkpoint table
+            elif self.following:  # PostgreSQL is the primary: MySQL's DDL is not its own
                 _statement_after_cutover(item)
             else:
                 _schema_change(item, self.evolver, self.sinks, self.target, self.policy)
@@ -180,7 +207,19 @@ class StreamSession:
         if idle or due or self.stop.is_set():
             self.flush()
 
+    def _echo(self, item: Transaction) -> Transaction:
+        """wacdc's own reverse transaction read back: nothing of it is applied again; it
+        starts a batch of its own, which tells PostgreSQL its changes came back."""
+        snapshot = _echo_of(item.changes) or self.echo
+        self.echo = None
+        self.flush()  # what MySQL committed before it is resolved before it
+        return Transaction(item.end, item.commit_time, [], item.received_at,
+                           item.checkpoint, echo_of=snapshot)
+
     def _piece(self, item: Piece) -> None:
+        if self.echo or (not self.applier.in_piece and _echo_of(item.changes)):
+            self.echo = self.echo or _echo_of(item.changes)  # skipped: an echo
+            return
         self.flush()  # whole transactions before it commit first
         if self.following and item.changes:
             _write_after_cutover(item)
@@ -238,6 +277,34 @@ class StreamSession:
             if deadline is not None and time.monotonic() > deadline:
                 return False
         raise SourceGone("the source closed the binlog stream during the cutover")
+
+
+def _echo_of(changes: list[RowChange]) -> str | None:
+    """The PostgreSQL snapshot a reverse transaction carries in its checkpoint row (its
+    first row change), or None: not one of wacdc's."""
+    if not changes or changes[0].table != ECHO_TABLE:
+        if any(c.table == ECHO_TABLE for c in changes):
+            raise WacdcError(
+                f"a transaction at {changes[0].position} writes {ECHO_TABLE} after other "
+                "rows: only wacdc's reverse replication may write that table, and first. "
+                "Find who else writes it")
+        return None
+    for change in reversed([c for c in changes if c.table == ECHO_TABLE]):
+        if change.after is not None:
+            value = change.after[change.names.index("snapshot")] \
+                if "snapshot" in change.names else change.after[1]
+            return value.decode() if isinstance(value, bytes) else str(value)
+    raise WacdcError(f"a transaction at {changes[0].position} deletes {ECHO_TABLE}'s row "
+                     "while reverse replication runs: find who does that")
+
+
+def _write_in_bridge(txn: Transaction, status: DaemonStatus) -> None:
+    """An app write that still reached MySQL in a bridge window: counted, and the window's
+    quiet period starts again."""
+    for change in txn.changes:
+        metrics.bridge_mysql_writes.labels(table=change.table).inc()
+    status.bridge.mysql_writes += len(txn.changes)
+    status.bridge.last_mysql_write = time.time()
 
 
 def _statement_after_cutover(statement: Statement) -> None:

@@ -60,15 +60,17 @@ def _target_value(value: Any, pg_type: str) -> Any:
 
 
 def independent_differences(source: SourceDb, target: TargetDb, tables: list[str],
-                            schema: str = "public", limit: int = 5) -> dict[str, list[str]]:
-    """{table: [difference, ...]} for each table that differs; {} when all are identical."""
+                            schema: str = "public", limit: int = 5,
+                            mysql_suffix: str = "") -> dict[str, list[str]]:
+    """{table: [difference, ...]} for each table that differs; {} when all are identical.
+    `mysql_suffix`: MySQL's tables carry it (after a fence: `__wacdc_retired`)."""
     found: dict[str, list[str]] = {}
     with psycopg.connect(target.url) as pg, \
             pymysql.connect(**_mysql_args(source)) as my:
         with my.cursor() as cur:
             cur.execute("SET time_zone = '+00:00'")
         for table in tables:
-            diffs = _table_differences(my, pg, schema, table, limit)
+            diffs = _table_differences(my, pg, schema, table, limit, mysql_suffix)
             if diffs:
                 found[table] = diffs
     return found
@@ -84,9 +86,9 @@ def _mysql_args(source: SourceDb) -> dict[str, Any]:
 
 
 def _table_differences(my: pymysql.connections.Connection, pg: psycopg.Connection,
-                       schema: str, table: str, limit: int) -> list[str]:
+                       schema: str, table: str, limit: int, suffix: str = "") -> list[str]:
     with my.cursor() as cur:
-        cur.execute(f"SELECT * FROM `{table}`")
+        cur.execute(f"SELECT * FROM `{table}{suffix}`")
         names = [d[0] for d in cur.description]
         source_rows = cur.fetchall()
     types = dict(pg.execute(

@@ -94,6 +94,21 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("WACDC_MATVIEW_REFRESH", "matview_refresh"),
         description="after the cutover: refresh the profile's materialized views every so "
                     "many seconds (0: do not, and exit once the cutover is done)")
+    cutover_bridge: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("WACDC_CUTOVER_BRIDGE", "cutover_bridge"),
+        description="a cutover (WACDC_CUTOVER=1, or one requested without --bridge) opens a "
+                    "bridge window: MySQL is not fenced until the app's instances have moved "
+                    "to PostgreSQL; both stores replicate each other meanwhile "
+                    "(docs/cutover.md, \"Bridge window\")")
+    bridge_max: float = Field(
+        default=900.0, gt=0, validation_alias=AliasChoices("WACDC_BRIDGE_MAX", "bridge_max"),
+        description="a bridge window closes (MySQL fenced) after at most this many seconds")
+    bridge_quiet: float = Field(
+        default=60.0, gt=0,
+        validation_alias=AliasChoices("WACDC_BRIDGE_QUIET", "bridge_quiet"),
+        description="a bridge window closes once no app write has reached MySQL for this "
+                    "many seconds")
     fence: Literal["rename", "none"] = Field(
         default="rename", validation_alias=AliasChoices("WACDC_FENCE", "fence"),
         description="after the cutover: rename the source tables <name>__wacdc_retired so a "

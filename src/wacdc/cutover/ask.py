@@ -20,8 +20,10 @@ from wacdc.sink.writer import check_deployment, deployment_of, lock_key
 
 
 def ask(settings: Settings, kind: str, already: Callable[[str | None], tuple[str, int] | None],
-        *, wait: bool, abort: bool) -> int:
-    """`wacdc cutover` / `wacdc rollback`: a control row, then (--wait) its outcome."""
+        *, wait: bool, abort: bool, bridge_max: float | None = None,
+        close_bridge: bool = False) -> int:
+    """`wacdc cutover` / `wacdc rollback`: a control row, then (--wait) its outcome.
+    `bridge_max`: a cutover with a bridge window; `close_bridge`: close the open one."""
     with connect_target(settings.target(), autocommit=True) as conn:
         # The control row is the deployment's whose state this database holds: not ours?
         if settings.source_url is not None:
@@ -31,12 +33,19 @@ def ask(settings: Settings, kind: str, already: Callable[[str | None], tuple[str
             ok, message = control.abort(conn, kind)
             print(message)
             return EXIT_OK if ok else EXIT_FINDING
+        if close_bridge:
+            ok, message = control.close_bridge(conn)
+            print(message)
+            if not ok:
+                return EXIT_FINDING
+            return follow(conn, settings, kind) if wait else EXIT_OK
         before = read_status(conn, lock_key(settings.target().database))
         answer = already(before.phase if before is not None else None)
         if answer is not None:
             print(answer[0])
             return answer[1]
-        request_id = control.request(conn, f"wacdc {kind} on {socket.gethostname()}", kind)
+        request_id = control.request(conn, f"wacdc {kind} on {socket.gethostname()}", kind,
+                                     bridge_max)
         status = read_status(conn, lock_key(settings.target().database))
         running = status is not None and status.writer_pid is not None
         print(f"{kind} #{request_id} requested" + ("" if running else
@@ -44,10 +53,12 @@ def ask(settings: Settings, kind: str, already: Callable[[str | None], tuple[str
         if not wait:
             print(f"follow it with `wacdc {kind} --wait` or `wacdc status`")
             return EXIT_OK
-        return follow(conn, settings, kind)
+        return follow(conn, settings, kind, bridge_max is not None)
 
 
-def follow(conn: psycopg.Connection, settings: Settings, kind: str) -> int:
+def follow(conn: psycopg.Connection, settings: Settings, kind: str,
+           until_bridge: bool = False) -> int:
+    """Print each status change until the outcome (or, `until_bridge`, an open window)."""
 
     seen = None
     idle_since = time.monotonic()
@@ -58,6 +69,11 @@ def follow(conn: psycopg.Connection, settings: Settings, kind: str) -> int:
             seen = doc["status"]
             print(f"  {time.strftime('%H:%M:%S')} {seen}"
                   + (f": {doc['reason']}" if doc["reason"] else ""), flush=True)
+        if until_bridge and doc["status"] == control.CutoverStatus.BRIDGE:
+            print("the bridge window is open: move the app's instances to PostgreSQL now; "
+                  "it closes by itself once MySQL is quiet, or on `wacdc cutover "
+                  "--close-bridge` (docs/cutover.md)")
+            return EXIT_OK
         if doc["status"] in control.FINAL:
             print(json.dumps(doc, indent=2, default=str))
             return EXIT_OK if doc["status"] == "done" else EXIT_FINDING

@@ -29,6 +29,7 @@ class CutoverStatus(StrEnum):
     WAITING = "waiting"
     ABORT_REQUESTED = "abort_requested"
     FROZEN = "frozen"
+    BRIDGE = "bridge"  # cut over, MySQL not yet fenced (wacdc.cutover.bridge)
     DONE = "done"
     REFUSED = "refused"
     ABORTED = "aborted"
@@ -43,20 +44,30 @@ class Request:
     id: int
     status: CutoverStatus
     age_s: float  # since it was requested (PostgreSQL's clock)
+    bridge_max: float | None = None  # `--bridge`: the window's limit in seconds
 
 
-def request(conn: psycopg.Connection, by: str, kind: str = CUTOVER) -> int:
-    """Ask for a cutover or rollback (or join the one already asked for); returns its id."""
+def request(conn: psycopg.Connection, by: str, kind: str = CUTOVER,
+            bridge_max: float | None = None) -> int:
+    """Ask for a cutover or rollback (or join the one already asked for); returns its id.
+    `bridge_max`: a cutover with a bridge window of at most that many seconds."""
     state.ensure_schema(conn)
     with conn.transaction():
         conn.execute(_q("LOCK TABLE {state}.{kind} IN EXCLUSIVE MODE", kind))
         row = conn.execute(_q("SELECT id FROM {state}.{kind} WHERE status = ANY(%s) "
                               "ORDER BY id DESC LIMIT 1", kind),
-                           ([*map(str, ACTIVE), str(CutoverStatus.FROZEN)],)).fetchone()
+                           ([*map(str, ACTIVE), str(CutoverStatus.FROZEN),
+                             str(CutoverStatus.BRIDGE)],)).fetchone()
         if row:
             return int(row[0])
-        row = conn.execute(_q("INSERT INTO {state}.{kind} (status, requested_by) "
-                              "VALUES ('requested', %s) RETURNING id", kind), (by,)).fetchone()
+        if bridge_max is None:
+            row = conn.execute(_q("INSERT INTO {state}.{kind} (status, requested_by) "
+                                  "VALUES ('requested', %s) RETURNING id", kind),
+                               (by,)).fetchone()
+        else:
+            row = conn.execute(_q("INSERT INTO {state}.{kind} (status, requested_by, "
+                                  "bridge_max) VALUES ('requested', %s, %s) RETURNING id",
+                                  kind), (by, bridge_max)).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -76,6 +87,31 @@ def abort(conn: psycopg.Connection, kind: str = CUTOVER) -> tuple[bool, str]:
     return False, f"{kind} #{last['id']} is {last['status']}: too late to abort"
 
 
+def close_bridge(conn: psycopg.Connection) -> tuple[bool, str]:
+    """`wacdc cutover --close-bridge`: ask the daemon to fence MySQL now."""
+    state.ensure_schema(conn)
+    row = conn.execute(_q(
+        "UPDATE {state}.{kind} SET close_requested_at = coalesce(close_requested_at, now()), "
+        "updated_at = now() WHERE id = (SELECT max(id) FROM {state}.{kind}) "
+        "AND status = 'bridge' RETURNING id", CUTOVER)).fetchone()
+    if row:
+        return True, f"close of the bridge window of cutover #{row[0]} requested"
+    last = latest(conn)
+    if last is None:
+        return False, "no cutover has been requested"
+    return False, f"cutover #{last['id']} is {last['status']}: no bridge window is open"
+
+
+def open_bridge(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The cutover whose bridge window is open: id, bridge_max, bridge (its figures),
+    opened (epoch), the operator's close request (epoch or None)."""
+    return state.first_row(conn, _q(
+        "SELECT id, bridge_max, bridge, (bridge->>'opened_epoch')::float8 AS opened, "
+        "extract(epoch FROM close_requested_at)::float8 AS close_requested "
+        "FROM {state}.{kind} WHERE status = 'bridge' ORDER BY id DESC LIMIT 1", CUTOVER),
+        dict_row)
+
+
 def latest(conn: psycopg.Connection, kind: str = CUTOVER) -> dict[str, Any] | None:
     """The newest request and its outcome; None if there never was one."""
     doc = state.first_row(
@@ -91,10 +127,12 @@ def latest(conn: psycopg.Connection, kind: str = CUTOVER) -> dict[str, Any] | No
 def active(conn: psycopg.Connection, kind: str = CUTOVER) -> Request | None:
     """The newest request still to act on (requested, waiting, abort requested)."""
     row = conn.execute(_q(
-        "SELECT id, status, extract(epoch FROM now() - requested_at) "
-        "FROM {state}.{kind} WHERE status = ANY(%s) ORDER BY id DESC LIMIT 1", kind),
+        "SELECT id, status, extract(epoch FROM now() - requested_at), "
+        + ("bridge_max " if kind == CUTOVER else "NULL ")
+        + "FROM {state}.{kind} WHERE status = ANY(%s) ORDER BY id DESC LIMIT 1", kind),
         ([str(s) for s in ACTIVE],)).fetchone()
-    return None if row is None else Request(int(row[0]), CutoverStatus(row[1]), float(row[2]))
+    return None if row is None else Request(int(row[0]), CutoverStatus(row[1]), float(row[2]),
+                                            None if row[3] is None else float(row[3]))
 
 
 def claim_for_freeze(conn: psycopg.Connection, request_id: int, kind: str = CUTOVER) -> bool:

@@ -8,8 +8,7 @@ from the binlog), not a flag either side writes into the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 import pymysql
@@ -17,6 +16,8 @@ from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.cutover import control
+from wacdc.cutover.bridge import FENCE_WAIT_S, BridgeWindow, is_fence
+from wacdc.cutover.bridge import BridgeDrainer as Drainer
 from wacdc.cutover.control import CutoverStatus, Request
 from wacdc.cutover.finalize import (
     add_foreign_keys,
@@ -28,7 +29,6 @@ from wacdc.cutover.finalize import (
 from wacdc.cutover.freeze import FreezeGuard
 from wacdc.cutover.precheck import Precheck, names_problem
 from wacdc.errors import WacdcError
-from wacdc.events import BinlogPosition, Statement, StreamItem
 from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.reverse.capture import install_capture, remove_fence
@@ -42,33 +42,6 @@ from wacdc.source.position import current_position
 from wacdc.source.sql import quote_ident
 
 log = get_logger("wacdc.cutover")
-FENCE_WAIT_S = 30  # for the fence's RENAME to come back through the binlog
-
-
-class Drainer(Protocol):
-    """What the cutover needs of the stream."""
-
-    @property
-    def target(self) -> psycopg.Connection: ...  # the applying connection (the writer's)
-
-    @property
-    def control(self) -> pymysql.connections.Connection: ...  # the source, for its head
-
-    @property
-    def tables(self) -> list[str]: ...
-
-    @property
-    def applied(self) -> BinlogPosition: ...
-
-    def drain_to(self, head: BinlogPosition, give_up: Callable[[], bool]) -> bool: ...
-
-    def drain_until(self, seen: Callable[[StreamItem], bool],
-                    timeout: float | None) -> bool: ...
-
-
-def is_fence(item: StreamItem) -> bool:
-    """The fence's `RENAME TABLE t TO t__wacdc_retired, ...` read from the binlog."""
-    return isinstance(item, Statement) and RETIRED_SUFFIX in item.query
 
 
 class CutoverController:
@@ -82,15 +55,23 @@ class CutoverController:
         self.checked: int | None = None  # the request whose pre-freeze checks passed
         self.prechecking: Precheck | None = None
         self.busy_checks: tuple[int, int, str] | None = None  # request, tries, last reason
+        self.window: BridgeWindow | None = None  # an open bridge window (cutover.bridge)
         self.auto_request = settings.cutover  # WACDC_CUTOVER=1: ask once streaming
         self.resume_interrupted()
 
     def poll(self) -> None:
+        if self.window is not None:
+            if self.window.poll():
+                self.window = None
+            return
         target = self.drainer.target
         if self.auto_request and self.status.phase == Phase.STREAMING:
             # Asked only now, so a long catch-up does not eat the request's timeout.
             cutover_id = control.request(target, "WACDC_CUTOVER=1")
             log.info("cutover requested by WACDC_CUTOVER=1", cutover=cutover_id)
+            if self.settings.cutover_bridge:
+                target.execute("UPDATE wacdc.cutover SET bridge_max = %s WHERE id = %s "
+                               "AND bridge_max IS NULL", (self.settings.bridge_max, cutover_id))
             self.auto_request = False
         req = control.active(target)
         self.current = None
@@ -217,7 +198,11 @@ class CutoverController:
         guard = FreezeGuard(freeze, max(limit - (time.monotonic() - started), 0.01))
         try:
             counts = self._drain_and_count(req, guard, tables)
-            if counts is not None and self._fence(req, freeze, started, tables):
+            if counts is not None and req.bridge_max is not None:
+                with freeze.cursor() as cur:
+                    cur.execute("UNLOCK TABLES")  # a bridge window: not fenced yet
+                self._open_bridge(req, time.monotonic() - started, counts, tables, fks)
+            elif counts is not None and self._fence(req, freeze, started, tables):
                 self._fenced(req, time.monotonic() - started, counts, tables, fks)
         finally:
             guard.abort()  # no-op once committed; else never leave the source locked
@@ -279,11 +264,44 @@ class CutoverController:
                              "finish, then `wacdc verify` (docs/cutover.md)")
         self._finish(req, tables, fks, freeze_s)
 
+    def _open_bridge(self, req: Request, freeze_s: float, counts: dict[str, dict[str, int]],
+                     tables: list[str], fks: list[ForeignKey]) -> None:
+        """Finalize as a cutover does, capture on, MySQL left writable (cutover.bridge)."""
+        target, final = self.drainer.target, self.drainer.applied
+        assert req.bridge_max is not None
+        metrics.cutover_freeze_seconds.set(freeze_s)
+        with target.transaction():
+            advanced = advance_identities(target, self.settings.target_schema, tables)
+            created = add_foreign_keys(target, self.settings.target_schema, fks)
+            install_capture(target, self.settings.target_schema, tables)
+            control.set_status(target, req.id, CutoverStatus.BRIDGE, freeze_seconds=freeze_s,
+                               counts=counts, fence=self.settings.fence,
+                               final_file=final.file, final_pos=final.pos,
+                               bridge={"opened_epoch": time.time()})
+            state.set_phase(target, Phase.BRIDGE)
+        self.current = None
+        self.window = BridgeWindow(self.settings, self.drainer, self.status, req.id,
+                                   req.bridge_max, time.time())
+        log.info("bridge window open: PostgreSQL is the primary, MySQL still writable; move "
+                 "the app's instances to PostgreSQL now", cutover=req.id,
+                 freeze_s=round(freeze_s, 3), final_position=str(final),
+                 sequences=advanced, foreign_keys=created, bridge_max_s=req.bridge_max,
+                 quiet_s=self.settings.bridge_quiet)
+        self._after(req, tables, fks, CutoverStatus.BRIDGE)
+
     def resume_interrupted(self) -> None:
         """A daemon that died mid-cutover: finish it if the fence is in place, else record
-        the abort (the source's lock died with the connection: nothing was lost)."""
+        the abort (the source's lock died with the connection: nothing was lost); one
+        that died inside a bridge window opens it again."""
         s = self.drainer
         last = control.latest(s.target)
+        opened = control.open_bridge(s.target)
+        if opened is not None:
+            log.warning("resuming a bridge window", cutover=opened["id"])
+            self.window = BridgeWindow(self.settings, s, self.status, int(opened["id"]),
+                                       float(opened["bridge_max"]), float(opened["opened"]),
+                                       resumed=dict(opened["bridge"] or {}))
+            return
         if last is None or last["status"] != CutoverStatus.FROZEN:
             return
         if retired_tables(self.settings, s.tables):
@@ -327,17 +345,18 @@ class CutoverController:
         self.current = None
         self._after(req, tables, fks)
 
-    def _after(self, req: Request, tables: list[str], fks: list[ForeignKey]) -> None:
+    def _after(self, req: Request, tables: list[str], fks: list[ForeignKey],
+               status: CutoverStatus = CutoverStatus.DONE) -> None:
         """PostgreSQL is the primary now: problems here are reported, not retried."""
         target, schema = self.drainer.target, self.settings.target_schema
         try:
             orphans: Any = validate_foreign_keys(target, schema, fks, self.settings.orphans)
-            control.set_status(target, req.id, CutoverStatus.DONE, orphans=orphans)
+            control.set_status(target, req.id, status, orphans=orphans)
             for table in tables:
                 target.execute(sql.SQL("ANALYZE {}.{}").format(sql.Identifier(schema),
                                                                sql.Identifier(table)))
             extras = apply_extras(target, self.profile, schema, set(tables))
-            control.set_status(target, req.id, CutoverStatus.DONE, extras=extras)
+            control.set_status(target, req.id, status, extras=extras)
         except psycopg.Error as exc:
             metrics.errors.labels(kind="CutoverFinalize").inc()
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
@@ -345,7 +364,7 @@ class CutoverController:
                       "validation, ANALYZE or the extras may be missing; finish them by hand "
                       "(docs/cutover.md)", error=detail)
             try:
-                control.set_status(target, req.id, CutoverStatus.DONE,
+                control.set_status(target, req.id, status,
                                    reason=f"after the cutover: {detail}")
             except psycopg.Error as note:
                 log.error("could not record it either", error=str(note))

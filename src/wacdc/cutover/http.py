@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from wacdc.config import Settings
@@ -33,8 +34,28 @@ def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> 
             if kind == ROLLBACK and get_phase(conn) not in ("done", "reverse", "rollback"):
                 return 409, {"error": "nothing to roll back: no cutover is done (MySQL is "
                                       "the primary)"}
-            request_id = request(conn, f"POST /{kind}", kind)
+            bridge_max = _bridge_of(body, settings) if kind == CUTOVER else None
+            if isinstance(bridge_max, str):
+                return 400, {"error": bridge_max}
+            request_id = request(conn, f"POST /{kind}", kind, bridge_max)
         log.info(f"{kind} requested over HTTP", **{kind: request_id})
         return 202, {kind: request_id, "status": "requested",
                      "follow": f"GET /status, or `wacdc {kind} --wait`"}
     return handle
+
+
+def _bridge_of(body: bytes, settings: Settings) -> float | str | None:
+    """A JSON body `{"bridge": true, "bridge_max": 600}` asks for a bridge window
+    (WACDC_CUTOVER_BRIDGE=1 does without one); a string: what is wrong with the body."""
+    try:
+        doc = json.loads(body) if body.strip() else {}
+    except ValueError as exc:
+        return f"the body is not JSON: {exc}"
+    if not isinstance(doc, dict):
+        return "the body is a JSON object: {\"bridge\": true, \"bridge_max\": 600}"
+    limit = doc.get("bridge_max")
+    if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
+        return "bridge_max is a number of seconds > 0"
+    if doc.get("bridge") or limit is not None or settings.cutover_bridge:
+        return float(limit or settings.bridge_max)
+    return None

@@ -18,7 +18,7 @@ platform_collector.PlatformCollector(registry=REGISTRY)
 gc_collector.GCCollector(registry=REGISTRY)
 
 PHASES = ("starting", "waiting_for_lock", "snapshot", "catchup", "streaming", "cutover",
-          "done", "reverse", "rollback", "failed")
+          "bridge", "done", "reverse", "rollback", "failed")
 
 phase = Gauge("wacdc_phase", "1 for the phase the daemon is in, 0 for the others",
               ["phase"], registry=REGISTRY)
@@ -70,6 +70,15 @@ reverse_rows_applied = Counter("wacdc_reverse_rows_applied_total", "Row changes 
 reverse_transactions = Counter("wacdc_reverse_batches_total", "Batches (the app's PostgreSQL "
                                "transactions committed between two polls) applied to MySQL",
                                registry=REGISTRY)
+bridge_conflicts = Counter("wacdc_bridge_conflicts_total", "Bridge window: rows changed in "
+                           "MySQL and in PostgreSQL before either change reached the other "
+                           "store; PostgreSQL's change won", ["table"], registry=REGISTRY)
+bridge_mysql_writes = Counter("wacdc_bridge_mysql_writes_total", "Bridge window: row changes "
+                              "the app still made in MySQL (replicated to PostgreSQL); the "
+                              "window closes after a quiet period without any",
+                              ["table"], registry=REGISTRY)
+bridge_open = Gauge("wacdc_bridge_open", "1 while a bridge window is open (both stores "
+                    "written by the app)", registry=REGISTRY)
 rollback_freeze_seconds = Gauge("wacdc_rollback_freeze_seconds", "Write pause of the last "
                                 "rollback (PostgreSQL locked to unlocked)", registry=REGISTRY)
 cutover_ready = Gauge("wacdc_cutover_ready", "1 while streaming with lag 0", registry=REGISTRY)

@@ -62,6 +62,7 @@ class StatusView:
     source_now: dict[str, Any] | None = None  # the source's head now (wacdc status)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     reverse: dict[str, Any] | None = None  # after the cutover: PostgreSQL -> MySQL
+    bridge: dict[str, Any] | None = None  # a bridge window: both stores written
     last_error: str | None = None
     started_at: str | None = None
     updated_at: str | None = None
@@ -104,11 +105,20 @@ def collect(settings: Settings) -> dict[str, Any] | None:
         now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         reverse = _reverse_backlog(conn) if stored and stored.phase in REVERSE_PHASES \
             else None
+        bridge = _bridge(conn) if stored and stored.phase == "bridge" else None
     if stored is None:
         return None
     doc = document(stored, now, _source_now(settings, stored.checkpoint))
     doc["reverse"] = reverse
+    doc["bridge"] = bridge
     return doc
+
+
+def _bridge(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The open window as the daemon last recorded it (wacdc.cutover.bridge)."""
+    row = conn.execute("SELECT bridge FROM wacdc.cutover WHERE bridge IS NOT NULL "
+                       "ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else dict(row[0])
 
 
 def _reverse_backlog(conn: psycopg.Connection) -> dict[str, Any] | None:
@@ -199,6 +209,14 @@ def render(doc: dict[str, Any] | None) -> str:
         lines.append(f"reverse      PostgreSQL -> MySQL: {reverse['pending_changes']:,} "
                      f"change(s) pending, lag {reverse['lag_seconds']:.3f} s, "
                      f"{reverse['lag_bytes']:,} WAL bytes")
+    bridge = doc.get("bridge")
+    if bridge:
+        last = bridge.get("last_mysql_write") or "none since it opened"
+        lines.append(f"bridge       open since {bridge['opened_at']}; closes when MySQL has "
+                     f"been quiet {bridge['quiet_s']:.0f} s (last app write to MySQL: {last}), "
+                     f"at {bridge['closes_by']} at the latest, or on `wacdc cutover "
+                     f"--close-bridge`; {bridge['mysql_writes']:,} MySQL write(s), "
+                     f"{bridge['conflicts']:,} conflict(s)")
     if doc["last_error"]:
         lines.append(f"last error   {doc['last_error']}")
     lines += ["", f"{'table':<30} {'snapshot':<9} {'copied':>10} {'inserts':>9} "

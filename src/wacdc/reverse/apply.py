@@ -119,6 +119,7 @@ class MySQLApplier:
     strict: bool
     mariadb: bool
     skip: frozenset[str] = frozenset()  # WACDC_REVERSE_SKIP: PostgreSQL transaction ids
+    bridge: bool = False  # a bridge window: the app writes these MySQL tables too
     statements: dict[str, Statements] = field(default_factory=dict)
 
     def _skipped(self, change: ReverseChange) -> None:
@@ -136,6 +137,12 @@ class MySQLApplier:
         counts: dict[tuple[str, str], int] = {}
         try:
             with self.conn.cursor() as cur:
+                # The checkpoint first: in a bridge window the forward stream reads this
+                # transaction back from the binlog, and knows it for wacdc's by this row
+                # before any other (wacdc.stream: an echo, never applied again).
+                cur.execute(f"REPLACE INTO {CHECKPOINT_TABLE} (id, snapshot, batches, changes, "
+                            "applied_at) VALUES (1, %s, %s, %s, UTC_TIMESTAMP(6))",
+                            (batch.upto, batches, total + len(batch.changes)))
                 for change in batch.changes:
                     if change.txid in self.skip:
                         self._skipped(change)
@@ -143,9 +150,6 @@ class MySQLApplier:
                     self._one(cur, change)
                     op = (change.table, OPS[change.op])
                     counts[op] = counts.get(op, 0) + 1
-                cur.execute(f"REPLACE INTO {CHECKPOINT_TABLE} (id, snapshot, batches, changes, "
-                            "applied_at) VALUES (1, %s, %s, %s, UTC_TIMESTAMP(6))",
-                            (batch.upto, batches, total + len(batch.changes)))
             self.conn.commit()
         except BaseException:
             self.conn.rollback()
@@ -160,11 +164,30 @@ class MySQLApplier:
             elif change.op == "D":
                 cur.execute(sql.delete, change.key)
             elif change.op == "I":
-                cur.execute(sql.insert, self._fit(plan, change))
+                self._insert(cur, plan, sql, change)
             else:
                 self._update(cur, plan, sql, change)
         except pymysql.err.MySQLError as exc:
             raise self._explain(exc, plan, change) from None
+
+    def _insert(self, cur: Any, plan: TablePlan, sql: Statements,
+                change: ReverseChange) -> None:
+        row = self._fit(plan, change)
+        try:
+            cur.execute(sql.insert, row)
+        except pymysql.err.IntegrityError as exc:
+            # A bridge window: the app inserted the same key in MySQL too. PostgreSQL's
+            # row wins (the forward stream counts the conflict when it reads MySQL's).
+            if not (self.bridge and exc.args and exc.args[0] == DUPLICATE):
+                raise
+            cur.execute(sql.exists, self._key_values(plan, change))
+            if not cur.fetchone():
+                raise  # another unique key holds it: named by _explain
+            cur.execute(sql.update, (*row, *self._key_values(plan, change)))
+
+    @staticmethod
+    def _key_values(plan: TablePlan, change: ReverseChange) -> tuple[Any, ...]:
+        return tuple(change.row[plan.columns.index(k)] for k in plan.key)
 
     def _update(self, cur: Any, plan: TablePlan, sql: Statements,
                 change: ReverseChange) -> None:

@@ -91,11 +91,15 @@ def forget_applied(conn: psycopg.Connection, applied: str) -> int:
     return cur.rowcount
 
 
-def backlog(conn: psycopg.Connection) -> Backlog:
+def backlog(conn: psycopg.Connection, after: str) -> Backlog:
+    """What the checkpoint `after` does not cover (in a bridge window the log also
+    holds applied rows until their echo is read back)."""
+    pending = ("FROM {state}.reverse_log "
+               "WHERE NOT pg_visible_in_snapshot(txid, %(after)s::pg_snapshot)")
     row = conn.execute(state_sql(
-        "SELECT (SELECT captured_at FROM {state}.reverse_log ORDER BY seq LIMIT 1), "
-        "coalesce((SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), lsn) "
-        "FROM {state}.reverse_log ORDER BY seq LIMIT 1), 0), "
-        "(SELECT count(*) FROM {state}.reverse_log)")).fetchone()
+        f"SELECT (SELECT captured_at {pending} ORDER BY seq LIMIT 1), "
+        f"coalesce((SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), lsn) "
+        f"{pending} ORDER BY seq LIMIT 1), 0), (SELECT count(*) {pending})"),
+        {"after": after}).fetchone()
     assert row is not None
     return Backlog(row[0], int(row[1]), int(row[2]))

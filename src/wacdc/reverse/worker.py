@@ -46,18 +46,22 @@ NOT_CAPTURED = ("reverse replication cannot start: PostgreSQL's changes since th
 
 
 def build_plans(target: psycopg.Connection, mysql: pymysql.connections.Connection,
-                database: str, schema: str, tables: list[str]) -> dict[str, TablePlan]:
-    """Each replicated table's plan, against its retired MySQL table."""
-    retired = introspect_tables(mysql, database, [t + RETIRED_SUFFIX for t in tables])
-    missing = [t for t in tables if t + RETIRED_SUFFIX not in retired]
+                database: str, schema: str, tables: list[str],
+                suffix: str = RETIRED_SUFFIX) -> dict[str, TablePlan]:
+    """Each replicated table's plan, against its retired MySQL table (in a bridge
+    window, `suffix` "": the tables the app still uses)."""
+    retired = introspect_tables(mysql, database, [t + suffix for t in tables])
+    missing = [t for t in tables if t + suffix not in retired]
+    if missing and not suffix:
+        raise WacdcError("a bridge window writes the MySQL tables, and these are not there: "
+                         + ", ".join(missing))
     if missing:
         raise WacdcError(
             "reverse replication writes the retired MySQL tables, and these are not there: "
             + ", ".join(t + RETIRED_SUFFIX for t in missing) + ". It needs the cutover's "
             "rename fence (WACDC_FENCE=rename); with another fence set WACDC_REVERSE=0")
     mysql.commit()
-    return {t: plan_table(target, schema, t, retired[t + RETIRED_SUFFIX], t + RETIRED_SUFFIX)
-            for t in tables}
+    return {t: plan_table(target, schema, t, retired[t + suffix], t + suffix) for t in tables}
 
 
 @dataclass
@@ -72,6 +76,9 @@ class ReverseSession:
     status: DaemonStatus
     plans: dict[str, TablePlan] = field(default_factory=dict)
     after: str = ""  # the checkpoint: the snapshot MySQL has every change up to
+    # A bridge window (wacdc.cutover.bridge): MySQL's live tables; the log's rows stay
+    # until the forward stream reads their echo back (wacdc.reverse.conflicts).
+    bridge: bool = False
 
     def __post_init__(self) -> None:
         session_setup(self.mysql)
@@ -80,20 +87,23 @@ class ReverseSession:
         self.target.execute("SET IntervalStyle = 'postgres'")
         ensure_checkpoint_table(self.mysql)
         self.plans = build_plans(self.target, self.mysql, self.settings.source().database,
-                                 self.settings.target_schema, self.tables)
+                                 self.settings.target_schema, self.tables,
+                                 "" if self.bridge else RETIRED_SUFFIX)
         self.applier = MySQLApplier(self.mysql, self.plans,
                                     self.settings.bad_value_policy == "strict",
                                     server_info(self.mysql).is_mariadb,
                                     frozenset(t.strip() for t in
                                               self.settings.reverse_skip.split(",")
-                                              if t.strip()))
+                                              if t.strip()), self.bridge)
         stored = read_checkpoint(self.mysql)
         start = stored or start_snapshot(self.target)
         if start is None:
             raise WacdcError(NOT_CAPTURED)
         self.after = start
-        forgotten = forget_applied(self.target, start)
-        log.info("reverse replication: PostgreSQL -> the retired MySQL tables",
+        forgotten = 0 if self.bridge else forget_applied(self.target, start)
+        log.info("reverse replication: PostgreSQL -> the MySQL tables the app still uses "
+                 "(a bridge window)" if self.bridge else
+                 "reverse replication: PostgreSQL -> the retired MySQL tables",
                  checkpoint=start, resumed=stored is not None, forgotten=forgotten,
                  tables=len(self.tables))
 
@@ -104,7 +114,8 @@ class ReverseSession:
         if batch.changes:
             counts = self.applier.apply(batch, figures.batches + 1, figures.applied_changes)
             self.after = batch.upto
-            forget_applied(self.target, batch.upto)
+            if not self.bridge:
+                forget_applied(self.target, batch.upto)
             for (table, op), n in counts.items():
                 metrics.reverse_rows_applied.labels(table=table, op=op).inc(n)
             metrics.reverse_transactions.inc()
@@ -116,14 +127,16 @@ class ReverseSession:
         return batch
 
     def measure(self) -> None:
-        pending = backlog(self.target)
+        pending = backlog(self.target, self.after)
         figures = self.status.reverse
         figures.pending_changes = pending.changes
         figures.lag_bytes = pending.wal_bytes if pending.changes else 0
         figures.lag_seconds = 0.0 if pending.oldest is None else max(
             0.0, time.time() - pending.oldest.timestamp())
         now = time.time()
-        if figures.as_of is None or now - figures.as_of >= LIVENESS_EVERY_S:
+        if self.bridge:
+            figures.as_of = now  # the forward stream reports liveness
+        elif figures.as_of is None or now - figures.as_of >= LIVENESS_EVERY_S:
             # `wacdc status` sees the daemon alive (forward: nothing to replicate).
             state.report_liveness(self.target, None, 0.0, 0, self.status.daemon_id)
             figures.as_of = now

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -100,6 +101,18 @@ class BatchStats:
 Runs = list[tuple[bytes, list[tuple], str, str, list[tuple]]]
 
 
+class Resolver(Protocol):
+    """A step inside each batch's transaction, after its rows (a bridge window's
+    conflicts: wacdc.reverse.conflicts); `report` runs once the batch committed."""
+
+    def resolve(self, conn: psycopg.Connection) -> list[Any]: ...
+
+    def report(self, found: list[Any], where: str) -> None: ...
+
+    def forget(self, conn: psycopg.Connection, snapshot: str) -> None:
+        """wacdc's reverse transaction up to `snapshot` came back from MySQL."""
+
+
 class Applier:
     """Applies source transactions in order, each batch in one PostgreSQL transaction with
     its checkpoint. A source transaction too large to hold arrives as Pieces first: they
@@ -114,6 +127,7 @@ class Applier:
         self.lease = lease
         # Open while pieces are applied: entered by hand, left with the batch or abandon().
         self._outer: AbstractContextManager[psycopg.Transaction] | None = None
+        self.resolver: Resolver | None = None  # set for a bridge window (wacdc.reverse)
 
     @property
     def in_piece(self) -> bool:
@@ -206,12 +220,22 @@ class Applier:
         started = time.monotonic()
         runs, counts = self._plan([(txn.end, txn.changes) for txn in batch], stats)
         end = batch[-1].resume_at
+        resolved: list = []
+        echo = batch[0].echo_of  # an echo starts its batch (wacdc.stream)
         try:
-            with self.conn.transaction(), self.conn.pipeline(), self.conn.cursor() as cur:
-                for statement, params, _, _, _ in runs:
-                    cur.executemany(statement, params)
-                state.add_applied_rows(self.conn, counts)
-                state.set_checkpoint(self.conn, end)
+            with self.conn.transaction():
+                if echo is not None and self.resolver is not None:
+                    self.resolver.forget(self.conn, echo)
+                with self.conn.pipeline(), self.conn.cursor() as cur:
+                    for statement, params, _, _, _ in runs:
+                        cur.executemany(statement, params)
+                    if self.resolver is None:
+                        state.add_applied_rows(self.conn, counts)
+                        state.set_checkpoint(self.conn, end)
+                if self.resolver is not None:  # a bridge window: after the rows, before commit
+                    resolved = self.resolver.resolve(self.conn)
+                    state.add_applied_rows(self.conn, counts)
+                    state.set_checkpoint(self.conn, end)
             if self._outer is not None:  # the rest of a transaction applied in pieces
                 outer, self._outer = self._outer, None
                 outer.__exit__(None, None, None)  # commit: pieces, rest and checkpoint
@@ -226,6 +250,8 @@ class Applier:
             self.abandon(exc)
             raise
         self._counted(counts)
+        if self.resolver is not None and resolved:
+            self.resolver.report(resolved, f"{batch[0].end} .. {end}")
         metrics.transactions.inc(len(batch))
         metrics.apply_batch_seconds.observe(time.monotonic() - started)
         metrics.last_applied_timestamp.set(batch[-1].commit_time)

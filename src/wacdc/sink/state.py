@@ -78,8 +78,8 @@ CREATE TABLE IF NOT EXISTS {state}.applied_rows (
 -- Cutover requests (the control row: `wacdc cutover`, POST /cutover) and their outcome.
 CREATE TABLE IF NOT EXISTS {state}.cutover (
     id bigserial PRIMARY KEY,
-    status text NOT NULL,      -- requested, waiting, frozen, done, refused, aborted,
-                               -- abort_requested
+    status text NOT NULL,      -- requested, waiting, frozen, bridge, done, refused,
+                               -- aborted, abort_requested
     requested_at timestamptz NOT NULL DEFAULT now(),
     requested_by text,
     reason text,
@@ -94,6 +94,11 @@ CREATE TABLE IF NOT EXISTS {state}.cutover (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE {state}.cutover ADD COLUMN IF NOT EXISTS extras jsonb;
+-- A bridge window (`wacdc cutover --bridge`): its limit in seconds (NULL: no window),
+-- the operator's close request, and the window's figures as the daemon last saw them.
+ALTER TABLE {state}.cutover ADD COLUMN IF NOT EXISTS bridge_max double precision,
+    ADD COLUMN IF NOT EXISTS close_requested_at timestamptz,
+    ADD COLUMN IF NOT EXISTS bridge jsonb;
 -- Rollback requests (`wacdc rollback`, POST /rollback): the same shape; final_file and
 -- final_pos are where forward replication resumes.
 CREATE TABLE IF NOT EXISTS {state}.rollback (

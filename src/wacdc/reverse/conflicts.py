@@ -1,0 +1,134 @@
+"""A bridge window's conflicts, found and resolved inside the forward stream's batch.
+
+In a bridge window (docs/cutover.md) the app writes both stores. A row the app changed
+in PostgreSQL is in `wacdc.reverse_log` until the forward stream has read back, from
+MySQL's binlog, the reverse transaction that carried it (its echo). A MySQL change to
+that row read before then happened in MySQL before PostgreSQL's change got there, so
+MySQL ends with PostgreSQL's version: PostgreSQL's must stay. The rule is "PostgreSQL
+wins", row by row.
+
+The forward batch is applied first (its row locks make later app writes wait); then,
+in the same transaction, every row it touched (cascades too: the capture trigger
+records them in `pg_temp.wacdc_touched`) that the log still holds gets PostgreSQL's
+latest version back: the captured row, or its absence after a delete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from wacdc.log import get_logger
+from wacdc.observe import metrics
+from wacdc.reverse.batch import forget_applied
+from wacdc.reverse.capture import primary_key, relation
+from wacdc.runtime import BridgeFigures
+from wacdc.sink.state import state_sql
+
+log = get_logger("wacdc.bridge")
+LOGGED_PER_BATCH = 20  # conflicts logged one by one per batch; the metric counts all
+
+_SETUP = ("CREATE TEMP TABLE IF NOT EXISTS wacdc_touched (table_name text NOT NULL, "
+          "key jsonb NOT NULL) ON COMMIT DELETE ROWS")
+# The newest captured change of each touched row the log still holds.
+_FIND = state_sql("""
+SELECT DISTINCT ON (t.table_name, t.key) t.table_name, t.key, l.op, l.new_row, l.new_key,
+       l.seq, l.txid::text
+FROM (SELECT DISTINCT table_name, key FROM pg_temp.wacdc_touched) t
+JOIN {state}.reverse_log l ON l.table_name = t.table_name
+     AND (l.new_key = t.key OR l.old_key = t.key)
+WHERE l.op <> 'T'
+ORDER BY t.table_name, t.key, l.seq DESC
+""")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    table: str
+    key: dict[str, Any]
+    kept: str  # what PostgreSQL kept: "row" or "delete"
+    txid: str  # the app's PostgreSQL transaction that won
+
+
+def bridge_on(conn: psycopg.Connection) -> None:
+    """The forward session records what it touches (autocommit `conn`)."""
+    conn.execute(_SETUP)
+    conn.execute("SET wacdc.bridge = 'on'")
+
+
+def bridge_off(conn: psycopg.Connection) -> None:
+    conn.execute("SET wacdc.bridge = 'off'")
+
+
+@dataclass
+class ConflictResolver:
+    """The Applier's in-transaction step during a bridge window (wacdc.sink.apply)."""
+
+    schema: str
+    figures: BridgeFigures
+
+    def resolve(self, conn: psycopg.Connection) -> list[Conflict]:
+        """PostgreSQL's version back for every touched row the app changed meanwhile."""
+        found = conn.execute(_FIND).fetchall()
+        conflicts = []
+        if found:
+            # How the captured row texts read back (written under these settings).
+            conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+            conn.execute("SET LOCAL IntervalStyle = 'postgres'")
+        for table, key, op, new_row, new_key, _seq, txid in found:
+            gone = op == "D" or (new_key is not None and new_key != key)
+            if gone:
+                self._delete(conn, table, key)
+            else:
+                self._restore(conn, table, new_row)
+            conflicts.append(Conflict(table, key, "delete" if gone else "row", txid))
+        return conflicts
+
+    def _delete(self, conn: psycopg.Connection, table: str, key: dict[str, Any]) -> None:
+        rel = relation(self.schema, table)
+        match = sql.SQL(" AND ").join(
+            sql.SQL("t.{c} IS NOT DISTINCT FROM k.{c}").format(c=sql.Identifier(c))
+            for c in key)
+        conn.execute(sql.SQL("DELETE FROM {rel} t USING jsonb_populate_record(NULL::{rel}, "
+                             "%s::jsonb) k WHERE {match}").format(rel=rel, match=match),
+                     (json.dumps(key),))
+
+    def _restore(self, conn: psycopg.Connection, table: str, row: str) -> None:
+        rel = relation(self.schema, table)
+        columns = [str(r[0]) for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            (rel.as_string(conn),)).fetchall()]
+        key = primary_key(conn, self.schema, table)
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        assign = sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                                    for c in columns if c not in key)
+        conn.execute(sql.SQL(
+            "INSERT INTO {rel} ({names}) OVERRIDING SYSTEM VALUE SELECT {names} FROM "
+            "(SELECT (%s::text::{rel}).*) r ON CONFLICT ({key}) DO {action}").format(
+            rel=rel, names=names, key=sql.SQL(", ").join(map(sql.Identifier, key)),
+            action=sql.SQL("UPDATE SET {}").format(assign) if assign else sql.SQL("NOTHING")),
+            (row,))
+
+    def forget(self, conn: psycopg.Connection, snapshot: str) -> None:
+        """The log's rows up to `snapshot` came back through MySQL's binlog: a MySQL change
+        read after them happened after PostgreSQL's there too, and is no conflict."""
+        forget_applied(conn, snapshot)
+
+    def report(self, conflicts: list[Conflict], where: str) -> None:
+        """Counted and logged once the batch committed."""
+        self.figures.conflicts += len(conflicts)
+        for n, c in enumerate(conflicts):
+            metrics.bridge_conflicts.labels(table=c.table).inc()
+            if n < LOGGED_PER_BATCH:
+                log.warning("bridge conflict: the row changed in MySQL and in PostgreSQL; "
+                            "PostgreSQL's change wins (MySQL gets it too)", table=c.table,
+                            key=c.key, kept=c.kept, postgres_transaction=c.txid,
+                            mysql_binlog=where)
+        if len(conflicts) > LOGGED_PER_BATCH:
+            log.warning("more bridge conflicts in that batch", conflicts=len(conflicts),
+                        mysql_binlog=where)

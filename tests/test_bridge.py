@@ -1,0 +1,151 @@
+"""The bridge window (issue 20): `wacdc cutover --bridge` cuts over without fencing MySQL;
+old app instances keep writing MySQL while new ones write PostgreSQL, both stores stay
+current, conflicts go to PostgreSQL, and the window closes by itself once MySQL is quiet."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pymysql
+
+from tests.support.cutover import NO_SUCH_TABLE
+from tests.support.daemon import Daemon
+from tests.support.harness import SourceDb, TargetDb, fill_whatsapp, run_cli, wacdc_env
+from tests.support.independent import independent_differences
+from tests.support.pgapp import PgApp
+
+TABLES = ["WhatsAppCustomer", "WhatsAppCampaign", "WhatsAppCampaignRecipient",
+          "WhatsAppTourPackage", "WhatsAppProduct", "WhatsAppCatalog", "WhatsAppMessage"]
+RETIRED = "__wacdc_retired"
+
+
+class OldInstance(threading.Thread):
+    """The app's old generation, still on MySQL: its own customers, updates of rows the
+    new generation updates too (tour packages), campaigns with recipients in one
+    transaction, and their deletes (the app deletes the children: MySQL has no FKs)."""
+
+    def __init__(self, db: SourceDb, rate: float = 40) -> None:
+        super().__init__(daemon=True)
+        self.db, self.rate = db, rate
+        self.stop = threading.Event()
+        self.customers: set[str] = set()
+        self.commits = 0
+        self.error: pymysql.err.MySQLError | None = None
+
+    def run(self) -> None:
+        with self.db.connect(autocommit=False) as conn, conn.cursor() as cur:
+            n = 0
+            while not self.stop.is_set():
+                try:
+                    self._step(cur, n)
+                    conn.commit()
+                except pymysql.err.MySQLError as exc:
+                    self.error = exc
+                    return
+                self.customers.add(f"my-{n:06d}")
+                self.commits += 1
+                n += 1
+                self.stop.wait(1 / self.rate)
+
+    @staticmethod
+    def _step(cur: pymysql.cursors.Cursor, n: int) -> None:
+        key = f"my-{n:06d}"
+        cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, tags, "
+                    "metadata, updatedAt) VALUES (%s, 'Old', %s, %s, %s, NOW(3))",
+                    (key, f"+7{n:09d}", '["old"]', '{"n": %d, "gen": "old"}' % n))
+        if n % 2 == 0:  # the rows the new generation updates too
+            cur.execute("UPDATE WhatsAppTourPackage SET basePrice = %s, updatedAt = NOW(3) "
+                        "ORDER BY id LIMIT 1", (f"{n}.75",))
+        if n % 5 == 0:
+            cur.execute("INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, "
+                        "updatedAt) VALUES (%s, 'Old campaign', 'welcome', 'all', NOW(3))",
+                        (f"{key}-c",))
+            for r in range(2):
+                cur.execute("INSERT INTO WhatsAppCampaignRecipient (id, campaignId, "
+                            "phoneNumber, whatsappCustomerId, updatedAt) VALUES "
+                            "(%s, %s, %s, %s, NOW(3))",
+                            (f"{key}-r{r}", f"{key}-c", f"+6{n:08d}{r}", key))
+        if n % 10 == 5:
+            old = f"my-{n - 5:06d}-c"
+            cur.execute("DELETE FROM WhatsAppCampaignRecipient WHERE campaignId = %s", (old,))
+            cur.execute("DELETE FROM WhatsAppCampaign WHERE id = %s", (old,))
+
+
+def _cutover_row(target_db: TargetDb) -> dict:
+    with target_db.connect() as pg:
+        row = pg.execute("SELECT status, reason, bridge FROM wacdc.cutover "
+                         "ORDER BY id DESC LIMIT 1").fetchone()
+    assert row is not None
+    return {"status": row[0], "reason": row[1], "bridge": row[2] or {}}
+
+
+def _stop(*writers: OldInstance | PgApp) -> None:
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join(timeout=30)
+
+
+def test_a_bridge_window_keeps_both_stores_current_and_closes_when_mysql_is_quiet(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=100)
+    env = wacdc_env(source_db, target_db, WACDC_REVERSE="1", WACDC_BRIDGE_QUIET="4")
+    d = Daemon(env)
+    old, new = OldInstance(source_db), PgApp(target_db, rate=40, prefix="pg")
+    try:
+        d.wait_for("phase streaming", lambda: d.status()["phase"] == "streaming", 90)
+        old.start()
+        d.wait_for("old writes", lambda: old.commits > 40)
+        opened = run_cli("cutover", "--bridge", "--wait", env=env, timeout=120)
+        assert opened.code == 0, opened.output
+        assert "bridge window is open" in opened.output
+        assert _cutover_row(target_db)["status"] == "bridge"
+        new.start()  # the new generation, deployed: both write for 30 s
+        started = time.monotonic()
+        d.wait_for("both generations' writes", lambda: new.commits > 200 and old.commits > 300)
+        d.kill()  # kill -9 inside the window; both generations write on
+        d = Daemon(env)
+        d.wait_for("the window again", lambda: d.status()["phase"] == "bridge", 90)
+        d.wait_for("30 s of both", lambda: time.monotonic() - started > 30, 60)
+        status = run_cli("status", env=env)
+        assert "bridge       open since" in status.output, status.output
+        _stop(old)  # the old generation is gone: the window closes after the quiet period
+        d.wait_for("the window to close", lambda: d.status()["phase"] == "reverse", 60)
+        _stop(new)
+        d.wait_for("reverse to catch up", lambda: d.status()["reverse"]["pending_changes"]
+                   == 0 and d.status()["reverse"]["lag_seconds"] == 0, 60)
+        assert old.error is None and new.error is None, (old.error, new.error)
+        done = _cutover_row(target_db)
+        assert done["status"] == "done", done
+        assert "no app write reached MySQL" in done["reason"], done
+        assert independent_differences(source_db, target_db, TABLES,
+                                       mysql_suffix=RETIRED) == {}
+        _assert_every_write_in_both(source_db, target_db, old, new)
+        conflicts = done["bridge"]["conflicts"]
+        assert conflicts > 0 and done["bridge"]["mysql_writes"] > 300, done
+        logged = [e for e in d.events() if e.get("event", "").startswith("bridge conflict")]
+        assert all(e["table"] and e["key"] for e in logged)
+        with source_db.connect() as conn, conn.cursor() as cur:  # MySQL is fenced now
+            try:
+                cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, "
+                            "updatedAt) VALUES ('late', 'L', '+1', NOW(3))")
+            except pymysql.err.MySQLError as exc:
+                assert exc.args[0] == NO_SUCH_TABLE
+            else:
+                raise AssertionError("MySQL took a write after the window closed")
+    finally:
+        _stop(old, new)
+        d.stop()
+
+
+def _assert_every_write_in_both(source_db: SourceDb, target_db: TargetDb, old: OldInstance,
+                                new: PgApp) -> None:
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id FROM WhatsAppCustomer{RETIRED}")
+        mysql_ids = {r[0] for r in cur.fetchall()}
+    with target_db.connect() as pg:
+        pg_ids = {r[0] for r in pg.execute('SELECT id FROM "WhatsAppCustomer"').fetchall()}
+    assert old.customers <= mysql_ids and old.customers <= pg_ids
+    assert new.customers <= mysql_ids and new.customers <= pg_ids
+    assert not new.deleted & (mysql_ids | pg_ids)
