@@ -4,8 +4,11 @@ current, conflicts go to PostgreSQL, and the window closes by itself once MySQL 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pymysql
 
@@ -53,7 +56,7 @@ class OldInstance(threading.Thread):
         key = f"my-{n:06d}"
         cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, tags, "
                     "metadata, updatedAt) VALUES (%s, 'Old', %s, %s, %s, NOW(3))",
-                    (key, f"+7{n:09d}", '["old"]', '{"n": %d, "gen": "old"}' % n))
+                    (key, f"+7{n:09d}", '["old"]', json.dumps({"n": n, "gen": "old"})))
         if n % 2 == 0:  # the rows the new generation updates too
             cur.execute("UPDATE WhatsAppTourPackage SET basePrice = %s, updatedAt = NOW(3) "
                         "ORDER BY id LIMIT 1", (f"{n}.75",))
@@ -110,6 +113,7 @@ def test_a_bridge_window_keeps_both_stores_current_and_closes_when_mysql_is_quie
         d.wait_for("30 s of both", lambda: time.monotonic() - started > 30, 60)
         status = run_cli("status", env=env)
         assert "bridge       open since" in status.output, status.output
+        catalog = _a_conflict_postgresql_wins(source_db, target_db, d)
         _stop(old)  # the old generation is gone: the window closes after the quiet period
         d.wait_for("the window to close", lambda: d.status()["phase"] == "reverse", 60)
         _stop(new)
@@ -121,6 +125,9 @@ def test_a_bridge_window_keeps_both_stores_current_and_closes_when_mysql_is_quie
         assert "no app write reached MySQL" in done["reason"], done
         assert independent_differences(source_db, target_db, TABLES,
                                        mysql_suffix=RETIRED) == {}
+        with target_db.connect() as pg:
+            assert pg.execute('SELECT name FROM "WhatsAppCatalog" WHERE id = %s',
+                              (catalog,)).fetchone() == ("from PostgreSQL",)
         _assert_every_write_in_both(source_db, target_db, old, new)
         conflicts = done["bridge"]["conflicts"]
         assert conflicts > 0 and done["bridge"]["mysql_writes"] > 300, done
@@ -139,6 +146,25 @@ def test_a_bridge_window_keeps_both_stores_current_and_closes_when_mysql_is_quie
         d.stop()
 
 
+def _a_conflict_postgresql_wins(source_db: SourceDb, target_db: TargetDb, d: Daemon) -> str:
+    """One row changed on both sides, each before the other's change got there: an app
+    transaction in MySQL holds the row while PostgreSQL's change of it waits to go back,
+    then changes it too. MySQL ends with PostgreSQL's change (applied after its own), so
+    PostgreSQL must keep its own. Returns the row's key."""
+    with source_db.connect(autocommit=False) as my, my.cursor() as cur, \
+            target_db.connect() as pg:
+        cur.execute("SELECT id FROM WhatsAppCatalog ORDER BY id LIMIT 1 FOR UPDATE")
+        (catalog,) = cur.fetchone()
+        waits = sum(1 for e in d.events() if "waited on a MySQL lock" in e.get("event", ""))
+        pg.execute('UPDATE "WhatsAppCatalog" SET name = %s WHERE id = %s',
+                   ("from PostgreSQL", catalog))
+        d.wait_for("reverse to wait on the row", lambda: sum(
+            1 for e in d.events() if "waited on a MySQL lock" in e.get("event", "")) > waits)
+        cur.execute("UPDATE WhatsAppCatalog SET name = 'from MySQL' WHERE id = %s", (catalog,))
+        my.commit()
+    return str(catalog)
+
+
 def _assert_every_write_in_both(source_db: SourceDb, target_db: TargetDb, old: OldInstance,
                                 new: PgApp) -> None:
     with source_db.connect() as conn, conn.cursor() as cur:
@@ -149,3 +175,57 @@ def _assert_every_write_in_both(source_db: SourceDb, target_db: TargetDb, old: O
     assert old.customers <= mysql_ids and old.customers <= pg_ids
     assert new.customers <= mysql_ids and new.customers <= pg_ids
     assert not new.deleted & (mysql_ids | pg_ids)
+
+
+def _post_cutover(d: Daemon, query: str) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{d.port}/cutover?{query}", data=b"",
+                                     method="POST",
+                                     headers={"Authorization": "Bearer t0ken"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_bridge_window_asked_over_http_replicates_both_ways_until_the_operator_closes_it(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=50)
+    env = wacdc_env(source_db, target_db, WACDC_REVERSE="1", WACDC_ADMIN_TOKEN="t0ken",
+                    WACDC_BRIDGE_QUIET="3600")
+    d = Daemon(env)
+    try:
+        d.wait_for("phase streaming", lambda: d.status()["phase"] == "streaming", 90)
+        assert _post_cutover(d, "bridge=1&bridge_max=-1")[0] == 400
+        code, answer = _post_cutover(d, "bridge=1&bridge_max=600")
+        assert code == 202, answer
+        d.wait_for("the window", lambda: d.status()["phase"] == "bridge", 90)
+        assert d.status()["bridge"]["quiet_s"] == 3600
+        with source_db.connect() as conn, conn.cursor() as cur:  # an old instance
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
+                        "VALUES ('from-mysql', 'M', '+100', NOW(3))")
+        with target_db.connect() as pg:  # a new one
+            pg.execute('INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+                       '"updatedAt") VALUES (%s, %s, %s, now())', ("from-pg", "P", "+200"))
+            d.wait_for("MySQL's write in PostgreSQL", lambda: pg.execute(
+                "SELECT count(*) FROM \"WhatsAppCustomer\" WHERE id = 'from-mysql'"
+            ).fetchone()[0] == 1)
+
+        def in_mysql() -> bool:
+            with source_db.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM WhatsAppCustomer WHERE id = 'from-pg'")
+                return cur.fetchone()[0] == 1
+
+        d.wait_for("PostgreSQL's write in MySQL's live table", in_mysql)
+        closed = run_cli("cutover", "--close-bridge", "--wait", env=env, timeout=120)
+        assert closed.code == 0, closed.output
+        done = _cutover_row(target_db)
+        assert done["status"] == "done" and "the operator closed it" in done["reason"], done
+        assert done["bridge"]["mysql_writes"] >= 1, done
+        d.wait_for("phase reverse", lambda: d.status()["phase"] == "reverse")
+        again = run_cli("cutover", "--close-bridge", env=env)
+        assert again.code == 1 and "no bridge window is open" in again.output, again.output
+        assert independent_differences(source_db, target_db, ["WhatsAppCustomer"],
+                                       mysql_suffix=RETIRED) == {}
+    finally:
+        d.stop()

@@ -182,6 +182,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from wacdc.devtools.demo import run_demo
 
     return run_demo(rows=args.rows, rate=args.rate, duration=args.duration, keep=args.keep,
+                    bridge=args.bridge,
                     source=args.source)
 
 
@@ -348,6 +349,10 @@ def _add_demo(sub: Subparsers) -> None:
                    help="the source server: Oracle MySQL (what Railway runs; an installed "
                    "mysqld >= 8.0 or the root `make servers` builds), MariaDB, or auto "
                    "(MySQL when available; default)")
+    p.add_argument("--bridge", action="store_true",
+                   help="cut over with a bridge window: the app is \"redeployed\" under "
+                   "traffic (old instances on MySQL, new ones on PostgreSQL, both at once) "
+                   "and no write fails")
     p.set_defaults(func=_cmd_demo)
 
 

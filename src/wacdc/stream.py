@@ -22,7 +22,6 @@ from wacdc.events import (
     BinlogPosition,
     Heartbeat,
     Piece,
-    RowChange,
     Statement,
     StreamItem,
     Transaction,
@@ -31,7 +30,7 @@ from wacdc.evolution import SchemaEvolver, truncate_sql
 from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.observe.lag import commit_estimate
-from wacdc.reverse.apply import CHECKPOINT_TABLE as ECHO_TABLE
+from wacdc.reverse.echo import ECHO_TABLE, echo_of
 from wacdc.runtime import DaemonStatus, Phase
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.sink import state, writer
@@ -176,7 +175,7 @@ class StreamSession:
     def step(self, item: StreamItem) -> None:
         """Take one stream item: batch it, apply when due, keep lag and liveness."""
         idle = isinstance(item, Heartbeat)
-        if isinstance(item, Transaction) and (self.echo or _echo_of(item.changes)):
+        if isinstance(item, Transaction) and (self.echo or echo_of(item.changes)):
             item = self._echo(item)
         if isinstance(item, Transaction):
             if self.status.phase == Phase.BRIDGE and item.changes:
@@ -210,15 +209,15 @@ class StreamSession:
     def _echo(self, item: Transaction) -> Transaction:
         """wacdc's own reverse transaction read back: nothing of it is applied again; it
         starts a batch of its own, which tells PostgreSQL its changes came back."""
-        snapshot = _echo_of(item.changes) or self.echo
+        snapshot = echo_of(item.changes) or self.echo
         self.echo = None
         self.flush()  # what MySQL committed before it is resolved before it
         return Transaction(item.end, item.commit_time, [], item.received_at,
                            item.checkpoint, echo_of=snapshot)
 
     def _piece(self, item: Piece) -> None:
-        if self.echo or (not self.applier.in_piece and _echo_of(item.changes)):
-            self.echo = self.echo or _echo_of(item.changes)  # skipped: an echo
+        if self.echo or (not self.applier.in_piece and echo_of(item.changes)):
+            self.echo = self.echo or echo_of(item.changes)  # skipped: an echo
             return
         self.flush()  # whole transactions before it commit first
         if self.following and item.changes:
@@ -277,25 +276,6 @@ class StreamSession:
             if deadline is not None and time.monotonic() > deadline:
                 return False
         raise SourceGone("the source closed the binlog stream during the cutover")
-
-
-def _echo_of(changes: list[RowChange]) -> str | None:
-    """The PostgreSQL snapshot a reverse transaction carries in its checkpoint row (its
-    first row change), or None: not one of wacdc's."""
-    if not changes or changes[0].table != ECHO_TABLE:
-        if any(c.table == ECHO_TABLE for c in changes):
-            raise WacdcError(
-                f"a transaction at {changes[0].position} writes {ECHO_TABLE} after other "
-                "rows: only wacdc's reverse replication may write that table, and first. "
-                "Find who else writes it")
-        return None
-    for change in reversed([c for c in changes if c.table == ECHO_TABLE]):
-        if change.after is not None:
-            value = change.after[change.names.index("snapshot")] \
-                if "snapshot" in change.names else change.after[1]
-            return value.decode() if isinstance(value, bytes) else str(value)
-    raise WacdcError(f"a transaction at {changes[0].position} deletes {ECHO_TABLE}'s row "
-                     "while reverse replication runs: find who does that")
 
 
 def _write_in_bridge(txn: Transaction, status: DaemonStatus) -> None:

@@ -35,6 +35,7 @@ from wacdc.events import BinlogPosition, Statement, StreamItem
 from wacdc.log import get_logger
 from wacdc.observe import metrics
 from wacdc.reverse.apply import TRANSIENT
+from wacdc.reverse.capture import primary_key
 from wacdc.reverse.conflicts import ConflictResolver, bridge_off, bridge_on
 from wacdc.reverse.worker import ReverseSession
 from wacdc.runtime import DaemonStatus, Phase
@@ -79,6 +80,28 @@ class BridgeDrainer(Protocol):
 def is_fence(item: StreamItem) -> bool:
     """The fence's `RENAME TABLE t TO t__wacdc_retired, ...` read from the binlog."""
     return isinstance(item, Statement) and RETIRED_SUFFIX in item.query
+
+
+def bridge_problem(settings: Settings, drainer: BridgeDrainer) -> str | None:
+    """Why a bridge window cannot open here, or None."""
+    if not settings.reverse or settings.fence != "rename":
+        return ("a bridge window needs reverse replication and the rename fence "
+                "(WACDC_REVERSE=1, WACDC_FENCE=rename); cut over without --bridge")
+    tables = drainer.tables
+    with drainer.control.cursor() as cur:
+        cur.execute("SELECT table_name, column_name FROM information_schema.columns WHERE "
+                    "table_schema = DATABASE() AND extra LIKE '%%auto_increment%%' AND "
+                    "table_name IN (" + ", ".join(["%s"] * len(tables)) + ")", tables)
+        counters = [f"{t}.{c}" for t, c in cur.fetchall()]
+    if counters:
+        return ("a bridge window would let MySQL and PostgreSQL hand out the same "
+                f"AUTO_INCREMENT ids ({', '.join(sorted(counters))}): each side's insert "
+                "would overwrite the other's. Cut over without --bridge")
+    keyless = [t for t in tables if not primary_key(drainer.target, settings.target_schema, t)]
+    if keyless:
+        return (f"a bridge window resolves conflicts by primary key, and these tables have "
+                f"none in PostgreSQL: {', '.join(keyless)}. Cut over without --bridge")
+    return None
 
 
 class BridgeWindow:

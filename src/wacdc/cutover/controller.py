@@ -16,7 +16,7 @@ from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.cutover import control
-from wacdc.cutover.bridge import FENCE_WAIT_S, BridgeWindow, is_fence
+from wacdc.cutover.bridge import FENCE_WAIT_S, BridgeWindow, bridge_problem, is_fence
 from wacdc.cutover.bridge import BridgeDrainer as Drainer
 from wacdc.cutover.control import CutoverStatus, Request
 from wacdc.cutover.finalize import (
@@ -129,7 +129,8 @@ class CutoverController:
 
     def _precheck(self, req: Request) -> None:
         """Start the checks off the streaming thread; collect them at a later tick."""
-        problem = names_problem(self.settings, self.drainer.tables)
+        problem = names_problem(self.settings, self.drainer.tables) or (
+            bridge_problem(self.settings, self.drainer) if req.bridge_max else None)
         if problem:
             self._refuse(req, problem)
             return

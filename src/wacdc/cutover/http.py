@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
+from urllib.parse import parse_qs
 
 from wacdc.config import Settings
 from wacdc.cutover.control import CUTOVER, ROLLBACK, request
@@ -19,7 +19,7 @@ log = get_logger("wacdc.cutover")
 def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> PostHandler:
     """POST /<kind>: Authorization: Bearer $WACDC_ADMIN_TOKEN (401 without, 403 wrong)."""
 
-    def handle(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(headers: dict[str, str], query: str) -> tuple[int, dict[str, Any]]:
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization")
         if not auth:
             return 401, {"error": "Authorization: Bearer <WACDC_ADMIN_TOKEN> is required"}
@@ -34,7 +34,7 @@ def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> 
             if kind == ROLLBACK and get_phase(conn) not in ("done", "reverse", "rollback"):
                 return 409, {"error": "nothing to roll back: no cutover is done (MySQL is "
                                       "the primary)"}
-            bridge_max = _bridge_of(body, settings) if kind == CUTOVER else None
+            bridge_max = _bridge_of(query, settings) if kind == CUTOVER else None
             if isinstance(bridge_max, str):
                 return 400, {"error": bridge_max}
             request_id = request(conn, f"POST /{kind}", kind, bridge_max)
@@ -44,18 +44,20 @@ def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> 
     return handle
 
 
-def _bridge_of(body: bytes, settings: Settings) -> float | str | None:
-    """A JSON body `{"bridge": true, "bridge_max": 600}` asks for a bridge window
-    (WACDC_CUTOVER_BRIDGE=1 does without one); a string: what is wrong with the body."""
-    try:
-        doc = json.loads(body) if body.strip() else {}
-    except ValueError as exc:
-        return f"the body is not JSON: {exc}"
-    if not isinstance(doc, dict):
-        return "the body is a JSON object: {\"bridge\": true, \"bridge_max\": 600}"
-    limit = doc.get("bridge_max")
-    if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
-        return "bridge_max is a number of seconds > 0"
-    if doc.get("bridge") or limit is not None or settings.cutover_bridge:
+def _bridge_of(query: str, settings: Settings) -> float | str | None:
+    """`POST /cutover?bridge=1` (and `&bridge_max=600`) asks for a bridge window
+    (WACDC_CUTOVER_BRIDGE=1 does without asking); a string: what is wrong with it."""
+    asked = parse_qs(query)
+    limit_text = asked.get("bridge_max", [None])[0]
+    limit = None
+    if limit_text is not None:
+        try:
+            limit = float(limit_text)
+        except ValueError:
+            limit = -1.0
+        if not limit > 0:
+            return "bridge_max is a number of seconds > 0 (POST /cutover?bridge=1&bridge_max=600)"
+    if asked.get("bridge", ["0"])[0] not in ("0", "") or limit is not None \
+            or settings.cutover_bridge:
         return float(limit or settings.bridge_max)
     return None

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from wacdc import cutover
 from wacdc.config import Settings, load_settings
+from wacdc.devtools.bridgedemo import QUIET_S, bridge_cutover
 from wacdc.devtools.datagen import create_whatsapp_database
 from wacdc.devtools.embedded import (
     EmbeddedServerError,
@@ -162,7 +163,8 @@ class DemoRun:
                  f"({counts.get('WhatsAppMessage', 0):,} messages) in "
                  f"{time.monotonic() - started:.1f}s")
 
-    def start_daemon(self, source_url: str, target_url: str) -> int:
+    def start_daemon(self, source_url: str, target_url: str,
+                     extra: dict[str, str] | None = None) -> int:
         """`wacdc run` in a child process, its log in the servers' directory; the port."""
         port = self.port = free_port()
         self.log_path = self.servers.log_dir / f"wacdc-demo-{os.getpid()}.log"
@@ -172,7 +174,7 @@ class DemoRun:
             del os.environ[name]
         os.environ.update({"WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
                            "WACDC_METRICS_PORT": str(port), "WACDC_LOG_FORMAT": "json",
-                           "WACDC_MATVIEW_REFRESH": "0"})
+                           "WACDC_MATVIEW_REFRESH": "0", **(extra or {})})
         env = dict(os.environ)
         with open(self.log_path, "wb") as log_file:
             self.daemon = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env,
@@ -293,20 +295,26 @@ class DemoRun:
 
 
 def run_demo(rows: int = 20_000, rate: float = 50, duration: float = 20, keep: bool = False,
-             out: TextIO = sys.stdout, source: str = "auto") -> int:
+             out: TextIO = sys.stdout, source: str = "auto", bridge: bool = False) -> int:
     configure_logging("console", "warning")  # the demo prints; the daemon logs to a file
     demo = DemoRun(DemoServers(demo_source(source)), out)
     try:
         source_url, target_url = demo.start_servers()
         demo.load(source_url, rows)
-        port = demo.start_daemon(source_url, target_url)
-        assert demo.daemon is not None
+        port = demo.start_daemon(source_url, target_url, {"WACDC_BRIDGE_QUIET": str(QUIET_S)}
+                                 if bridge else None)
+        daemon = demo.daemon
+        assert daemon is not None
         demo.traffic = traffic = AppTraffic(source_url, rate)
         traffic.start()
-        demo.stream(demo.daemon, traffic, LiveView(port, out), duration)
+        demo.stream(daemon, traffic, LiveView(port, out), duration)
         demo.say("\nrequesting the cutover (the app keeps writing) ...")
         settings = load_settings(None)
-        doc = demo.cut_over(demo.daemon, target_url)
+        if bridge:
+            doc = bridge_cutover(port, target_url, traffic, rate, duration,
+                                 lambda: daemon.poll() is None, out)
+        else:
+            doc = demo.cut_over(daemon, target_url)
         traffic.join(timeout=10)
         traffic.stop.set()
         code = demo.report(doc, traffic, settings)

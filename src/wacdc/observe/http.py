@@ -40,7 +40,8 @@ class Observed(Protocol):
     def document(self) -> dict[str, Any]: ...
 
 
-PostHandler = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
+# (headers, the query string after "?") -> (status, JSON document)
+PostHandler = Callable[[dict[str, str], str], tuple[int, dict[str, Any]]]
 
 # --- the HTTP server ---------------------------------------------------------------------
 #
@@ -50,8 +51,8 @@ PostHandler = Callable[[dict[str, str], bytes], tuple[int, dict[str, Any]]]
 # clients that hold connections (a slowloris, a stuck scanner) cannot starve /healthz.
 # Complete requests are answered on two small pools: GET (/metrics, /healthz, /status)
 # and POST (routes that may wait on a database), so a slow POST never delays a health
-# check. POST routes take no body: the route sees the headers (the admin token) and an
-# empty body; a body is never read, only discarded after the response.
+# check. POST routes take no body: the route sees the headers (the admin token) and the
+# query string; a body is never read, only discarded after the response.
 
 HEAD_TIMEOUT = 5.0  # seconds from accept to the end of the request head
 WRITE_TIMEOUT = 5.0  # seconds for the client to take the response
@@ -77,9 +78,9 @@ def _get(observed: Observed, path: str) -> bytes:
     return json_response(200, observed.document())
 
 
-def _post(route: PostHandler, headers: dict[str, str]) -> bytes:
+def _post(route: PostHandler, headers: dict[str, str], query: str) -> bytes:
     try:
-        code, document = route(headers, b"")
+        code, document = route(headers, query)
     except WacdcError as exc:
         message = redact(str(exc))
         log.error("POST request failed", error=message)
@@ -256,8 +257,8 @@ class HttpServer:
             elif problem is not None:
                 self._reply(conn, problem)
             else:
-                headers = request.headers
-                self._submit(conn, "POST", lambda: _post(route, headers))
+                headers, query = request.headers, request.query
+                self._submit(conn, "POST", lambda: _post(route, headers, query))
         else:
             self._reply(conn, json_response(405, {"error": f"method {request.method} not allowed"},
                                     (("Allow", "GET, POST"),)))

@@ -36,6 +36,7 @@ class Request:
     path: str
     headers: dict[str, str]  # names as sent; the first of a repeated header
     lengths: set[str]  # every Content-Length value given
+    query: str = ""  # after the path's "?" (POST /cutover?bridge=1&bridge_max=600)
 
 
 def parse(head: bytes) -> Request | bytes:
@@ -62,7 +63,8 @@ def parse(head: bytes) -> Request | bytes:
         if name.lower() == "content-length":
             lengths.add(value)
         headers.setdefault(name, value)
-    return Request(method, target.split("?", 1)[0], headers, lengths)
+    path, _, query = target.partition("?")
+    return Request(method, path, headers, lengths, query)
 
 
 def body_problem(request: Request) -> bytes | None:

@@ -38,6 +38,7 @@ from wacdc.source.introspect import introspect_tables
 
 log = get_logger("wacdc.reverse")
 LIVENESS_EVERY_S = 1.0
+BRIDGE_LOCK_WAIT_S = 1  # a bridge window's reverse batch behind an app's MySQL row lock
 NOT_CAPTURED = ("reverse replication cannot start: PostgreSQL's changes since the cutover "
                 "were not captured (the cutover ran with WACDC_REVERSE=0, or by a wacdc "
                 "without it), so the retired MySQL tables are behind by an unknown amount. "
@@ -82,6 +83,9 @@ class ReverseSession:
 
     def __post_init__(self) -> None:
         session_setup(self.mysql)
+        if self.bridge:  # the forward stream waits meanwhile: an app lock is retried later
+            with self.mysql.cursor() as cur:
+                cur.execute(f"SET SESSION innodb_lock_wait_timeout = {BRIDGE_LOCK_WAIT_S}")
         # How the log's row texts are read back (they are written the same way).
         self.target.execute("SET DateStyle = 'ISO, YMD'")
         self.target.execute("SET IntervalStyle = 'postgres'")
