@@ -229,3 +229,44 @@ def test_a_bridge_window_asked_over_http_replicates_both_ways_until_the_operator
                                        mysql_suffix=RETIRED) == {}
     finally:
         d.stop()
+
+
+def test_a_daemon_stopped_between_the_bridge_fence_and_its_record_finishes_the_close(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=50)
+    env = wacdc_env(source_db, target_db, WACDC_REVERSE="1", WACDC_BRIDGE_QUIET="3600")
+    d = Daemon(env)
+    try:
+        d.wait_for("phase streaming", lambda: d.status()["phase"] == "streaming", 90)
+        assert run_cli("cutover", "--bridge", "--wait", env=env, timeout=120).code == 0
+        d.kill()
+        # What the close does after its freeze, done here while no daemon runs: the last
+        # MySQL write, then the fence (the RENAME); PostgreSQL's app goes on meanwhile.
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
+                        "VALUES ('last-mysql', 'M', '+300', NOW(3))")
+            cur.execute("RENAME TABLE " + ", ".join(
+                f"`{t}` TO `{t}{RETIRED}`" for t in _tracked(source_db)))
+        with target_db.connect() as pg:
+            pg.execute('INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+                       '"updatedAt") VALUES (%s, %s, %s, now())', ("after-pg", "P", "+400"))
+        d = Daemon(env)
+        d.wait_for("phase reverse", lambda: d.status()["phase"] == "reverse", 90)
+        done = _cutover_row(target_db)
+        assert done["status"] == "done" and "fence was in place" in done["reason"], done
+        d.wait_for("reverse to catch up",
+                   lambda: d.status()["reverse"]["pending_changes"] == 0, 60)
+        assert independent_differences(source_db, target_db, ["WhatsAppCustomer"],
+                                       mysql_suffix=RETIRED) == {}
+        with target_db.connect() as pg:
+            assert pg.execute("SELECT count(*) FROM \"WhatsAppCustomer\" "
+                              "WHERE id IN ('last-mysql', 'after-pg')").fetchone() == (2,)
+    finally:
+        d.stop()
+
+
+def _tracked(source_db: SourceDb) -> list[str]:
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                    "DATABASE() AND table_name LIKE 'WhatsApp%%'")
+        return [r[0] for r in cur.fetchall()]

@@ -123,8 +123,7 @@ class BridgeWindow:
             figures.conflicts = int(resumed.get("conflicts", 0))
         self.figures_at = 0.0
         self.close_after = 0.0  # monotonic: no close attempt before (a failed freeze)
-        bridge_on(drainer.target)
-        drainer.bridge(ConflictResolver(settings.target_schema, status.bridge))
+        resolve_conflicts(settings, drainer, status)
         # Reverse replication on connections of its own: the stream's may be inside a
         # transaction applied in pieces.
         self.log_conn = connect_target(settings.target(), autocommit=True)
@@ -225,24 +224,37 @@ class BridgeWindow:
         return True
 
     def _closed(self, why: str, freeze_s: float) -> None:
-        target, final = self.drainer.target, self.drainer.applied
-        self.drainer.bridge(None)
-        bridge_off(target)
         self._record(force=True)
-        with target.transaction():
-            control.set_status(target, self.cutover_id, CutoverStatus.DONE,
-                               final_file=final.file, final_pos=final.pos,
-                               reason=f"bridge window closed: {why}")
-            state.set_phase(target, Phase.DONE)
-        self.status.set_phase(Phase.DONE)
-        metrics.bridge_open.set(0)
-        figures = self.status.bridge
-        log.info("bridge window closed: MySQL fenced; reverse replication goes on to the "
-                 "retired tables", cutover=self.cutover_id, reason=why,
-                 freeze_s=round(freeze_s, 3), mysql_writes=figures.mysql_writes,
-                 conflicts=figures.conflicts, final_position=str(final))
+        record_closed(self.drainer, self.status, self.cutover_id, why, freeze_s)
         self.close()
 
     def close(self) -> None:
         self.log_conn.close()
         self.mysql.close()
+
+
+def resolve_conflicts(settings: Settings, drainer: BridgeDrainer,
+                      status: DaemonStatus) -> None:
+    """The forward stream's batches resolve a bridge window's conflicts from now on."""
+    bridge_on(drainer.target)
+    drainer.bridge(ConflictResolver(settings.target_schema, status.bridge))
+
+
+def record_closed(drainer: BridgeDrainer, status: DaemonStatus, cutover_id: int, why: str,
+                  freeze_s: float | None = None) -> None:
+    """MySQL is fenced and everything before the fence applied: the cutover is done."""
+    target, final = drainer.target, drainer.applied
+    drainer.bridge(None)
+    bridge_off(target)
+    with target.transaction():
+        control.set_status(target, cutover_id, CutoverStatus.DONE, final_file=final.file,
+                           final_pos=final.pos, reason=f"bridge window closed: {why}")
+        state.set_phase(target, Phase.DONE)
+    status.set_phase(Phase.DONE)
+    metrics.bridge_open.set(0)
+    figures = status.bridge
+    log.info("bridge window closed: MySQL fenced; reverse replication goes on to the "
+             "retired tables", cutover=cutover_id, reason=why,
+             freeze_s=None if freeze_s is None else round(freeze_s, 3),
+             mysql_writes=figures.mysql_writes, conflicts=figures.conflicts,
+             final_position=str(final))

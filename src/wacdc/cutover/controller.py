@@ -16,7 +16,14 @@ from psycopg import sql
 
 from wacdc.config import Settings
 from wacdc.cutover import control
-from wacdc.cutover.bridge import FENCE_WAIT_S, BridgeWindow, bridge_problem, is_fence
+from wacdc.cutover.bridge import (
+    FENCE_WAIT_S,
+    BridgeWindow,
+    bridge_problem,
+    is_fence,
+    record_closed,
+    resolve_conflicts,
+)
 from wacdc.cutover.bridge import BridgeDrainer as Drainer
 from wacdc.cutover.control import CutoverStatus, Request
 from wacdc.cutover.finalize import (
@@ -56,6 +63,7 @@ class CutoverController:
         self.prechecking: Precheck | None = None
         self.busy_checks: tuple[int, int, str] | None = None  # request, tries, last reason
         self.window: BridgeWindow | None = None  # an open bridge window (cutover.bridge)
+        self.closing: int | None = None  # a bridge window fenced, its close not recorded
         self.auto_request = settings.cutover  # WACDC_CUTOVER=1: ask once streaming
         self.resume_interrupted()
 
@@ -96,6 +104,12 @@ class CutoverController:
     def tick(self) -> None:
         if self.finishing is not None:
             self._finish_interrupted(self.finishing)
+            return
+        if self.closing is not None:
+            if self.drainer.drain_until(is_fence, None):  # a stop leaves it for next time
+                record_closed(self.drainer, self.status, self.closing,
+                              "its fence was in place when wacdc started again")
+                self.closing = None
             return
         req = self.current
         if req is None:
@@ -297,6 +311,12 @@ class CutoverController:
         s = self.drainer
         last = control.latest(s.target)
         opened = control.open_bridge(s.target)
+        if opened is not None and retired_tables(self.settings, s.tables):
+            self.closing = int(opened["id"])  # stopped between its fence and its record
+            resolve_conflicts(self.settings, s, self.status)  # up to the fence, too
+            log.warning("resuming the close of a bridge window: MySQL is fenced; applying "
+                        "up to the fence, then recording it done", cutover=opened["id"])
+            return
         if opened is not None:
             log.warning("resuming a bridge window", cutover=opened["id"])
             self.window = BridgeWindow(self.settings, s, self.status, int(opened["id"]),

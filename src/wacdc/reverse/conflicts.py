@@ -35,14 +35,19 @@ LOGGED_PER_BATCH = 20  # conflicts logged one by one per batch; the metric count
 _SETUP = ("CREATE TEMP TABLE IF NOT EXISTS wacdc_touched (table_name text NOT NULL, "
           "key jsonb NOT NULL) ON COMMIT DELETE ROWS")
 # The newest captured change of each touched row the log still holds.
+# (Two equi-joins, not one OR: hash joins, whatever the temp table's missing statistics.)
 _FIND = state_sql("""
-SELECT DISTINCT ON (t.table_name, t.key) t.table_name, t.key, l.op, l.new_row, l.new_key,
+WITH touched AS (SELECT DISTINCT table_name, key FROM pg_temp.wacdc_touched),
+hits AS (
+    SELECT t.table_name, t.key, l.seq FROM touched t JOIN {state}.reverse_log l
+        ON l.table_name = t.table_name AND l.new_key = t.key
+    UNION
+    SELECT t.table_name, t.key, l.seq FROM touched t JOIN {state}.reverse_log l
+        ON l.table_name = t.table_name AND l.old_key = t.key)
+SELECT DISTINCT ON (h.table_name, h.key) h.table_name, h.key, l.op, l.new_row, l.new_key,
        l.seq, l.txid::text
-FROM (SELECT DISTINCT table_name, key FROM pg_temp.wacdc_touched) t
-JOIN {state}.reverse_log l ON l.table_name = t.table_name
-     AND (l.new_key = t.key OR l.old_key = t.key)
-WHERE l.op <> 'T'
-ORDER BY t.table_name, t.key, l.seq DESC
+FROM hits h JOIN {state}.reverse_log l ON l.seq = h.seq
+ORDER BY h.table_name, h.key, l.seq DESC
 """)
 
 
