@@ -168,6 +168,9 @@ def _cmd_cutover(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     def already(phase: str | None) -> tuple[str, int] | None:
+        if phase == "bridge":
+            return ("a bridge window is open: MySQL is still current and writable. Close it "
+                    "first (`wacdc cutover --close-bridge`), then roll back", EXIT_FINDING)
         if phase not in ("done", "reverse", "rollback"):
             return (f"nothing to roll back: no cutover is done (phase {phase or 'none'}); "
                     "MySQL is the primary (`wacdc status`)", EXIT_FINDING)

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
@@ -353,16 +353,16 @@ class Daemon:
                 return EXIT_OK
             session = StreamSession(settings, evolver, snapshot_positions, self.stop,
                                     target, control, holder.lease, status)
-            try:
+            with ExitStack() as cleanup:
+                # Pieces of a transaction whose end was not applied: never commit them
+                # with the connection's close (a restart reads that transaction again).
+                cleanup.callback(session.source.close)
+                cleanup.callback(session.applier.abandon)
                 cutover = CutoverController(settings, session, status)
+                cleanup.callback(cutover.close)  # a bridge window's own connections
                 session.every_poll.append(cutover.poll)
                 session.between_items.append(cutover.tick)
                 return session.run(exit_when_caught_up)
-            finally:
-                # Pieces of a transaction whose end was not applied: never commit them
-                # with the connection's close (a restart reads that transaction again).
-                session.applier.abandon()
-                session.source.close()
 
 
 def acquire_writer_lock(conn: psycopg.Connection, settings: Settings,

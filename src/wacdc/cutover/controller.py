@@ -67,6 +67,12 @@ class CutoverController:
         self.auto_request = settings.cutover  # WACDC_CUTOVER=1: ask once streaming
         self.resume_interrupted()
 
+    def close(self) -> None:
+        """The stream's session ends (a reconnect opens the window again)."""
+        if self.window is not None:
+            self.window.close()
+            self.window = None
+
     def poll(self) -> None:
         if self.window is not None:
             if self.window.poll():

@@ -31,6 +31,9 @@ def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> 
                                                                   expected):
             return 403, {"error": "wrong token"}
         with pool.connection() as conn:
+            if kind == ROLLBACK and get_phase(conn) == "bridge":
+                return 409, {"error": "a bridge window is open: close it first (wacdc "
+                                      "cutover --close-bridge), then roll back"}
             if kind == ROLLBACK and get_phase(conn) not in ("done", "reverse", "rollback"):
                 return 409, {"error": "nothing to roll back: no cutover is done (MySQL is "
                                       "the primary)"}
