@@ -202,7 +202,7 @@ def test_a_bridge_window_asked_over_http_replicates_both_ways_until_the_operator
         d.wait_for("the window", lambda: d.status()["phase"] == "bridge", 90)
         assert d.status()["bridge"]["quiet_s"] == 3600
         early = run_cli("rollback", env=env)
-        assert early.code == 1 and "close it first" in early.output, early.output
+        assert early.code == 1 and "Close it first" in early.output, early.output
         with source_db.connect() as conn, conn.cursor() as cur:  # an old instance
             cur.execute("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, updatedAt) "
                         "VALUES ('from-mysql', 'M', '+100', NOW(3))")

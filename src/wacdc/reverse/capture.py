@@ -37,8 +37,6 @@ CREATE TABLE IF NOT EXISTS {state}.reverse_log (
     old_key jsonb,       -- the key before an update or delete
     new_row text         -- the row after an insert or update, as the row type's text
 );
--- The key after an insert or update (a bridge window's conflicts are found by key).
-ALTER TABLE {state}.reverse_log ADD COLUMN IF NOT EXISTS new_key jsonb;
 -- The snapshot reverse replication starts from (taken with the triggers' creation).
 CREATE TABLE IF NOT EXISTS {state}.reverse_start (
     id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
@@ -52,43 +50,37 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
 SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres' SET extra_float_digits = 3
 SET bytea_output = 'hex' SET TimeZone = 'UTC' AS $capture$
 DECLARE
-    ours boolean := coalesce(current_setting('wacdc.writer_epoch', true), '') <> '';
-    image jsonb;
+    old_row jsonb;
+    new_row jsonb;
     key jsonb;
-    new_key jsonb;
 BEGIN
-    IF ours AND coalesce(current_setting('wacdc.bridge', true), '') <> 'on' THEN
-        RETURN NULL;  -- wacdc's own write: not the app's, never sent back
+    IF coalesce(current_setting('wacdc.writer_epoch', true), '') <> '' THEN
+        -- wacdc's own write: not the app's, never sent back. In a bridge window the
+        -- forward stream's keys are kept for its conflict check (wacdc.reverse.conflicts).
+        IF current_setting('wacdc.bridge', true) = 'on' AND TG_OP <> 'TRUNCATE' THEN
+            IF TG_OP <> 'INSERT' THEN old_row := to_jsonb(OLD); END IF;
+            IF TG_OP <> 'DELETE' THEN new_row := to_jsonb(NEW); END IF;
+            INSERT INTO pg_temp.wacdc_touched (table_name, key)
+            SELECT DISTINCT TG_TABLE_NAME, k FROM (
+                SELECT jsonb_object_agg(c, r -> c) k FROM unnest(TG_ARGV) c,
+                    (VALUES (old_row), (new_row)) v(r) WHERE r IS NOT NULL GROUP BY r) keys;
+        END IF;
+        RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        IF NOT ours THEN
-            INSERT INTO {state}.reverse_log (table_name, op) VALUES (TG_TABLE_NAME, 'T');
-        END IF;
+        INSERT INTO {state}.reverse_log (table_name, op) VALUES (TG_TABLE_NAME, 'T');
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN
-        image := to_jsonb(OLD);
+        old_row := to_jsonb(OLD);
         IF TG_NARGS = 0 THEN
-            key := image;
+            key := old_row;
         ELSE
-            SELECT jsonb_object_agg(c, image -> c) INTO key FROM unnest(TG_ARGV) c;
+            SELECT jsonb_object_agg(c, old_row -> c) INTO key FROM unnest(TG_ARGV) c;
         END IF;
     END IF;
-    IF TG_OP <> 'DELETE' THEN
-        image := to_jsonb(NEW);
-        IF TG_NARGS = 0 THEN
-            new_key := image;
-        ELSE
-            SELECT jsonb_object_agg(c, image -> c) INTO new_key FROM unnest(TG_ARGV) c;
-        END IF;
-    END IF;
-    IF ours THEN  -- the forward stream in a bridge window: what its transaction touched
-        INSERT INTO pg_temp.wacdc_touched (table_name, key)
-        SELECT TG_TABLE_NAME, k FROM (VALUES (key), (new_key)) v(k) WHERE k IS NOT NULL;
-        RETURN NULL;
-    END IF;
-    INSERT INTO {state}.reverse_log (table_name, op, old_key, new_key, new_row)
-    VALUES (TG_TABLE_NAME, left(TG_OP, 1), key, new_key,
+    INSERT INTO {state}.reverse_log (table_name, op, old_key, new_row)
+    VALUES (TG_TABLE_NAME, left(TG_OP, 1), key,
             CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW::text END);
     RETURN NULL;
 END

@@ -16,7 +16,7 @@ latest version back: the captured row, or its absence after a delete.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -27,7 +27,7 @@ from wacdc.observe import metrics
 from wacdc.reverse.batch import forget_applied
 from wacdc.reverse.capture import primary_key, relation
 from wacdc.runtime import BridgeFigures
-from wacdc.sink.state import state_sql
+from wacdc.sink.state import STATE
 
 log = get_logger("wacdc.bridge")
 LOGGED_PER_BATCH = 20  # conflicts logged one by one per batch; the metric counts all
@@ -35,20 +35,33 @@ LOGGED_PER_BATCH = 20  # conflicts logged one by one per batch; the metric count
 _SETUP = ("CREATE TEMP TABLE IF NOT EXISTS wacdc_touched (table_name text NOT NULL, "
           "key jsonb NOT NULL) ON COMMIT DELETE ROWS")
 # The newest captured change of each touched row the log still holds.
-# (Two equi-joins, not one OR: hash joins, whatever the temp table's missing statistics.)
-_FIND = state_sql("""
-WITH touched AS (SELECT DISTINCT table_name, key FROM pg_temp.wacdc_touched),
+# Per table: the newest captured change of each touched row the log still holds. The
+# log's row after a change is its text; its key is read back from it here, in the
+# bridge's batches, so the app's writes pay nothing for it. (Two equi-joins, not one
+# OR: hash joins, whatever the temp table's missing statistics.)
+_FIND = """
+WITH touched AS (SELECT DISTINCT key FROM pg_temp.wacdc_touched WHERE table_name = %(t)s),
+log AS (
+    SELECT l.seq, l.op, l.new_row, l.txid, l.old_key, {new_key} AS new_key
+    FROM {state}.reverse_log l
+    LEFT JOIN LATERAL (SELECT (l.new_row::{rel}).*) r ON l.new_row IS NOT NULL
+    WHERE l.table_name = %(t)s AND l.op <> 'T'),
 hits AS (
-    SELECT t.table_name, t.key, l.seq FROM touched t JOIN {state}.reverse_log l
-        ON l.table_name = t.table_name AND l.new_key = t.key
+    SELECT t.key, l.seq FROM touched t JOIN log l ON l.new_key = t.key
     UNION
-    SELECT t.table_name, t.key, l.seq FROM touched t JOIN {state}.reverse_log l
-        ON l.table_name = t.table_name AND l.old_key = t.key)
-SELECT DISTINCT ON (h.table_name, h.key) h.table_name, h.key, l.op, l.new_row, l.new_key,
-       l.seq, l.txid::text
-FROM hits h JOIN {state}.reverse_log l ON l.seq = h.seq
-ORDER BY h.table_name, h.key, l.seq DESC
-""")
+    SELECT t.key, l.seq FROM touched t JOIN log l ON l.old_key = t.key)
+SELECT DISTINCT ON (h.key) h.key, l.op, l.new_row, l.new_key, l.seq, l.txid::text
+FROM hits h JOIN log l ON l.seq = h.seq
+ORDER BY h.key, l.seq DESC
+"""
+
+
+def _find(schema: str, table: str, key: list[str]) -> sql.Composed:
+    new_key = sql.SQL("CASE WHEN l.new_row IS NULL THEN NULL ELSE jsonb_build_object({}) END"
+                      ).format(sql.SQL(", ").join(
+                          sql.SQL("{}, r.{}").format(sql.Literal(k), sql.Identifier(k))
+                          for k in key))
+    return sql.SQL(_FIND).format(state=STATE, rel=relation(schema, table), new_key=new_key)
 
 
 @dataclass(frozen=True)
@@ -75,15 +88,25 @@ class ConflictResolver:
 
     schema: str
     figures: BridgeFigures
+    queries: dict[str, sql.Composed] = field(default_factory=dict)  # per table
 
     def resolve(self, conn: psycopg.Connection) -> list[Conflict]:
         """PostgreSQL's version back for every touched row the app changed meanwhile."""
-        found = conn.execute(_FIND).fetchall()
+        tables = [str(r[0]) for r in conn.execute(
+            "SELECT DISTINCT table_name FROM pg_temp.wacdc_touched").fetchall()]
+        if not tables:
+            return []
+        # How the captured row texts read back (written under these settings).
+        conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
+        conn.execute("SET LOCAL IntervalStyle = 'postgres'")
+        found = []
+        for table in tables:
+            if table not in self.queries:
+                self.queries[table] = _find(self.schema, table,
+                                            primary_key(conn, self.schema, table))
+            query = self.queries[table]
+            found += [(table, *row) for row in conn.execute(query, {"t": table}).fetchall()]
         conflicts = []
-        if found:
-            # How the captured row texts read back (written under these settings).
-            conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-            conn.execute("SET LOCAL IntervalStyle = 'postgres'")
         for table, key, op, new_row, new_key, _seq, txid in found:
             gone = op == "D" or (new_key is not None and new_key != key)
             if gone:
