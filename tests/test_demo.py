@@ -61,3 +61,19 @@ def test_short_demo_cuts_over_rolls_back_verifies_and_cleans_up(source: str) -> 
     assert len(dirs) == 2 and all(not Path(d).exists() for d in dirs)
     # By name: a chrooted mysqld names its dir by the path inside its root.
     assert _processes_mentioning([Path(d).name for d in dirs]) == []
+
+
+def test_the_bridge_demo_redeploys_the_app_under_traffic_without_a_failed_write() -> None:
+    source = "mysql" if find_oracle_mysql() is not None else "mariadb"
+    result = subprocess.run(
+        [sys.executable, "-m", "wacdc.cli", "demo", "--bridge", "--rows", "2000", "--rate",
+         "40", "--duration", "4", "--source", source], env=wacdc_env(None, None), cwd=REPO,
+        capture_output=True, text=True, timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "bridge window open" in out
+    writes = re.search(r"the window closed: no write failed \((\d[\d,]*) to MySQL, "
+                       r"(\d[\d,]*) to PostgreSQL\)", out)
+    assert writes and all(int(w.replace(",", "")) > 50 for w in writes.groups()), out
+    assert "refused by the fence" not in out  # the old instances stopped before it
+    assert out.count("all 19 table(s) identical") == 2, out

@@ -45,7 +45,7 @@ def bridge_cutover(port: int, target_url: str, old: AppTraffic, rate: float,
     wait_until("the bridge window", lambda s: s["phase"] == "bridge", port, alive)
     print("bridge window open: PostgreSQL is the primary, MySQL still takes the old "
           "instances' writes; deploying the new ones ...", file=out, flush=True)
-    new = PgTraffic(target_url, rate)
+    new = PgTraffic(target_url, rate, seed=13)  # the way back's traffic has its own
     new.start()
     try:
         until = time.monotonic() + duration
