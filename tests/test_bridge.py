@@ -272,3 +272,9 @@ def _tracked(source_db: SourceDb) -> list[str]:
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
                     "DATABASE() AND table_name LIKE 'WhatsApp%%'")
         return [r[0] for r in cur.fetchall()]
+
+
+def test_bridge_max_must_be_a_positive_number_of_seconds() -> None:
+    for bad in ("0", "-5", "soon"):
+        result = run_cli("cutover", "--bridge-max", bad, env={})
+        assert result.code == 2 and "is not a number of seconds > 0" in result.output, bad

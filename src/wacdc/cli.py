@@ -298,13 +298,23 @@ def _add_cutover(sub: Subparsers) -> None:
                    "ones write PostgreSQL (replicated to MySQL); --wait returns once it is "
                    "open. It closes after WACDC_BRIDGE_QUIET (60) s without a MySQL write, "
                    "at --bridge-max, or on --close-bridge")
-    p.add_argument("--bridge-max", type=float, metavar="SECONDS", default=None,
+    p.add_argument("--bridge-max", type=_seconds, metavar="SECONDS", default=None,
                    help="close the bridge window after at most SECONDS (default "
                    "WACDC_BRIDGE_MAX, 900); implies --bridge")
     p.add_argument("--close-bridge", action="store_true",
                    help="close the open bridge window now: MySQL is frozen, drained and "
                    "fenced; --wait follows it to done")
     p.set_defaults(func=_cmd_cutover)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 def _request_flags(p: argparse.ArgumentParser, kind: str, frozen: str) -> None:

@@ -72,34 +72,39 @@ def request(conn: psycopg.Connection, by: str, kind: str = CUTOVER,
     return int(row[0])
 
 
-def abort(conn: psycopg.Connection, kind: str = CUTOVER) -> tuple[bool, str]:
-    """Cancel a request that has not frozen yet."""
+def _update_latest(conn: psycopg.Connection, kind: str, assignment: str,
+                   statuses: tuple[str, ...]) -> int | None:
+    """Set `assignment` on the newest request if it is in one of `statuses`: its id."""
     state.ensure_schema(conn)
     row = conn.execute(_q(
-        "UPDATE {state}.{kind} SET status = 'abort_requested', updated_at = now() "
-        "WHERE id = (SELECT max(id) FROM {state}.{kind}) AND status IN "
-        "('requested', 'waiting') RETURNING id", kind)).fetchone()
-    if row:
-        return True, f"abort requested for {kind} #{row[0]}"
+        "UPDATE {state}.{kind} SET " + assignment + ", updated_at = now() "
+        "WHERE id = (SELECT max(id) FROM {state}.{kind}) AND status = ANY(%s) "
+        "RETURNING id", kind), (list(statuses),)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _why_not(conn: psycopg.Connection, kind: str, too_late: str) -> str:
     last = latest(conn, kind)
     if last is None:
-        return False, f"no {kind} has been requested"
-    return False, f"{kind} #{last['id']} is {last['status']}: too late to abort"
+        return f"no {kind} has been requested"
+    return f"{kind} #{last['id']} is {last['status']}: {too_late}"
+
+
+def abort(conn: psycopg.Connection, kind: str = CUTOVER) -> tuple[bool, str]:
+    """Cancel a request that has not frozen yet."""
+    done = _update_latest(conn, kind, "status = 'abort_requested'", ("requested", "waiting"))
+    if done is not None:
+        return True, f"abort requested for {kind} #{done}"
+    return False, _why_not(conn, kind, "too late to abort")
 
 
 def close_bridge(conn: psycopg.Connection) -> tuple[bool, str]:
     """`wacdc cutover --close-bridge`: ask the daemon to fence MySQL now."""
-    state.ensure_schema(conn)
-    row = conn.execute(_q(
-        "UPDATE {state}.{kind} SET close_requested_at = coalesce(close_requested_at, now()), "
-        "updated_at = now() WHERE id = (SELECT max(id) FROM {state}.{kind}) "
-        "AND status = 'bridge' RETURNING id", CUTOVER)).fetchone()
-    if row:
-        return True, f"close of the bridge window of cutover #{row[0]} requested"
-    last = latest(conn)
-    if last is None:
-        return False, "no cutover has been requested"
-    return False, f"cutover #{last['id']} is {last['status']}: no bridge window is open"
+    done = _update_latest(conn, CUTOVER, "close_requested_at = coalesce(close_requested_at, "
+                          "now())", ("bridge",))
+    if done is not None:
+        return True, f"close of the bridge window of cutover #{done} requested"
+    return False, _why_not(conn, CUTOVER, "no bridge window is open")
 
 
 def open_bridge(conn: psycopg.Connection) -> dict[str, Any] | None:
