@@ -196,7 +196,8 @@ def test_a_bridge_window_asked_over_http_replicates_both_ways_until_the_operator
     d = Daemon(env)
     try:
         d.wait_for("phase streaming", lambda: d.status()["phase"] == "streaming", 90)
-        assert _post_cutover(d, "bridge=1&bridge_max=-1")[0] == 400
+        for bad in ("bridge=1&bridge_max=-1", "bridge=1&bridge_max=inf", "bridge=maybe"):
+            assert _post_cutover(d, bad)[0] == 400, bad
         code, answer = _post_cutover(d, "bridge=1&bridge_max=600")
         assert code == 202, answer
         d.wait_for("the window", lambda: d.status()["phase"] == "bridge", 90)
@@ -275,6 +276,76 @@ def _tracked(source_db: SourceDb) -> list[str]:
 
 
 def test_bridge_max_must_be_a_positive_number_of_seconds() -> None:
-    for bad in ("0", "-5", "soon"):
+    for bad in ("0", "-5", "soon", "inf"):
         result = run_cli("cutover", "--bridge-max", bad, env={})
         assert result.code == 2 and "is not a number of seconds > 0" in result.output, bad
+
+
+def test_a_conflict_with_a_cascade_reaches_mysql_too(source_db: SourceDb,
+                                                      target_db: TargetDb) -> None:
+    """PostgreSQL deletes a campaign (its recipients cascade) while MySQL, holding the
+    campaign's row, renames it and adds a recipient: PostgreSQL's delete wins, and the
+    recipient it cascades to in PostgreSQL is deleted in MySQL too."""
+    fill_whatsapp(source_db, messages=50)
+    env = wacdc_env(source_db, target_db, WACDC_REVERSE="1", WACDC_BRIDGE_QUIET="3600")
+    d = Daemon(env)
+    try:
+        d.wait_for("phase streaming", lambda: d.status()["phase"] == "streaming", 90)
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, "
+                        "updatedAt) VALUES ('doomed', 'C', 'welcome', 'all', NOW(3))")
+        assert run_cli("cutover", "--bridge", "--wait", env=env, timeout=120).code == 0
+        with source_db.connect(autocommit=False) as my, my.cursor() as cur, \
+                target_db.connect() as pg:
+            cur.execute("SELECT id FROM WhatsAppCampaign WHERE id = 'doomed' FOR UPDATE")
+            waits = sum(1 for e in d.events() if "waited on a MySQL lock" in e.get("event", ""))
+            pg.execute('DELETE FROM "WhatsAppCampaign" WHERE id = %s', ("doomed",))
+            d.wait_for("reverse to wait on the row", lambda: sum(
+                1 for e in d.events() if "waited on a MySQL lock" in e.get("event", ""))
+                > waits)
+            cur.execute("UPDATE WhatsAppCampaign SET name = 'renamed' WHERE id = 'doomed'")
+            cur.execute("INSERT INTO WhatsAppCampaignRecipient (id, campaignId, phoneNumber, "
+                        "updatedAt) VALUES ('orphan-to-be', 'doomed', '+500', NOW(3))")
+            my.commit()
+        assert run_cli("cutover", "--close-bridge", "--wait", env=env, timeout=120).code == 0
+        d.wait_for("reverse to catch up", lambda: d.status()["phase"] == "reverse" and
+                   d.status()["reverse"]["pending_changes"] == 0, 60)
+        assert independent_differences(source_db, target_db, TABLES,
+                                       mysql_suffix=RETIRED) == {}
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM WhatsAppCampaignRecipient{RETIRED} "
+                        "WHERE id = 'orphan-to-be'")
+            assert cur.fetchone() == (0,)
+        assert _cutover_row(target_db)["bridge"]["conflicts"] >= 1
+    finally:
+        d.stop()
+
+
+def test_a_bridge_window_after_a_rollback_survives_a_restart(source_db: SourceDb,
+                                                             target_db: TargetDb) -> None:
+    """The rollback's leftover clean-up must not take the capture of a later window."""
+    fill_whatsapp(source_db, messages=50)
+    env = wacdc_env(source_db, target_db, WACDC_REVERSE="1", WACDC_BRIDGE_QUIET="3600")
+    d = Daemon(env)
+    try:
+        d.wait_for("phase streaming", lambda: d.status()["phase"] == "streaming", 90)
+        assert run_cli("cutover", "--wait", env=env, timeout=120).code == 0
+        d.wait_for("phase reverse", lambda: d.status()["phase"] == "reverse", 90)
+        assert run_cli("rollback", "--wait", env=env, timeout=120).code == 0
+        d.wait_for("streaming again", lambda: d.status()["phase"] == "streaming", 90)
+        assert run_cli("cutover", "--bridge", "--wait", env=env, timeout=120).code == 0
+        d.kill()
+        with target_db.connect() as pg:
+            pg.execute('INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+                       '"updatedAt") VALUES (%s, %s, %s, now())', ("while-down", "P", "+600"))
+        d = Daemon(env)
+        d.wait_for("the window again", lambda: d.status()["phase"] == "bridge", 90)
+
+        def in_mysql() -> bool:
+            with source_db.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM WhatsAppCustomer WHERE id = 'while-down'")
+                return cur.fetchone()[0] == 1
+
+        d.wait_for("PostgreSQL's write in MySQL", in_mysql)
+    finally:
+        d.stop()

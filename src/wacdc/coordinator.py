@@ -251,9 +251,11 @@ class Daemon:
             with self.pool.connection() as conn:
                 writer.join(conn, lease)  # undone when the pool takes it back
                 # After the cutover PostgreSQL is the primary: a failure while following
-                # MySQL (WACDC_FENCE=none) or in reverse is recorded, the phase stays.
+                # MySQL (WACDC_FENCE=none), in reverse or in a bridge window is recorded,
+                # the phase stays.
                 stored = state.get_phase(conn)
-                state.set_phase(conn, stored if stored in CUT_OVER else Phase.FAILED,
+                keep = (*CUT_OVER, Phase.BRIDGE)  # a bridge window opens again at restart
+                state.set_phase(conn, stored if stored in keep else Phase.FAILED,
                                 error=str(exc))
         except (ConnectError, psycopg.Error) as note:
             log.error("could not record the failure in the target",

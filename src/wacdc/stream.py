@@ -216,10 +216,12 @@ class StreamSession:
                            item.checkpoint, echo_of=snapshot)
 
     def _piece(self, item: Piece) -> None:
-        if self.echo or (not self.applier.in_piece and echo_of(item.changes)):
-            self.echo = self.echo or echo_of(item.changes)  # skipped: an echo
+        if self.echo:
+            return  # the rest of an echo: skipped
+        self.flush()  # whole transactions before it commit first (a pieced one's end too)
+        if not self.applier.in_piece and echo_of(item.changes):
+            self.echo = echo_of(item.changes)  # an echo's first piece: skipped
             return
-        self.flush()  # whole transactions before it commit first
         if self.following and item.changes:
             _write_after_cutover(item)
         if not self.applier.in_piece:

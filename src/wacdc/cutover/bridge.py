@@ -38,7 +38,7 @@ from wacdc.reverse.apply import TRANSIENT
 from wacdc.reverse.capture import primary_key
 from wacdc.reverse.conflicts import ConflictResolver, bridge_off, bridge_on
 from wacdc.reverse.worker import ReverseSession
-from wacdc.runtime import DaemonStatus, Phase
+from wacdc.runtime import BridgeFigures, DaemonStatus, Phase
 from wacdc.sink import state
 from wacdc.sink.apply import Resolver
 from wacdc.sink.connection import connect_target
@@ -112,9 +112,8 @@ class BridgeWindow:
                  resumed: dict | None = None) -> None:
         self.settings, self.drainer, self.status = settings, drainer, status
         self.cutover_id = cutover_id
-        figures = status.bridge
-        figures.opened_at, figures.quiet_s = opened_at, settings.bridge_quiet
-        figures.closes_by = opened_at + bridge_max
+        status.bridge = figures = BridgeFigures(opened_at, opened_at + bridge_max,
+                                                settings.bridge_quiet)
         if resumed is not None:
             # What MySQL took while no daemon ran is read only now: its quiet period
             # starts again from here.
@@ -130,7 +129,7 @@ class BridgeWindow:
         self.mysql = connect(settings.source(), autocommit=False)
         self.reverse = ReverseSession(settings, self.log_conn, self.mysql, drainer.tables,
                                       status, bridge=True)
-        status.set_phase(Phase.BRIDGE)
+        status.set_phase(Phase.BRIDGE, drainer.target)
         metrics.bridge_open.set(1)
 
     def poll(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,6 +15,7 @@ from wacdc.sink.pool import TargetPool
 from wacdc.sink.state import get_phase
 
 log = get_logger("wacdc.cutover")
+TRUE, FALSE = ("1", "true", "yes", "on", ""), ("0", "false", "no", "off")
 
 
 def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> PostHandler:
@@ -48,9 +50,10 @@ def http_endpoint(settings: Settings, pool: TargetPool, kind: str = CUTOVER) -> 
 
 
 def _bridge_of(query: str, settings: Settings) -> float | str | None:
-    """`POST /cutover?bridge=1` (and `&bridge_max=600`) asks for a bridge window
-    (WACDC_CUTOVER_BRIDGE=1 does without asking); a string: what is wrong with it."""
-    asked = parse_qs(query)
+    """`POST /cutover?bridge=1` (and `&bridge_max=600`) asks for a bridge window,
+    `?bridge=0` for none (WACDC_CUTOVER_BRIDGE=1 makes one the default); a string: what
+    is wrong with the query."""
+    asked = parse_qs(query, keep_blank_values=True)
     limit_text = asked.get("bridge_max", [None])[0]
     limit = None
     if limit_text is not None:
@@ -58,9 +61,12 @@ def _bridge_of(query: str, settings: Settings) -> float | str | None:
             limit = float(limit_text)
         except ValueError:
             limit = -1.0
-        if not limit > 0:
-            return "bridge_max is a number of seconds > 0 (POST /cutover?bridge=1&bridge_max=600)"
-    if asked.get("bridge", ["0"])[0] not in ("0", "") or limit is not None \
-            or settings.cutover_bridge:
-        return float(limit or settings.bridge_max)
-    return None
+        if not (limit > 0 and math.isfinite(limit)):
+            return ("bridge_max is a number of seconds > 0 "
+                    "(POST /cutover?bridge=1&bridge_max=600)")
+    flag = asked.get("bridge", [None])[0]
+    if flag is not None and flag.lower() not in TRUE + FALSE:
+        return "bridge is 1 or 0 (POST /cutover?bridge=1)"
+    wanted = flag.lower() in TRUE if flag is not None else (
+        limit is not None or settings.cutover_bridge)
+    return float(limit or settings.bridge_max) if wanted else None

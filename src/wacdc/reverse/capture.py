@@ -54,9 +54,12 @@ DECLARE
     new_row jsonb;
     key jsonb;
 BEGIN
-    IF coalesce(current_setting('wacdc.writer_epoch', true), '') <> '' THEN
-        -- wacdc's own write: not the app's, never sent back. In a bridge window the
-        -- forward stream's keys are kept for its conflict check (wacdc.reverse.conflicts).
+    -- wacdc's own write: not the app's, never sent back; but PostgreSQL's version that a
+    -- bridge window's conflict check puts back ('capture') goes to MySQL, its cascades too.
+    IF coalesce(current_setting('wacdc.writer_epoch', true), '') <> ''
+            AND coalesce(current_setting('wacdc.bridge', true), '') <> 'capture' THEN
+        -- In a bridge window the forward stream's keys are kept for its conflict check
+        -- (wacdc.reverse.conflicts).
         IF current_setting('wacdc.bridge', true) = 'on' AND TG_OP <> 'TRUNCATE' THEN
             IF TG_OP <> 'INSERT' THEN old_row := to_jsonb(OLD); END IF;
             IF TG_OP <> 'DELETE' THEN new_row := to_jsonb(NEW); END IF;

@@ -106,15 +106,55 @@ class ConflictResolver:
                                             primary_key(conn, self.schema, table))
             query = self.queries[table]
             found += [(table, *row) for row in conn.execute(query, {"t": table}).fetchall()]
-        conflicts = []
-        for table, key, op, new_row, new_key, _seq, txid in found:
-            gone = op == "D" or (new_key is not None and new_key != key)
-            if gone:
-                self._delete(conn, table, key)
-            else:
-                self._restore(conn, table, new_row)
-            conflicts.append(Conflict(table, key, "delete" if gone else "row", txid))
-        return conflicts
+        if not found:
+            return []
+        # What is put back is captured as the app's changes are: it reaches MySQL, and
+        # so do the rows PostgreSQL's foreign keys cascade to.
+        conn.execute("SET LOCAL wacdc.bridge = 'capture'")
+        items = [self._conflict(*row) for row in found]
+        pending = list(items)
+        while pending:  # parents before children, children's deletes before parents'
+            left = [c for c in pending if not self._put_back(conn, c)]
+            if len(left) == len(pending):
+                self._put_back(conn, left[0], last_try=True)
+                left = left[1:]
+            pending = left
+        conn.execute("SET LOCAL wacdc.bridge = 'on'")
+        return [c for c, _ in items]
+
+    @staticmethod
+    def _conflict(table: str, key: dict[str, Any], op: str, new_row: str | None,
+                  new_key: dict[str, Any] | None, _seq: int, txid: str
+                  ) -> tuple[Conflict, str | None]:
+        gone = op == "D" or (new_key is not None and new_key != key)
+        return Conflict(table, key, "delete" if gone else "row", txid), \
+            None if gone else new_row
+
+    def _put_back(self, conn: psycopg.Connection, item: tuple[Conflict, str | None],
+                  last_try: bool = False) -> bool:
+        """PostgreSQL's version of one row; False when a foreign key needs another first."""
+        conflict, row = item
+        try:
+            with conn.transaction():  # a savepoint: a refusal undoes only this row
+                if row is None:
+                    self._delete(conn, conflict.table, conflict.key)
+                else:
+                    self._restore(conn, conflict.table, row)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            if not last_try:
+                return False
+            # Its parent is gone (MySQL deleted it meanwhile): PostgreSQL's version cannot
+            # stand, so the delete wins, in both stores.
+            self._delete(conn, conflict.table, conflict.key)
+            conn.execute(sql.SQL("INSERT INTO {}.reverse_log (table_name, op, old_key) "
+                                 "VALUES (%s, 'D', %s::jsonb)").format(STATE),
+                         (conflict.table, json.dumps(conflict.key)))
+            log.warning("bridge conflict: PostgreSQL's version of the row needs a row MySQL "
+                        "deleted meanwhile; the delete wins in both stores",
+                        table=conflict.table, key=conflict.key,
+                        postgres_transaction=conflict.txid,
+                        foreign_key=str(exc).strip().splitlines()[0])
+        return True
 
     def _delete(self, conn: psycopg.Connection, table: str, key: dict[str, Any]) -> None:
         rel = relation(self.schema, table)

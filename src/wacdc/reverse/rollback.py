@@ -133,7 +133,9 @@ def finish_interrupted(settings: Settings, target: psycopg.Connection,
     One `frozen` without the fence stopped before that commit: nothing happened."""
     last = control.latest(target, ROLLBACK)
     if last is not None and last["status"] == CutoverStatus.DONE and \
+            state.get_phase(target) != Phase.BRIDGE and \
             target.execute("SELECT to_regclass('wacdc.reverse_log')").fetchone() != (None,):
+        # (A bridge window opened since has its own capture: that one stays.)
         clean_up(settings, target, tables_of())  # left by a rollback (reads held a table)
     if last is None or last["status"] != CutoverStatus.FROZEN:
         return
