@@ -251,10 +251,9 @@ class Daemon:
             with self.pool.connection() as conn:
                 writer.join(conn, lease)  # undone when the pool takes it back
                 # After the cutover PostgreSQL is the primary: a failure while following
-                # MySQL (WACDC_FENCE=none), in reverse or in a bridge window is recorded,
-                # the phase stays.
-                stored = state.get_phase(conn)
-                keep = (*CUT_OVER, Phase.BRIDGE)  # a bridge window opens again at restart
+                # MySQL (WACDC_FENCE=none), in reverse or in a bridge window (it opens
+                # again at the restart) is recorded, the phase stays.
+                stored, keep = state.get_phase(conn), (*CUT_OVER, Phase.BRIDGE)
                 state.set_phase(conn, stored if stored in keep else Phase.FAILED,
                                 error=str(exc))
         except (ConnectError, psycopg.Error) as note:
