@@ -35,6 +35,7 @@ class OldInstance(threading.Thread):
         self.customers: set[str] = set()
         self.commits = 0
         self.error: pymysql.err.MySQLError | None = None
+        self.retries: list[pymysql.err.MySQLError] = []  # deadlocks and lock waits retried
 
     def run(self) -> None:
         with self.db.connect(autocommit=False) as conn, conn.cursor() as cur:
@@ -44,6 +45,10 @@ class OldInstance(threading.Thread):
                     self._step(cur, n)
                     conn.commit()
                 except pymysql.err.MySQLError as exc:
+                    if exc.args and exc.args[0] in (1205, 1213):  # as an app does: again
+                        conn.rollback()
+                        self.retries.append(exc)
+                        continue
                     self.error = exc
                     return
                 self.customers.add(f"my-{n:06d}")
@@ -73,6 +78,12 @@ class OldInstance(threading.Thread):
             old = f"my-{n - 5:06d}-c"
             cur.execute("DELETE FROM WhatsAppCampaignRecipient WHERE campaignId = %s", (old,))
             cur.execute("DELETE FROM WhatsAppCampaign WHERE id = %s", (old,))
+
+
+def _no_error(old: OldInstance, new: PgApp) -> bool:
+    """Raises (naming it) when a writer failed: waiting on would hide why."""
+    assert old.error is None and new.error is None, (old.error, new.error, old.retries)
+    return True
 
 
 def _cutover_row(target_db: TargetDb) -> dict:
@@ -106,7 +117,8 @@ def test_a_bridge_window_keeps_both_stores_current_and_closes_when_mysql_is_quie
         assert _cutover_row(target_db)["status"] == "bridge"
         new.start()  # the new generation, deployed: both write for 30 s
         started = time.monotonic()
-        d.wait_for("both generations' writes", lambda: new.commits > 200 and old.commits > 300)
+        d.wait_for("both generations' writes", lambda: _no_error(old, new) and
+                   new.commits > 200 and old.commits > 300)
         d.kill()  # kill -9 inside the window; both generations write on
         d = Daemon(env)
         d.wait_for("the window again", lambda: d.status()["phase"] == "bridge", 90)
