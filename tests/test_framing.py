@@ -72,6 +72,28 @@ def test_a_savepoint_transaction_is_one_transaction_ending_at_its_commit(
     assert txn.checkpoint is None
 
 
+def test_a_statement_logged_write_inside_a_transaction_does_not_end_it(
+        source_db: SourceDb) -> None:
+    # binlog_format=MIXED: UUID() makes the tracked inserts row-logged, the untracked
+    # insert between them is logged as its statement, inside the same BEGIN..COMMIT.
+    source_db.execute("CREATE TABLE IF NOT EXISTS mixed_log (id INT PRIMARY KEY, note TEXT)",
+                      "DELETE FROM mixed_log")
+    start = _head(source_db)
+    unsafe = ("INSERT INTO WhatsAppCustomer (id, firstName, phoneNumber, notes, updatedAt) "
+              "VALUES ('c{n}', 'n', '+{n}', UUID(), NOW(3))")
+    source_db.execute("SET SESSION binlog_format = 'MIXED'", "BEGIN", unsafe.format(n=40),
+                      "INSERT INTO mixed_log VALUES (1, 'statement-logged')",
+                      unsafe.format(n=41), "COMMIT")
+    head = _head(source_db)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SHOW BINLOG EVENTS IN '{start.file}' FROM {start.pos}")
+        queries = [row[5] for row in cur.fetchall() if row[2] == "Query"]
+    assert any("mixed_log" in q for q in queries), queries  # the shape under test
+    framed = [t for t in _framed(source_db, start) if t.changes]
+    assert [[c.after[0] for c in t.changes if c.after] for t in framed] == [["c40", "c41"]]
+    assert framed[0].end.key == head.key  # one transaction, its checkpoint at its commit
+
+
 def test_xa_transactions_apply_at_their_commit_and_vanish_at_their_rollback(
         source_db: SourceDb) -> None:
     start = _head(source_db)

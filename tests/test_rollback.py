@@ -160,6 +160,10 @@ def test_reverse_off_leaves_nothing_behind(source_db: SourceDb, target_db: Targe
         assert doc["phase"] == "reverse" and doc["reverse"]["pending_changes"] == 0, doc
         verified = run_cli("verify", env=env, timeout=300)
         assert verified.code == 0, verified.output
+    # Repair copies MySQL over PostgreSQL: refused once PostgreSQL is the primary.
+    repaired = run_cli("verify", "--repair", env=env, timeout=300)
+    assert repaired.code == 2 and "PostgreSQL is the primary" in repaired.output, \
+        repaired.output
     off = run_cli("run", env={**env, "WACDC_REVERSE": "0"}, timeout=120)
     assert off.code == 0, off.output
     assert "reverse replication is off" in off.stderr

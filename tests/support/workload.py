@@ -33,7 +33,8 @@ class Workload:
 
     `every_shape` adds what a real source also writes: JSON null next to SQL NULL,
     MySQL's typed scalars inside JSON (DECIMAL, DATETIME, DATE via JSON_SET/JSON_OBJECT),
-    multi-row deletes on any of the 19 tables, and on Oracle MySQL tagged GTID
+    generated inserts, updates and multi-row deletes on any of the 19 tables (datagen's
+    rows: every column type of the profile), and on Oracle MySQL tagged GTID
     transactions (`SET gtid_next = 'AUTOMATIC:tag'`) and session-level compressed
     transactions (`binlog_transaction_compression = ON`)."""
 
@@ -45,6 +46,9 @@ class Workload:
         self.every_shape = every_shape
         self.mysql = db.server.flavour == "mysql"
         self.tagged = self.compressed = 0  # transactions written that way (MySQL)
+        self.generators: dict[str, Any] = {}  # table -> datagen TableGenerator (lazily)
+        self.generated = 0  # rows numbered past any fill's, so ids and unique values are new
+        self.per_table: dict[str, int] = {}  # rows inserted or updated by the any-table shape
         db.execute("CREATE TABLE IF NOT EXISTS app_sessions (id INT AUTO_INCREMENT PRIMARY KEY,"
                    " token VARCHAR(64), seen DATETIME(3))")
 
@@ -80,8 +84,11 @@ class Workload:
                 cur.execute("SET SESSION binlog_transaction_compression = %s",
                             ("ON" if compress else "OFF",))
         before = self.changes
-        if self.rng.random() < 0.25:
+        roll = self.rng.random()
+        if roll < 0.2:
             self._shape(conn)
+        elif roll < 0.45:
+            self._any_table(conn)
         else:
             self._step(conn)
         if self.changes > before:
@@ -109,6 +116,53 @@ class Workload:
                             (rng.randint(1, 3),))
         conn.commit()
         self.changes += 1
+
+    def _generator(self, conn: pymysql.connections.Connection, table: str) -> Any:
+        if not self.generators:
+            from wacdc.devtools.datagen import TableGenerator, load_data_profile
+            from wacdc.schema.profile import load_profile
+            from wacdc.source.introspect import introspect_tables
+
+            profile = load_profile("prisma")
+            found = introspect_tables(conn, self.db.name, list(ALL_TABLES))
+            with conn.cursor() as cur:  # foreign keys point at the rows a fill made
+                counts = {}
+                for name in found:
+                    cur.execute(f"SELECT COUNT(*) FROM {quote_ident(name)}")
+                    counts[name] = cur.fetchone()[0]
+            stats = load_data_profile()
+            self.generators = {name: TableGenerator(t, stats, profile, counts)
+                               for name, t in found.items()}
+        return self.generators[table]
+
+    def _any_table(self, conn: pymysql.connections.Connection) -> None:
+        """One generated row inserted into, or written over an existing row of, any of the
+        19 tables (all its columns but the key and unique ones)."""
+        table = self.rng.choice(ALL_TABLES)
+        gen = self._generator(conn, table)
+        self.generated += 1
+        row = next(gen.rows(1, seed=self.rng.getrandbits(32), start=10**6 + self.generated))
+        key = set(gen.table.replica_key or ())
+        unique = {c for i in gen.table.indexes if i.unique for c in i.columns}
+        with conn.cursor() as cur:
+            if self.rng.random() < 0.5:
+                cur.execute(gen.insert_sql(), row)
+            else:
+                cur.execute(f"SELECT {', '.join(quote_ident(k) for k in sorted(key))} FROM "
+                            f"{quote_ident(table)} ORDER BY RAND() LIMIT 1")
+                found = cur.fetchone()
+                if found is None:
+                    return
+                sets = [(c.name, v) for c, v in zip(gen.columns, row, strict=True)
+                        if c.name not in key and c.name not in unique]
+                cur.execute(f"UPDATE {quote_ident(table)} SET "
+                            + ", ".join(f"{quote_ident(n)} = %s" for n, _ in sets)
+                            + " WHERE " + " AND ".join(f"{quote_ident(k)} = %s"
+                                                       for k in sorted(key)),
+                            [v for _, v in sets] + list(found))
+        conn.commit()
+        self.changes += 1
+        self.per_table[table] = self.per_table.get(table, 0) + 1
 
     def _step(self, conn: pymysql.connections.Connection) -> None:
         rng = self.rng

@@ -171,13 +171,16 @@ class _Framer:
         elif kind.startswith("xa_"):
             yield from self._xa(query, parsed, timestamp)
         else:
-            # DDL and other statements are their own implicit transaction. The caller
-            # decides about those that touch a tracked table of the tracked database
-            # (by the statement's own names: qualified ones in their database).
+            # The caller decides about statements that touch a tracked table of the
+            # tracked database (by the statement's own names: qualified ones in theirs).
             hits = tracked(parsed, self.schema, self.tables)
             if hits:
                 yield Statement(query, self._here(), parsed, tuple(hits))
-            yield self._end(timestamp, self.pending)
+            # A statement-logged write inside BEGIN..COMMIT (binlog_format MIXED or
+            # STATEMENT in that session) is part of that transaction; DDL and the rest
+            # commit implicitly and are a transaction of their own.
+            if not (self.started_at is not None and kind in ("dml", "other")):
+                yield self._end(timestamp, self.pending)
 
     def _rollback_to(self, query: str, name: str | None) -> None:
         if name is None or name not in self.savepoints:

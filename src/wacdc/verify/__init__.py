@@ -7,9 +7,10 @@ of every row's text in key order); only a chunk whose checksums differ is narrow
 its rows, naming the differing columns. Keys seen in the source are kept (in PostgreSQL,
 not in memory), so rows only the target has are found by one anti-join at the end.
 
-While `wacdc run` streams, a difference may be a change not applied yet: such rows
-are compared again once the daemon's checkpoint has passed the source head as it was
-after the read, so only differences that persist are reported.
+While `wacdc run` replicates, a difference may be a change not applied yet: such rows
+are compared again once it has been applied (verify/settle.py), either way, so only
+differences that persist are reported. --repair copies the source's rows over the
+target's, so it is refused once PostgreSQL is the primary (after the cutover).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from wacdc.config import Settings
 from wacdc.errors import ConfigError, WacdcError
 from wacdc.events import BinlogPosition
 from wacdc.log import get_logger
+from wacdc.runtime import CUT_OVER, Phase
 from wacdc.schema.convert import RowConverter
 from wacdc.schema.ddl import TargetTable
 from wacdc.schema.families import family
@@ -32,18 +34,18 @@ from wacdc.schema.model import Table
 from wacdc.sink import sql as statements
 from wacdc.sink import writer
 from wacdc.sink.connection import connect_target
-from wacdc.sink.state import ensure_schema, get_checkpoint, read_status
+from wacdc.sink.state import ensure_schema, read_status
 from wacdc.snapshot import Progress, coercion_policy
 from wacdc.source.catalog import RETIRED_SUFFIX, plan_target, retired_tables
 from wacdc.source.connection import LONG_READ_TIMEOUT_S, connect
 from wacdc.source.position import current_position
 from wacdc.source.read_view import ChunkReader, ReadView, select_sql, use_fast_row_parser
 from wacdc.source.sql import quote_ident
+from wacdc.verify.settle import settling_direction, wait_forward, wait_reverse
 
 log = get_logger("wacdc.verify")
 KEPT_PER_KIND = 1000  # differences listed per table and kind; beyond that, only counted
 RECHECK_ROUNDS = 3
-SETTLE_TIMEOUT_S = 30.0
 _STAGE = sql.Identifier("wv_src")  # a chunk of source rows, converted (temporary)
 
 
@@ -259,6 +261,13 @@ def _become_the_writer(settings: Settings, target: psycopg.Connection) -> None:
             "`wacdc verify --repair`, then start it again; or run verify without --repair "
             "while it streams")
     ensure_schema(target)
+    status = read_status(target, writer.lock_key(settings.target().database))
+    if status and status.phase in (*CUT_OVER, Phase.BRIDGE):
+        raise WacdcError(
+            f"--repair: the cutover is done (phase {status.phase}): PostgreSQL is the "
+            "primary, and repair would copy MySQL's older rows over the app's newer ones. "
+            "Compare without --repair; reverse replication keeps MySQL current "
+            "(docs/rollback.md)")
     writer.take_epoch(target, "verify --repair", deployment)
 
 
@@ -330,29 +339,16 @@ def _settle(v: TableVerifier, settings: Settings, target: psycopg.Connection, so
             suspects: list[RowDifference], head: BinlogPosition) -> list[RowDifference]:
     """Drop differences that were only changes in flight: re-compare once applied."""
     for _ in range(RECHECK_ROUNDS):
-        if not suspects or not _daemon_streams(settings, target):
+        direction = settling_direction(settings, target) if suspects else None
+        if direction is None:
             return suspects
-        _wait_applied(target, head)
+        if direction == "forward":
+            wait_forward(target, head)
+        else:
+            wait_reverse(target)
         suspects = _recheck(v, target, source, suspects)
         head = current_position(source)
     return suspects
-
-
-def _daemon_streams(settings: Settings, target: psycopg.Connection) -> bool:
-    status = read_status(target, writer.lock_key(settings.target().database))
-    return bool(status and status.writer_pid is not None
-                and status.phase in ("catchup", "streaming"))
-
-
-def _wait_applied(target: psycopg.Connection, head: BinlogPosition) -> None:
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        checkpoint = get_checkpoint(target)
-        if checkpoint is not None and checkpoint >= head:
-            return
-        time.sleep(0.1)
-    log.warning("wacdc did not reach the source head in time; differences below may be "
-                "changes not applied yet", head=str(head), waited_s=SETTLE_TIMEOUT_S)
 
 
 def _repair(v: TableVerifier, target: psycopg.Connection, source: Any,
