@@ -260,6 +260,24 @@ def test_check_says_whether_the_way_back_can_run(source_db: SourceDb,
         assert problem and "lacks INSERT, UPDATE, DELETE, CREATE, DROP, ALTER" in problem[0]
 
 
+def test_a_cutover_whose_way_back_cannot_run_is_refused_before_the_freeze(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    # Enough for replication and the RENAME fence, not for writing MySQL back.
+    with limited_user(source_db, "nowayback", [
+            "SELECT, LOCK TABLES, INSERT, CREATE, DROP, ALTER ON `{db}`.*",
+            "REPLICATION CLIENT, REPLICATION SLAVE ON *.*"]) as url:
+        env = wacdc_env(url, target_db, WACDC_REVERSE="1", WACDC_TABLES="WhatsAppCustomer")
+        with daemon(env) as d:
+            result = run_cli("cutover", "--wait", env=env, timeout=120)
+            assert result.code == 1, result.output
+            assert "the way back could not be set up" in result.output, result.output
+            assert "lacks UPDATE, DELETE" in result.output, result.output
+            assert d.status()["phase"] == "streaming"  # nothing half-done: it streams on
+        with source_db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SHOW TABLES LIKE 'WhatsAppCustomer%'")
+            assert [r[0] for r in cur.fetchall()] == ["WhatsAppCustomer"]  # not fenced
+
+
 def test_a_rollback_that_cannot_lock_postgresql_aborts_and_a_later_one_succeeds(
         source_db: SourceDb, target_db: TargetDb) -> None:
     fill_whatsapp(source_db, messages=150)
