@@ -446,6 +446,28 @@ def test_statement_format_dml_on_a_tracked_table_stops_and_names_it(
     assert "binlog." in out and "--resume-after-ddl" in out
 
 
+@pytest.mark.parametrize(("statements", "why"), [
+    (["CREATE TABLE `_WhatsAppTemplate_gho` LIKE `WhatsAppTemplate`",  # gh-ost's cut-over
+      "RENAME TABLE `WhatsAppTemplate` TO `_WhatsAppTemplate_del`, "
+      "`_WhatsAppTemplate_gho` TO `WhatsAppTemplate`"], "renamed in or out"),
+    # (the server logs a DROP in its own words: the test looks for the verb)
+    (["/* operator */ DROP TABLE IF EXISTS app_scratch, `WhatsAppTemplate`"], "was dropped"),
+], ids=["gh-ost-rename", "drop"])
+def test_a_rename_or_drop_of_a_tracked_table_stops_naming_statement_and_position(
+        source_db: SourceDb, target_db: TargetDb, statements: list[str], why: str) -> None:
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppTemplate")
+    proc = _start(env)
+    _streaming(target_db, proc)  # while it streams (a start would refuse a missing table)
+    source_db.execute(*statements)
+    assert proc.wait(timeout=120) == 2
+    assert proc.stderr is not None
+    out = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert why in out and "WhatsAppTemplate" in out, out[-3000:]
+    verb = "RENAME TABLE" if "RENAME" in statements[-1] else "DROP TABLE"
+    assert f"'{verb}" in out and "at binlog." in out, out[-3000:]
+
+
 def test_a_large_transaction_is_applied_in_pieces_atomically_and_survives_kill_9(
         source_db: SourceDb, target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer",
