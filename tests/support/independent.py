@@ -4,8 +4,10 @@ tests/compare.py runs wacdc's own converters over the source rows; a converter b
 then hide on both sides. This one reads MySQL with PyMySQL's stock conversions and
 PostgreSQL with psycopg's, and relates them by the PostgreSQL column type alone, with
 the documented conversions written out here: tinyint(1) -> boolean, JSON -> jsonb
-(compared as parsed documents: JSON null is not SQL NULL, a number keeps its written
-form, so 12.50 is not 12.5; only where one side writes an exponent are values compared),
+(compared as parsed documents: JSON null is not SQL NULL; a number keeps its written
+form, so 12.50 is not 12.5, except where that form is not kept: Oracle MySQL stores a
+JSON number as a double or an integer and prints 12.5, and MySQL prints big doubles with
+an exponent, so there the values are compared, exactly, as decimals),
 a JSON array -> text[] (SQL NULL and JSON null -> '{}'), TIMESTAMP -> timestamptz (UTC),
 BIT(1) -> boolean.
 """
@@ -25,17 +27,19 @@ from tests.support.harness import SourceDb, TargetDb
 
 class JsonNumber:
     """A JSON number as written: equal to another when the texts are equal, or, when
-    either is in exponent form (MySQL prints big doubles so), when the values are."""
+    either side does not keep the written form (`by_value`: read from Oracle MySQL's
+    binary JSON) or writes an exponent, when the exact decimal values are."""
 
-    __slots__ = ("text",)
+    __slots__ = ("by_value", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, by_value: bool = False) -> None:
         self.text = text
+        self.by_value = by_value
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, JsonNumber):
             return NotImplemented
-        if "e" in (self.text + other.text).lower():
+        if self.by_value or other.by_value or "e" in (self.text + other.text).lower():
             return Decimal(self.text) == Decimal(other.text)
         return self.text == other.text
 
@@ -56,19 +60,24 @@ class _JsonNull:
 JSON_NULL = _JsonNull()
 
 
-def _json(text: str | bytes | None) -> Any:
+def _json(text: str | bytes | None, by_value: bool = False) -> Any:
     if text is None:
         return None  # SQL NULL
     if isinstance(text, bytes):
         text = text.decode()
-    parsed = json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber)
+
+    def number(written: str) -> JsonNumber:
+        return JsonNumber(written, by_value)
+
+    parsed = json.loads(text, parse_float=number, parse_int=number)
     return JSON_NULL if parsed is None else parsed
 
 
-def _source_value(value: Any, pg_type: str) -> Any:
-    """A PyMySQL value in the form psycopg gives for that PostgreSQL column type."""
+def _source_value(value: Any, pg_type: str, binary_json: bool = False) -> Any:
+    """A PyMySQL value in the form psycopg gives for that PostgreSQL column type.
+    `binary_json`: the source is Oracle MySQL, whose JSON does not keep a number's form."""
     if pg_type == "jsonb":
-        return _json(value)
+        return _json(value, binary_json)
     if pg_type == "ARRAY":
         parsed = _json(value)
         return [] if parsed is None or parsed is JSON_NULL else _plain(parsed)
@@ -110,8 +119,11 @@ def independent_differences(source: SourceDb, target: TargetDb, tables: list[str
             pymysql.connect(**_mysql_args(source)) as my:
         with my.cursor() as cur:
             cur.execute("SET time_zone = '+00:00'")
+            cur.execute("SELECT VERSION()")
+            binary_json = "mariadb" not in str(cur.fetchone()[0]).lower()
         for table in tables:
-            diffs = _table_differences(my, pg, schema, table, limit, mysql_suffix)
+            diffs = _table_differences(my, pg, schema, table, limit, mysql_suffix,
+                                       binary_json)
             if diffs:
                 found[table] = diffs
     return found
@@ -127,7 +139,8 @@ def _mysql_args(source: SourceDb) -> dict[str, Any]:
 
 
 def _table_differences(my: pymysql.connections.Connection, pg: psycopg.Connection,
-                       schema: str, table: str, limit: int, suffix: str = "") -> list[str]:
+                       schema: str, table: str, limit: int, suffix: str = "",
+                       binary_json: bool = False) -> list[str]:
     with my.cursor() as cur:
         cur.execute(f"SELECT * FROM `{table}{suffix}`")
         names = [d[0] for d in cur.description]
@@ -153,7 +166,10 @@ def _table_differences(my: pymysql.connections.Connection, pg: psycopg.Connectio
             out[tuple(values[p] for p in positions)] = values
         return out
 
-    want, have = keyed(list(source_rows), _source_value), keyed(target_rows, _target_value)
+    def source_value(value: Any, pg_type: str) -> Any:
+        return _source_value(value, pg_type, binary_json)
+
+    want, have = keyed(list(source_rows), source_value), keyed(target_rows, _target_value)
     diffs = [f"only in MySQL: {k}" for k in want.keys() - have.keys()]
     diffs += [f"only in PostgreSQL: {k}" for k in have.keys() - want.keys()]
     for k in want.keys() & have.keys():
