@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,13 +179,14 @@ def test_tagged_gtids_before_the_snapshot_and_while_streaming_resume_exactly(
     assert independent_differences(source_db, target_db, ["WhatsAppCustomer"]) == {}
 
 
-def _payload_events(source: SourceDb) -> int:
+def _payload_events(source: SourceDb, kind: str = "Transaction_payload") -> int:
+    """How many events of that kind (SHOW BINLOG EVENTS' Event_type) the binlog holds."""
     with source.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW BINARY LOGS")
         count = 0
         for name, *_ in cur.fetchall():
             cur.execute(f"SHOW BINLOG EVENTS IN '{name}'")
-            count += sum(1 for row in cur.fetchall() if row[2] == "Transaction_payload")
+            count += sum(1 for row in cur.fetchall() if row[2] == kind)
     return count
 
 
@@ -444,6 +446,52 @@ def test_statement_format_dml_on_a_tracked_table_stops_and_names_it(
     assert "WhatsAppTemplate" in out and "statement-format DML" in out
     assert "binlog_format=ROW" in out and "INSERT INTO WhatsAppTemplate" in out
     assert "binlog." in out and "--resume-after-ddl" in out
+
+
+def _load_data(source: SourceDb, path: Path, table: str, columns: str = "") -> None:
+    """LOAD DATA LOCAL from a session that logs statements (the server must allow it)."""
+    with source.connect(local_infile=True) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {table} "
+                    f"FIELDS TERMINATED BY ',' {columns}")
+        conn.commit()
+
+
+def test_a_load_data_logged_as_a_statement_passes_untracked_and_stops_on_a_tracked_table(
+        source_db: SourceDb, target_db: TargetDb, tmp_path: Path) -> None:
+    source_db.execute("CREATE TABLE app_imports (id INT PRIMARY KEY, n INT)")
+    env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppTemplate")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    (tmp_path / "imports.csv").write_text("1,10\n2,20\n")
+    (tmp_path / "templates.csv").write_text("loaded,n,b,2024-01-01 00:00:00\n")
+    loads_before = _payload_events(source_db, "Execute_load_query")
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.local_infile")
+        was = cur.fetchone()[0]
+        cur.execute("SET GLOBAL local_infile = 1")  # MySQL 8+ ships it OFF
+        try:
+            _load_data(source_db, tmp_path / "imports.csv", "app_imports")
+            source_db.execute("INSERT INTO WhatsAppTemplate (id, name, body, updatedAt) "
+                              "VALUES ('after', 'n', 'b', '2024-01-01 00:00:00')")
+            _catch_up(env)  # the untracked LOAD passed, and the row after it arrived
+            with target_db.connect() as pg:
+                assert pg.execute('SELECT id FROM "WhatsAppTemplate" WHERE id = %s',
+                                  ("after",)).fetchall() == [("after",)]
+            _load_data(source_db, tmp_path / "templates.csv", "WhatsAppTemplate",
+                       "(id, name, body, updatedAt)")
+        finally:
+            cur.execute("SET GLOBAL local_infile = %s", (int(was),))
+    # both loads are in the binlog as statements (the path under test was taken)
+    assert _payload_events(source_db, "Execute_load_query") - loads_before == 2
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 2, result.output[-3000:]
+    out = result.output
+    assert "statement-format DML on tracked table WhatsAppTemplate at binlog." in out, out
+    assert "LOAD DATA LOCAL INFILE" in out and "binlog_format=ROW" in out
+    assert "--resume-after-ddl" in out
+    with target_db.connect() as pg:
+        assert pg.execute('SELECT count(*) FROM "WhatsAppTemplate" WHERE id = %s',
+                          ("loaded",)).fetchone() == (0,)
 
 
 @pytest.mark.parametrize(("statements", "why"), [

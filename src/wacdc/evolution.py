@@ -87,7 +87,7 @@ class SchemaEvolver:
         for name in (t for t in statement.tables if t not in skip_tables):
             why = _stops(parsed)
             if why:
-                self._stop(name, query, position, why)
+                self._stop(name, query, position, why, parsed)
                 continue
             if parsed is not None and parsed.kind == "truncate":
                 changes.append(Change(name, truncate=True))
@@ -95,12 +95,21 @@ class SchemaEvolver:
             changes.append(self._evolve(name, query, position, target))
         return changes
 
-    def _stop(self, table: str, query: str, position: BinlogPosition, why: str) -> None:
+    def _stop(self, table: str, query: str, position: BinlogPosition, why: str,
+              parsed: ParsedStatement | None = None) -> None:
         if self.accept_next:
             self.accept_next = False
             log.warning("schema change accepted by --resume-after-ddl", table=table,
                         statement=query[:300], position=str(position), finding=why)
             return
+        if parsed is not None and parsed.readable and parsed.kind == "dml":
+            raise DdlStop(
+                f"statement-format DML on tracked table {table} at {position}: "
+                f"{query[:300]!r}. Nothing after it was applied. Its rows are not in the "
+                "binlog, so they cannot be converted exactly: have the writing session log "
+                f"binlog_format=ROW, repair the table (`wacdc verify --table {table} "
+                "--repair`), then run `wacdc run --resume-after-ddl` to pass this statement "
+                "(docs/operations.md)")
         raise DdlStop(
             f"schema change on tracked table {table} at {position} ({why}): {query[:300]!r}. "
             "Nothing after it was applied. Make the matching change in PostgreSQL, then run "
@@ -173,9 +182,7 @@ def _stops(parsed: ParsedStatement | None) -> str | None:
         return "a statement wacdc cannot read names it"
     kind = parsed.kind
     if kind == "dml":
-        return ("statement-format DML: its rows are not in the binlog, so they cannot be "
-                "converted exactly; the writing session must log binlog_format=ROW. Repair "
-                "the table (wacdc verify --table <table> --repair) before resuming")
+        return "statement-format DML: its rows are not in the binlog"
     if kind in ("ddl_drop", "ddl_create") and parsed.index is not None:
         return None  # an index: the table is re-read
     if kind == "ddl_drop":

@@ -46,6 +46,7 @@ from wacdc.errors import RowImageError
 from wacdc.events import BinlogPosition, RowChange
 from wacdc.source.connection import connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, pairs
+from wacdc.source.load_query import LoadQueryEvent
 from wacdc.source.payload import TransactionPayloadEvent
 from wacdc.source.rowimage import unambiguous
 from wacdc.source.stream_reader import PayloadReader
@@ -109,8 +110,9 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
     events: list[type] = [WriteRowsEvent, UpdateRowsEvent, PartialUpdateRowsEvent,
                           DeleteRowsEvent, TransactionPayloadEvent]
     if transactions:
-        events += [XidEvent, QueryEvent, RotateEvent, HeartbeatLogEvent, MariadbGtidEvent,
-                   MysqlGtidEvent, XAPrepareEvent]
+        # A statement-logged LOAD DATA is judged by its table, as any statement is.
+        events += [XidEvent, QueryEvent, LoadQueryEvent, RotateEvent, HeartbeatLogEvent,
+                   MariadbGtidEvent, MysqlGtidEvent, XAPrepareEvent]
     compiled = decoder == "compiled"
     stream = PayloadReader(
         # Table-map parses are reused with the compiled decoder only: the library as it

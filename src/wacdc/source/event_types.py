@@ -58,9 +58,9 @@ def _r(name: str, why: str, todo: str) -> EventType:
 _SNAPSHOT = "take a new snapshot (docs/operations.md, 'Binlog purged')"
 _ANCIENT = ("written only by MySQL before 5.1, never by a supported source",
             "Point wacdc at MySQL 8.0-9.x or MariaDB 10.5-11.x")
-_LOAD_DATA = ("part of a LOAD DATA logged as a statement (that session ran with "
-              "binlog_format=STATEMENT or MIXED): the loaded rows are not in the binlog",
-              f"Set binlog_format=ROW (wacdc check --fix), then {_SNAPSHOT}")
+_LOAD_BLOCK = ("a block of the file a LOAD DATA logged as a statement reads (binlog_format "
+               "STATEMENT or MIXED in that session); its statement, EXECUTE_LOAD_QUERY_EVENT, "
+               "is judged by the table it loads into: a tracked one stops the stream")
 _CONTEXT = ("it only sets context for the statement-format statement that follows (its "
             "QUERY_EVENT, which the caller judges); it carries no rows")
 
@@ -77,17 +77,17 @@ EVENT_TYPES: dict[int, EventType] = {
     6: _r("LOAD_EVENT", *_ANCIENT),  # MySQL < 5.0 LOAD DATA
     7: _r("SLAVE_EVENT", *_ANCIENT),  # reserved, never used
     8: _r("CREATE_FILE_EVENT", *_ANCIENT),  # MySQL 4.x LOAD DATA
-    9: _r("APPEND_BLOCK_EVENT", *_LOAD_DATA),  # both: a block of LOAD DATA's file
+    9: _i("APPEND_BLOCK_EVENT", _LOAD_BLOCK),  # both: a block of LOAD DATA's file
     10: _r("EXEC_LOAD_EVENT", *_ANCIENT),  # MySQL 4.x LOAD DATA
-    11: _r("DELETE_FILE_EVENT", *_LOAD_DATA),  # both: a failed LOAD DATA's file dropped
+    11: _i("DELETE_FILE_EVENT", _LOAD_BLOCK),  # both: a failed LOAD DATA's file dropped
     12: _r("NEW_LOAD_EVENT", *_ANCIENT),  # MySQL 4.x LOAD DATA
     13: _i("RAND_EVENT", "the RAND() seeds of a statement: " + _CONTEXT),  # both
     14: _i("USER_VAR_EVENT", "a @variable of a statement: " + _CONTEXT + " (MariaDB also "
            "sends one as a dummy for an event an older replica could not take)"),  # both
     15: _h("FORMAT_DESCRIPTION_EVENT"),  # both: starts every binlog file
     16: _h("XID_EVENT"),  # both: commit of a transactional engine
-    17: _r("BEGIN_LOAD_QUERY_EVENT", *_LOAD_DATA),  # both: LOAD DATA's first file block
-    18: _r("EXECUTE_LOAD_QUERY_EVENT", *_LOAD_DATA),  # both: the LOAD DATA statement
+    17: _i("BEGIN_LOAD_QUERY_EVENT", _LOAD_BLOCK),  # both: LOAD DATA's first file block
+    18: _h("EXECUTE_LOAD_QUERY_EVENT"),  # both: the LOAD DATA statement (load_query.py)
     19: _h("TABLE_MAP_EVENT"),  # both: the table of the rows events that follow
     20: _r("PRE_GA_WRITE_ROWS_EVENT", *_ANCIENT),  # MySQL 5.1.0-5.1.15 betas
     21: _r("PRE_GA_UPDATE_ROWS_EVENT", *_ANCIENT),  # MySQL 5.1.0-5.1.15 betas

@@ -14,6 +14,7 @@ The library has no extension points for any of them:
   name `GtidSet` in `binlogstream` (used only to build COM_BINLOG_DUMP_GTID) becomes
   `MysqlGtidSet`, which parses and encodes tagged sets;
 - TRANSACTION_PAYLOAD_EVENT (type 0x28, source/payload.py) in the packet event map;
+- EXECUTE_LOAD_QUERY_EVENT (type 18) read with its statement (source/load_query.py);
 - every event type judged, and MariaDB's compressed events rebuilt, in a wrapper around
   `BinLogPacketWrapper.__init__` (source/event_types.py, source/compressed.py);
 - QUERY events with status variables the library does not know still read (MySQL 9);
@@ -46,6 +47,7 @@ from wacdc.source.event_types import COMPRESSED_TYPES, PASS_TYPES, refusal
 from wacdc.source.gtid import GTID_TAGGED_LOG_EVENT, TaggedGtidEvent
 from wacdc.source.imageplan import time2
 from wacdc.source.jsonbinary import json_text
+from wacdc.source.load_query import EXECUTE_LOAD_QUERY_EVENT, LoadQueryEvent
 from wacdc.source.payload import TRANSACTION_PAYLOAD_EVENT, TransactionPayloadEvent
 
 # The versions these patches were written (and tested) for: requirements.lock.
@@ -120,6 +122,7 @@ def install() -> None:
     event_map = BinLogPacketWrapper._BinLogPacketWrapper__event_map
     event_map[GTID_TAGGED_LOG_EVENT] = TaggedGtidEvent
     event_map[TRANSACTION_PAYLOAD_EVENT] = TransactionPayloadEvent
+    event_map[EXECUTE_LOAD_QUERY_EVENT] = LoadQueryEvent
     binlogstream.GtidSet = MysqlGtidSet
     _allow_tagged_gtids()
     _judge_event_types()
