@@ -244,3 +244,49 @@ def test_ddl_on_a_table_during_the_snapshot_copies_it_again_from_a_new_view(
         extra = pg.execute('SELECT count(*) FROM "WhatsAppMessage" WHERE extra = 8'
                            ).fetchone()[0]
     assert views == 2 and extra > 0  # the first view, and one for the two changed tables
+
+
+def test_ddl_on_a_table_the_snapshot_is_copying_waits_for_the_view_and_then_streams(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    """The view's transaction holds a metadata lock on every table it has read: an ALTER
+    of one waits until the snapshot ends (docs/operations.md), then lands in the binlog
+    after the view's position and reaches PostgreSQL by streaming."""
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 6000, "WhatsAppTemplate": 200})
+    tables = "WhatsAppCustomer,WhatsAppTemplate"  # copied in this order
+    env = wacdc_env(source_db, target_db, WACDC_SNAPSHOT_CHUNK_ROWS="50", WACDC_TABLES=tables)
+    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run", "--snapshot-only"],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _progress_rows(target_db).get("WhatsAppCustomer", ("", 0))[1] < 500:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    failed: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            source_db.execute("ALTER TABLE WhatsAppCustomer ADD COLUMN tier INT NULL",
+                              "UPDATE WhatsAppCustomer SET tier = 3 WHERE id < '5'")
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+
+    migration = threading.Thread(target=migrate)
+    migration.start()
+    waited = False
+    with source_db.connect() as conn, conn.cursor() as cur:
+        while migration.is_alive() and not waited:
+            cur.execute("SELECT STATE FROM information_schema.PROCESSLIST "
+                        "WHERE INFO LIKE 'ALTER TABLE WhatsAppCustomer%%'")
+            waited = any("metadata lock" in (state or "") for state, in cur.fetchall())
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    migration.join(timeout=120)
+    assert not failed and not migration.is_alive(), failed
+    assert waited, "the ALTER never waited for the view's metadata lock"
+    assert "table changed during its snapshot" not in err.decode()  # it was read already
+    caught_up = run_cli("run", "--exit-when-caught-up", env=env)
+    assert caught_up.code == 0, caught_up.output[-3000:]
+    assert independent_differences(source_db, target_db, tables.split(",")) == {}
+    with target_db.connect() as pg:
+        assert pg.execute('SELECT count(*) FROM "WhatsAppCustomer" WHERE tier = 3'
+                          ).fetchone()[0] > 0
