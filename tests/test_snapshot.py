@@ -10,6 +10,7 @@ import threading
 import time
 
 import psycopg
+import pymysql
 import pytest
 
 from tests.support.compare import table_differences
@@ -261,13 +262,13 @@ def test_ddl_on_a_table_the_snapshot_is_copying_waits_for_the_view_and_then_stre
     while _progress_rows(target_db).get("WhatsAppCustomer", ("", 0))[1] < 500:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    failed: list[BaseException] = []
+    failed: list[pymysql.MySQLError] = []
 
     def migrate() -> None:
         try:
             source_db.execute("ALTER TABLE WhatsAppCustomer ADD COLUMN tier INT NULL",
                               "UPDATE WhatsAppCustomer SET tier = 3 WHERE id < '5'")
-        except BaseException as exc:  # reported below, in the test's thread
+        except pymysql.MySQLError as exc:  # reported below, in the test's thread
             failed.append(exc)
 
     migration = threading.Thread(target=migrate)
