@@ -34,11 +34,32 @@ def table_checks(settings: Settings, profile: Profile,
                                     "or leave the table out of WACDC_TABLES"))
         else:
             findings.extend(_column_findings(settings, profile, table))
+    findings.extend(_engine_findings(conn, database, list(catalog.tables)))
     findings.extend(_identifier_findings(settings, profile, catalog))
     if catalog.tables and not any(f.status == PROBLEM for f in findings):
         findings.append(Finding(OK, "tables", f"{len(catalog.tables)} tables, all with keys "
                                 "and supported column types"))
     return findings, list(catalog.tables)
+
+
+def _engine_findings(conn: pymysql.connections.Connection, database: str,
+                     names: list[str]) -> list[Finding]:
+    """Tracked tables must be transactional: a ROLLBACK leaves a MyISAM/Aria/MEMORY
+    table's rows in place, while wacdc (source/framing.py) drops the rolled-back rows of
+    tracked tables as InnoDB does, and a consistent read view does not cover them."""
+    if not names:
+        return []
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE "
+                    "TABLE_SCHEMA = %s AND TABLE_NAME IN %s AND ENGINE <> 'InnoDB'",
+                    (database, names))
+        rows = cur.fetchall()
+    return [Finding(PROBLEM, f"table {name}",
+                    f"uses the {engine} engine, which is not transactional: a rolled-back "
+                    "transaction keeps its rows in MySQL but not in PostgreSQL, and the "
+                    "snapshot cannot read it consistently",
+                    f"ALTER TABLE `{name}` ENGINE=InnoDB, or leave it out of WACDC_TABLES")
+            for name, engine in sorted(rows)]
 
 
 def _identifier_findings(settings: Settings, profile: Profile,
