@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 from tests.support.cutover import NO_SUCH_TABLE, Writer
 from tests.support.daemon import Daemon, daemon
 from tests.support.harness import (
+    REPO,
     SourceDb,
     TargetDb,
     fill_whatsapp,
@@ -184,6 +187,49 @@ def _tables(source_db: SourceDb) -> set[str]:
 def _pg(target_db: TargetDb, statement: str, *args: object) -> None:
     with psycopg.connect(target_db.url, autocommit=True) as pg:
         pg.execute(statement, args)
+
+
+def test_verify_under_reverse_replication_waits_for_a_change_in_flight(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    """A PostgreSQL change not yet in MySQL (its reverse apply waits on a row lock) is
+    compared again once it has landed, not reported as a difference."""
+    fill_whatsapp(source_db, messages=150)
+    env = _reverse_env(source_db, target_db)
+    with daemon(env) as d:
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        with psycopg.connect(target_db.url, autocommit=True) as pg:
+            row = pg.execute('SELECT id FROM "WhatsAppCustomer" ORDER BY id LIMIT 1').fetchone()
+            assert row is not None
+            key = row[0]
+            with source_db.connect() as my, my.cursor() as cur:
+                my.autocommit(False)
+                cur.execute("SELECT id FROM WhatsAppCustomer__wacdc_retired WHERE id = %s "
+                            "FOR UPDATE", (key,))  # the reverse apply of `key` waits on it
+                pg.execute('UPDATE "WhatsAppCustomer" SET "lastName" = %s WHERE id = %s',
+                           ("in flight", key))
+                verify = subprocess.Popen(
+                    [sys.executable, "-m", "wacdc.cli", "verify", "--table",
+                     "WhatsAppCustomer"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT)
+
+                def settling() -> bool:  # verify found the stale row and waits for it
+                    if verify.poll() is not None:
+                        raise AssertionError("verify did not wait for the change in "
+                                             f"flight: {verify.communicate()[0].decode()}")
+                    return pg.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                        "AND query LIKE '%%reverse_log%%' AND query LIKE "
+                        "'%%pg_visible_in_snapshot%%'").fetchone()[0] > 0
+
+                d.wait_for("verify waiting for reverse replication", settling, 60)
+                my.commit()  # the change lands in MySQL
+            out, _ = verify.communicate(timeout=120)
+        assert verify.returncode == 0, out.decode()[-3000:]
+        with source_db.connect() as my, my.cursor() as cur:
+            cur.execute("SELECT lastName FROM WhatsAppCustomer__wacdc_retired WHERE id = %s",
+                        (key,))
+            assert cur.fetchone() == ("in flight",)
 
 
 def test_a_value_mysql_cannot_hold_stops_strict_and_is_cut_and_counted_under_coerce(
