@@ -324,6 +324,42 @@ def test_a_cutover_whose_way_back_cannot_run_is_refused_before_the_freeze(
             assert [r[0] for r in cur.fetchall()] == ["WhatsAppCustomer"]  # not fenced
 
 
+def _retired_count(source_db: SourceDb, where: str) -> int:
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM WhatsAppCustomer__wacdc_retired WHERE {where}")
+        return int(cur.fetchone()[0])
+
+
+def test_a_rollback_aborted_before_the_daemon_takes_it_up_is_recorded_and_changes_nothing(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=150)
+    env = _reverse_env(source_db, target_db)
+    d = Daemon(env)
+    try:
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        d.stop()
+        asked = run_cli("rollback", env=env)
+        assert asked.code == 0 and "rollback #1 requested" in asked.stdout, asked.output
+        aborted = run_cli("rollback", "--abort", env=env)
+        assert aborted.code == 0 and "abort requested for rollback #1" in aborted.stdout
+        d = Daemon(env)  # the daemon that comes up takes the request, and its abort
+        d.wait_for("the abort", lambda: _rollback_row(target_db)["status"] == "aborted")
+        row = _rollback_row(target_db)
+        assert "aborted by the operator" in row["reason"] and row["freeze_seconds"] is None
+        assert d.status()["phase"] == "reverse"
+        # Nothing was frozen or fenced: PostgreSQL takes the app's writes, MySQL follows.
+        _pg(target_db, 'UPDATE "WhatsAppCustomer" SET "lastName" = %s WHERE id = '
+            '(SELECT min(id) FROM "WhatsAppCustomer")', "after the abort")
+        d.wait_for("the write in MySQL", lambda: _retired_count(
+            source_db, "lastName = 'after the abort'") == 1)
+        assert independent_differences(source_db, target_db, TABLES,
+                                       mysql_suffix="__wacdc_retired") == {}
+        assert "WhatsAppCustomer" not in _tables(source_db)  # MySQL still fenced
+    finally:
+        d.stop()
+
+
 def test_a_rollback_that_cannot_lock_postgresql_aborts_and_a_later_one_succeeds(
         source_db: SourceDb, target_db: TargetDb) -> None:
     fill_whatsapp(source_db, messages=150)
