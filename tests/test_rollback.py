@@ -360,6 +360,41 @@ def test_a_rollback_aborted_before_the_daemon_takes_it_up_is_recorded_and_change
         d.stop()
 
 
+def test_a_rollback_whose_drain_outlasts_the_freeze_limit_aborts_and_a_later_one_succeeds(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    fill_whatsapp(source_db, messages=150)
+    env = _reverse_env(source_db, target_db, WACDC_CUTOVER_MAX_FREEZE="1",
+                       WACDC_CUTOVER_MAX_LAG="3600")
+    d = Daemon(env)
+    try:
+        _cut_over(source_db, d, env)
+        _in_reverse(d)
+        d.stop()
+        # While the daemon is down the app commits a large transaction: the drain inside
+        # the next rollback's freeze has all of it to apply, more than the 1 s limit.
+        _pg(target_db, 'INSERT INTO "WhatsAppCustomer" (id, "firstName", "phoneNumber", '
+            'tags, "updatedAt") SELECT \'bulk-\' || n, \'Bulk\', \'+9\' || n, '
+            "ARRAY['b'], now() FROM generate_series(1, 40000) AS n")
+        assert run_cli("rollback", env=env).code == 0
+        d = Daemon(env)
+        d.wait_for("the abort", lambda: _rollback_row(target_db)["status"] == "aborted", 120)
+        row = _rollback_row(target_db)
+        assert "the freeze reached its limit (1.0s) before the drain finished" in \
+            row["reason"], (row, d.log.text[-3000:])
+        assert d.status()["phase"] == "reverse"
+        # PostgreSQL was unlocked and is not fenced: the app writes on.
+        _pg(target_db, 'UPDATE "WhatsAppCustomer" SET "lastName" = %s WHERE id = %s',
+            "after the abort", "bulk-1")
+        d.wait_for("the write in MySQL", lambda: _retired_count(
+            source_db, "lastName = 'after the abort'") == 1, 120)
+        again = run_cli("rollback", "--wait", env=env, timeout=120)
+        assert again.code == 0, again.output
+        d.wait_for("forward streaming", lambda: d.status()["phase"] == "streaming")
+    finally:
+        d.stop()
+    assert independent_differences(source_db, target_db, TABLES) == {}
+
+
 def test_a_rollback_that_cannot_lock_postgresql_aborts_and_a_later_one_succeeds(
         source_db: SourceDb, target_db: TargetDb) -> None:
     fill_whatsapp(source_db, messages=150)

@@ -168,7 +168,8 @@ def _release(freeze: psycopg.Connection) -> None:
     try:
         if not freeze.closed:
             freeze.rollback()
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
+        # (the idle bound's error, SQLSTATE 25P03, is not an OperationalError)
         log.info("the freeze's connection was already gone; its lock with it",
                  error=str(exc).strip().splitlines()[0] if str(exc).strip() else "")
     finally:
@@ -305,7 +306,9 @@ class RollbackController:
                       error=str(note).strip().splitlines()[0] if str(note).strip() else "")
 
     def _abort_frozen(self, req: Request, freeze: psycopg.Connection, why: str) -> None:
-        freeze.rollback()
+        # A drain longer than the limit leaves the freeze idle that long: the server has
+        # ended its session (idle_in_transaction_session_timeout), and the lock with it.
+        _release(freeze)
         self._refuse(req, f"{why}; PostgreSQL unlocked, nothing lost: retry when the load "
                           "is lower", CutoverStatus.ABORTED)
 
