@@ -14,13 +14,14 @@ import time
 
 import pytest
 from pymysqlreplication.event import QueryEvent, XidEvent
+from pymysqlreplication.row_event import WriteRowsEvent
 
 from tests.support.flavours import only_on
 from tests.support.harness import REPO, SourceDb, TargetDb, run_cli, wacdc_env
 from tests.support.independent import independent_differences
 from wacdc.config import parse_url
 from wacdc.errors import BinlogEventError
-from wacdc.events import BinlogPosition, GtidState, Transaction
+from wacdc.events import BinlogPosition, GtidState, RowChange, Transaction
 from wacdc.source.binlog import open_stream
 from wacdc.source.connection import connect
 from wacdc.source.framing import transactions
@@ -236,6 +237,35 @@ def test_an_xa_rollback_of_an_unknown_transaction_is_a_plain_transaction() -> No
     assert len(items) == 1 and not items[0].changes  # type: ignore[attr-defined]
 
 
+def _rows(table: str, n: int) -> WriteRowsEvent:
+    event = WriteRowsEvent.__new__(WriteRowsEvent)
+    event.schema, event.table = "db", table
+    event.wacdc_test_keys = [n]  # type: ignore[attr-defined]
+    return event
+
+
+def test_a_rollback_keeps_the_rows_of_non_transactional_tables_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def changes(_stream: object, event: WriteRowsEvent, at: BinlogPosition
+                ) -> list[RowChange]:
+        return [RowChange(event.table, "insert", ("id",), None, (n,), at)
+                for n in event.wacdc_test_keys]  # type: ignore[attr-defined]
+
+    monkeypatch.setattr("wacdc.source.framing.row_changes_of", changes)
+    events = [_query("BEGIN"), _rows("ledger", 1), _rows("heap", 1), _query("SAVEPOINT s"),
+              _rows("ledger", 2), _rows("heap", 2), _query("ROLLBACK TO s"),
+              _rows("ledger", 3), _query("ROLLBACK")]
+
+    def framed(kept: frozenset[str]) -> list[tuple[str, int]]:
+        [txn] = transactions(_Stream(events), "db", {"ledger", "heap"},  # type: ignore[arg-type]
+                             kept_at_rollback=kept)
+        return [(c.table, c.after[0]) for c in txn.changes]  # type: ignore[union-attr]
+
+    # MyISAM kept its rows through both rollbacks; InnoDB undid every one of its own
+    assert framed(frozenset({"heap"})) == [("heap", 1), ("heap", 2)]
+    assert framed(frozenset()) == []  # all tracked tables InnoDB: nothing of it stays
+
+
 def test_statements_reach_the_caller_by_their_own_names() -> None:
     items = _frame([
         _query(f"-- AlterTable\nALTER TABLE `{TABLE}` ADD COLUMN `c` INT NULL"),
@@ -249,3 +279,41 @@ def test_statements_reach_the_caller_by_their_own_names() -> None:
     assert statements == [("ddl_alter", (TABLE,)), ("truncate", (TABLE,)),
                           ("dml", (TABLE,))]
     assert sum(type(i).__name__ == "Transaction" for i in items) == 5
+
+
+def test_a_non_transactional_tracked_table_under_savepoints_and_rollbacks_ends_identical(
+        source_db: SourceDb, target_db: TargetDb) -> None:
+    only_on(source_db.server, "mariadb", "MySQL's enforce_gtid_consistency refuses "
+            "non-transactional and transactional tables in one transaction")
+    source_db.execute("CREATE TABLE ledger (id INT PRIMARY KEY, note TEXT) ENGINE=InnoDB",
+                      "CREATE TABLE heap (id INT PRIMARY KEY, note TEXT) ENGINE=MyISAM")
+    env = wacdc_env(source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="ledger,heap")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    start = _head(source_db)
+    with source_db.connect() as conn, conn.cursor() as cur:
+        conn.autocommit(False)
+        cur.execute("INSERT INTO ledger VALUES (1, 'committed')")
+        cur.execute("INSERT INTO heap VALUES (1, 'before the savepoint')")
+        cur.execute("SAVEPOINT s")
+        cur.execute("INSERT INTO ledger VALUES (2, 'rolled back to s')")
+        cur.execute("INSERT INTO heap VALUES (2, 'kept: MyISAM has no savepoints')")
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+        cur.execute("INSERT INTO ledger VALUES (3, 'committed')")
+        conn.commit()
+        cur.execute("INSERT INTO ledger VALUES (4, 'rolled back')")
+        cur.execute("INSERT INTO heap VALUES (3, 'kept: MyISAM has no rollback')")
+        cur.execute("UPDATE heap SET note = 'updated, kept' WHERE id = 1")
+        conn.rollback()
+    with source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM heap ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 2, 3]  # what the source kept
+        cur.execute("SELECT id FROM ledger ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 3]
+        cur.execute(f"SHOW BINLOG EVENTS IN '{start.file}' FROM {start.pos}")
+        logged = [row[5] for row in cur.fetchall()]
+    # MariaDB logs the MyISAM rows (ROW format) as transactions of their own, and the
+    # InnoDB rows rolled back to the savepoint with the ROLLBACK TO that undoes them
+    assert any(info.startswith("ROLLBACK TO") for info in logged), logged
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 0, result.output[-3000:]
+    assert independent_differences(source_db, target_db, ["ledger", "heap"]) == {}

@@ -206,19 +206,26 @@ def test_progress_line_and_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "#######" in line  # a quarter of the 30-cell bar
 
 
+def _snapshot_copying(env: dict[str, str], target: TargetDb, table: str,
+                      rows: int) -> subprocess.Popen:
+    """`wacdc run --snapshot-only`, once it has committed `rows` rows of `table`."""
+    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run", "--snapshot-only"],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _progress_rows(target).get(table, ("", 0))[1] < rows:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    return proc
+
+
 def test_ddl_on_a_table_during_the_snapshot_copies_it_again_from_a_new_view(
         source_db: SourceDb, target_db: TargetDb) -> None:
     fill_whatsapp(source_db, counts={"WhatsAppCustomer": 6000, "WhatsAppMessage": 300,
                                      "WhatsAppTemplate": 200})
     tables = "WhatsAppCustomer,WhatsAppMessage,WhatsAppTemplate"  # copied in this order
     env = wacdc_env(source_db, target_db, WACDC_SNAPSHOT_CHUNK_ROWS="50", WACDC_TABLES=tables)
-    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run", "--snapshot-only"],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _progress_rows(target_db).get("WhatsAppCustomer", ("", 0))[1] < 500:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = _snapshot_copying(env, target_db, "WhatsAppCustomer", 500)
     # While the view copies the first table, the app migrates the two others.
     source_db.execute("ALTER TABLE WhatsAppMessage ADD COLUMN extra INT NOT NULL DEFAULT 7",
                       "UPDATE WhatsAppMessage SET extra = 8 WHERE id < '5'",
@@ -255,13 +262,7 @@ def test_ddl_on_a_table_the_snapshot_is_copying_waits_for_the_view_and_then_stre
     fill_whatsapp(source_db, counts={"WhatsAppCustomer": 6000, "WhatsAppTemplate": 200})
     tables = "WhatsAppCustomer,WhatsAppTemplate"  # copied in this order
     env = wacdc_env(source_db, target_db, WACDC_SNAPSHOT_CHUNK_ROWS="50", WACDC_TABLES=tables)
-    proc = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run", "--snapshot-only"],
-                            env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _progress_rows(target_db).get("WhatsAppCustomer", ("", 0))[1] < 500:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
+    proc = _snapshot_copying(env, target_db, "WhatsAppCustomer", 500)
     failed: list[pymysql.MySQLError] = []
 
     def migrate() -> None:

@@ -37,6 +37,7 @@ from wacdc.sink import state, writer
 from wacdc.sink.apply import Applier, Resolver, TableSink
 from wacdc.snapshot import coercion_policy
 from wacdc.source.connection import server_info
+from wacdc.source.introspect import engines
 from wacdc.source.position import binlog_file_sizes, current_position
 from wacdc.source.reader import StreamSpec, open_source
 
@@ -94,7 +95,9 @@ class StreamSession:
             [*self.sinks, ECHO_TABLE],
             HEARTBEAT_S, auto_position, server_info(control).is_mariadb, settings.decoder,
             checkpoint.gtid, settings.log_format, settings.log_level,
-            settings.transaction_piece_rows), settings.decode_in)
+            settings.transaction_piece_rows,
+            frozenset(engines(control, settings.source().database, list(self.sinks)))),
+            settings.decode_in)
         self.items = self.source.items
         log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
                  resume_by="gtid" if auto_position else "position", decoder=settings.decoder,

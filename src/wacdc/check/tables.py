@@ -11,6 +11,7 @@ from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile
 from wacdc.schema.types import target_columns, unsupported_columns
 from wacdc.source.catalog import Catalog, load_catalog
+from wacdc.source.introspect import engines
 
 
 def table_checks(settings: Settings, profile: Profile,
@@ -44,22 +45,16 @@ def table_checks(settings: Settings, profile: Profile,
 
 def _engine_findings(conn: pymysql.connections.Connection, database: str,
                      names: list[str]) -> list[Finding]:
-    """Tracked tables must be transactional: a ROLLBACK leaves a MyISAM/Aria/MEMORY
-    table's rows in place, while wacdc (source/framing.py) drops the rolled-back rows of
-    tracked tables as InnoDB does, and a consistent read view does not cover them."""
-    if not names:
-        return []
-    with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE "
-                    "TABLE_SCHEMA = %s AND TABLE_NAME IN %s AND ENGINE <> 'InnoDB'",
-                    (database, names))
-        rows = cur.fetchall()
-    return [Finding(PROBLEM, f"table {name}",
-                    f"uses the {engine} engine, which is not transactional: a rolled-back "
-                    "transaction keeps its rows in MySQL but not in PostgreSQL, and the "
-                    "snapshot cannot read it consistently",
-                    f"ALTER TABLE `{name}` ENGINE=InnoDB, or leave it out of WACDC_TABLES")
-            for name, engine in sorted(rows)]
+    """Tracked tables that are not InnoDB: replicated exactly (the rows a ROLLBACK leaves
+    in them are applied, source/framing.py), but MySQL cannot undo their part of a
+    failed write, on the way back included."""
+    return [Finding(WARN, f"table {name}",
+                    f"uses the {engine} engine, which is not transactional: wacdc applies "
+                    "the rows a rolled-back transaction left in it, as MySQL kept them, but "
+                    "on the way back (reverse replication) a batch interrupted in MySQL "
+                    "leaves its part in this table until it is applied again",
+                    f"ALTER TABLE `{name}` ENGINE=InnoDB (what Prisma creates)")
+            for name, engine in sorted(engines(conn, database, names).items())]
 
 
 def _identifier_findings(settings: Settings, profile: Profile,

@@ -6,8 +6,9 @@ engines), or, for XA, its decision. Inside one:
 - `SAVEPOINT s` marks where `ROLLBACK TO [SAVEPOINT] s` returns to. MySQL and MariaDB
   drop rolled-back InnoDB row events before they reach the binlog; when the statement
   itself is logged (a non-transactional table was touched too), the tracked rows logged
-  after the savepoint are dropped here as a replica would. Tracked tables are taken to be
-  transactional (InnoDB: what Prisma creates).
+  after the savepoint are dropped here as a replica would, except rows of tracked tables
+  that are not transactional (`kept_at_rollback`: MyISAM, Aria, MEMORY, as the stream
+  found them when it opened): the source kept those, and so are they.
 - A `ROLLBACK` query ends a transaction that touched a non-transactional table: its
   tracked (InnoDB) rows were rolled back at the source and are dropped, with a log line.
 - XA: the rows between `XA START` (MariaDB: the GTID event) and the XA_PREPARE event are
@@ -87,6 +88,7 @@ class _Framer:
     next_gtid: str | None = None  # the GTID event precedes its transaction
     started_at: BinlogPosition | None = None  # where the current transaction began
     before: tuple[str, int] | None = None  # file:pos where the event being read began
+    kept_at_rollback: frozenset[str] = frozenset()  # tracked tables that are not InnoDB
 
     def _here(self) -> BinlogPosition:
         return BinlogPosition(self.stream.log_file, self.stream.log_pos)
@@ -195,22 +197,34 @@ class _Framer:
                 f"that {self.flushed} of its rows were already applied (uncommitted) in "
                 "pieces; nothing of it was committed. Raise WACDC_TRANSACTION_PIECE_ROWS "
                 "above the transaction's size and run again")
-        dropped = self.flushed + len(self.pending) - mark
-        if dropped:
+        after = self.pending[mark - self.flushed:]
+        kept = [c for c in after if c.table in self.kept_at_rollback]
+        if len(kept) < len(after):
             log.warning("rows rolled back to a savepoint dropped", savepoint=name,
-                        rows=dropped, position=str(self._here()))
-        del self.pending[mark - self.flushed:]
+                        rows=len(after) - len(kept), kept_non_transactional=len(kept),
+                        position=str(self._here()))
+        self.pending[mark - self.flushed:] = kept
         self.savepoints = {k: v for k, v in self.savepoints.items() if v <= mark}
 
     def _rollback(self, timestamp: float) -> Transaction:
         # A whole transaction rolled back that touched a non-transactional table: its
         # InnoDB rows were undone at the source (and its pieces, if any, are rolled back).
+        # Rows of non-transactional tracked tables stayed at the source: they apply.
         rolled_back_pieces = self.flushed > 0
-        if self.pending or rolled_back_pieces:
-            log.warning("rows of a rolled-back transaction dropped", rows=len(self.pending),
-                        tables=sorted({c.table for c in self.pending}),
+        kept = [c for c in self.pending if c.table in self.kept_at_rollback]
+        if rolled_back_pieces and self.kept_at_rollback:
+            raise BinlogEventError(
+                f"ROLLBACK at {self._here()} of a transaction so large that {self.flushed} "
+                "of its rows were already applied (uncommitted) in pieces, while tracked "
+                f"tables {sorted(self.kept_at_rollback)} are not transactional (their rows "
+                "stay): nothing of it was committed. Raise WACDC_TRANSACTION_PIECE_ROWS "
+                "above the transaction's size and run again")
+        dropped = [c for c in self.pending if c.table not in self.kept_at_rollback]
+        if dropped or rolled_back_pieces:
+            log.warning("rows of a rolled-back transaction dropped", rows=len(dropped),
+                        tables=sorted({c.table for c in dropped}), kept=len(kept),
                         position=str(self._here()))
-        txn = self._end(timestamp, [])
+        txn = self._end(timestamp, kept)
         txn.discard_pieces = rolled_back_pieces
         return txn
 
@@ -276,8 +290,8 @@ _MARIADB_PREPARED_XA = 64  # FL_PREPARED_XA in a MariaDB GTID event's flags
 
 
 def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
-                 gtids: GtidState | None = None, piece_rows: int = 0
-                 ) -> Iterator[StreamItem]:
+                 gtids: GtidState | None = None, piece_rows: int = 0,
+                 kept_at_rollback: frozenset[str] = frozenset()) -> Iterator[StreamItem]:
     """Group the stream into source transactions (see the module docstring).
 
     Yields Transaction at each commit, Heartbeat when the server reports no news, and
@@ -285,4 +299,5 @@ def transactions(stream: BinLogStreamReader, schema: str, tables: set[str],
     decides what to do with them). With `gtids`, each Transaction's end carries the GTID
     state after its commit; its `checkpoint` is where a restart must begin.
     """
-    return _Framer(stream, schema, tables, gtids, piece_rows=piece_rows).items()
+    return _Framer(stream, schema, tables, gtids, piece_rows=piece_rows,
+                   kept_at_rollback=kept_at_rollback).items()

@@ -162,6 +162,18 @@ def list_base_tables(conn: pymysql.connections.Connection, schema: str) -> list[
         return [row[0] for row in cur.fetchall()]
 
 
+def engines(conn: pymysql.connections.Connection, schema: str,
+            names: list[str]) -> dict[str, str]:
+    """{table: storage engine} of those of `names` that are not InnoDB (transactional)."""
+    if not names:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE "
+                    f"TABLE_SCHEMA = %s AND TABLE_NAME IN ({_in(names)}) "
+                    "AND ENGINE <> 'InnoDB'", (schema, *names))
+        return {str(name): str(engine) for name, engine in cur.fetchall()}
+
+
 def introspect_tables(conn: pymysql.connections.Connection, schema: str,
                       names: list[str] | None = None) -> dict[str, Table]:
     """Tables of `schema` (all base tables when `names` is None), keyed by name.

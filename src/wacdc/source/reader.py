@@ -65,6 +65,7 @@ class StreamSpec:
     log_format: str = "auto"
     log_level: str = "info"
     piece_rows: int = 0  # WACDC_TRANSACTION_PIECE_ROWS
+    kept_at_rollback: frozenset[str] = frozenset()  # tracked tables that are not InnoDB
 
 
 class ItemSource(Protocol):
@@ -79,7 +80,8 @@ class InlineSource:
     def __init__(self, spec: StreamSpec) -> None:
         self.reader = _open(spec)
         self.items = _bounded(transactions(self.reader, spec.url.database, set(spec.tables),
-                                           _gtids(spec), spec.piece_rows),
+                                           _gtids(spec), spec.piece_rows,
+                                           spec.kept_at_rollback),
                               stream_read_timeout(spec.heartbeat_s), spec.heartbeat_s)
 
     def close(self) -> None:
