@@ -567,3 +567,44 @@ def test_a_large_transaction_is_applied_in_pieces_atomically_and_survives_kill_9
     _catch_up(env)
     assert seen() == (0, 0)
     assert independent_differences(source_db, target_db, ["WhatsAppCustomer"]) == {}
+
+
+def test_resume_after_ddl_passes_one_statement_with_every_tracked_table_it_names(
+        empty_source_db: SourceDb, target_db: TargetDb) -> None:
+    empty_source_db.execute("CREATE TABLE a (id INT PRIMARY KEY, n INT)",
+                            "CREATE TABLE b (id INT PRIMARY KEY, n INT)",
+                            "INSERT INTO a VALUES (1, 1), (2, 2)",
+                            "INSERT INTO b VALUES (1, 1), (2, 2)")
+    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="a,b")
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    with empty_source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute("DELETE a, b FROM a JOIN b ON a.id = b.id WHERE a.id = 1")
+    stopped = run_cli("run", "--exit-when-caught-up", env=env)
+    assert stopped.code == 2 and "statement-format DML on tracked table" in stopped.output
+    empty_source_db.execute("INSERT INTO a VALUES (3, 3)")  # row format: replicated
+    resumed = run_cli("run", "--exit-when-caught-up", "--resume-after-ddl", env=env)
+    assert resumed.code == 0, resumed.output[-3000:]
+    assert resumed.stderr.count("accepted by --resume-after-ddl") == 2, resumed.stderr
+    with target_db.connect() as pg:
+        assert pg.execute("SELECT id FROM a ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+    again = run_cli("run", "--exit-when-caught-up", env=env)  # it stays passed
+    assert again.code == 0, again.output[-3000:]
+
+
+def test_a_tracked_table_changing_engine_while_streaming_stops_and_a_restart_reads_it(
+        empty_source_db: SourceDb, target_db: TargetDb) -> None:
+    empty_source_db.execute("CREATE TABLE ledger (id INT PRIMARY KEY, n INT) ENGINE=InnoDB")
+    env = wacdc_env(empty_source_db, target_db, WACDC_PROFILE="plain", WACDC_TABLES="ledger")
+    proc = _start(env)
+    _streaming(target_db, proc)
+    empty_source_db.execute("ALTER TABLE ledger ENGINE=MyISAM")
+    assert proc.wait(timeout=120) == 2
+    assert proc.stderr is not None
+    out = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert "tracked table ledger became non-transactional at binlog." in out, out[-3000:]
+    empty_source_db.execute("INSERT INTO ledger VALUES (1, 1)")
+    _catch_up(env)  # a new stream reads the engine: the ALTER passes
+    with target_db.connect() as pg:
+        assert pg.execute("SELECT id, n FROM ledger").fetchall() == [(1, 1)]

@@ -33,7 +33,7 @@ from wacdc.schema.ddl import (
 from wacdc.schema.profile import Profile
 from wacdc.source.catalog import RETIRED_SUFFIX
 from wacdc.source.connection import connect
-from wacdc.source.introspect import introspect_tables
+from wacdc.source.introspect import introspect_tables, non_transactional
 
 log = get_logger("wacdc.schema.evolve")
 
@@ -76,11 +76,14 @@ class SchemaEvolver:
         self.profile = profile
         self.tables = tables
         self.accept_next = accept_next
+        self.accepted: str | None = None  # the statement --resume-after-ddl let pass
 
     def handle(self, statement: Statement, target: psycopg.Connection,
-               skip_tables: set[str]) -> list[Change]:
+               skip_tables: set[str], kept_at_rollback: frozenset[str] = frozenset()
+               ) -> list[Change]:
         """Act on one statement that touches tracked tables (source/framing.py names
-        them from the statement itself); raise DdlStop when it must stop."""
+        them from the statement itself); raise DdlStop when it must stop.
+        `kept_at_rollback`: the tracked tables the stream frames as non-transactional."""
         query, position, parsed = statement.query.strip(), statement.position, \
             statement.parsed
         changes = []
@@ -92,13 +95,30 @@ class SchemaEvolver:
             if parsed is not None and parsed.kind == "truncate":
                 changes.append(Change(name, truncate=True))
                 continue
+            self._check_engine(name, query, position, name in kept_at_rollback)
             changes.append(self._evolve(name, query, position, target))
         return changes
 
+    def _check_engine(self, name: str, query: str, position: BinlogPosition,
+                      framed_as_kept: bool) -> None:
+        """The stream read the engines when it opened: a table that became (non-)
+        transactional would have its rows kept or dropped the wrong way at a ROLLBACK
+        after this statement. A new stream reads them again."""
+        source_url = self.settings.source()
+        with connect(source_url) as conn:
+            kept_now = name in non_transactional(conn, source_url.database, [name])
+        if kept_now != framed_as_kept:
+            raise DdlStop(
+                f"tracked table {name} became {'non-' if kept_now else ''}transactional at "
+                f"{position} ({query[:300]!r}): its rows now {'stay' if kept_now else 'go'} "
+                "at a ROLLBACK. Nothing after it was applied and nothing in PostgreSQL "
+                "needs changing: run `wacdc run` again, which reads the engines anew")
+
     def _stop(self, table: str, query: str, position: BinlogPosition, why: str,
               parsed: ParsedStatement | None = None) -> None:
-        if self.accept_next:
-            self.accept_next = False
+        # --resume-after-ddl lets one statement pass, with every tracked table it names.
+        if self.accept_next or self.accepted == str(position):
+            self.accept_next, self.accepted = False, str(position)
             log.warning("schema change accepted by --resume-after-ddl", table=table,
                         statement=query[:300], position=str(position), finding=why)
             return

@@ -37,7 +37,7 @@ from wacdc.sink import state, writer
 from wacdc.sink.apply import Applier, Resolver, TableSink
 from wacdc.snapshot import coercion_policy
 from wacdc.source.connection import server_info
-from wacdc.source.introspect import engines
+from wacdc.source.introspect import non_transactional
 from wacdc.source.position import binlog_file_sizes, current_position
 from wacdc.source.reader import StreamSpec, open_source
 
@@ -88,6 +88,9 @@ class StreamSession:
         self.lag.oldest_pending = self.lag.behind_since = None
         self.poll_at = 0.0
         self.applier = Applier(target, self.sinks, lease)
+        # Rows of non-transactional tracked tables stay through a ROLLBACK (framing).
+        self.kept_at_rollback = frozenset(non_transactional(
+            control, settings.source().database, list(self.sinks)))
         self.source = open_source(StreamSpec(
             # The reverse checkpoint's table too: its row opens each transaction wacdc
             # wrote to MySQL in a bridge window (an echo, see _echo_of).
@@ -95,9 +98,7 @@ class StreamSession:
             [*self.sinks, ECHO_TABLE],
             HEARTBEAT_S, auto_position, server_info(control).is_mariadb, settings.decoder,
             checkpoint.gtid, settings.log_format, settings.log_level,
-            settings.transaction_piece_rows,
-            frozenset(engines(control, settings.source().database, list(self.sinks)))),
-            settings.decode_in)
+            settings.transaction_piece_rows, self.kept_at_rollback), settings.decode_in)
         self.items = self.source.items
         log.info("streaming", start=str(checkpoint), tables=len(self.sinks),
                  resume_by="gtid" if auto_position else "position", decoder=settings.decoder,
@@ -199,7 +200,8 @@ class StreamSession:
             elif self.following:  # PostgreSQL is the primary: MySQL's DDL is not its own
                 _statement_after_cutover(item)
             else:
-                _schema_change(item, self.evolver, self.sinks, self.target, self.policy)
+                _schema_change(item, self.evolver, self.sinks, self.target, self.policy,
+                               self.kept_at_rollback)
         else:
             self.lag.idle(item.position)
             self.status.progressed()  # idle and connected
@@ -368,13 +370,13 @@ def _at_head(beat: StreamItem, head: BinlogPosition) -> bool:
 
 def _schema_change(statement: Statement, evolver: SchemaEvolver,
                    sinks: dict[str, TableSink], target: psycopg.Connection,
-                   policy: BadValuePolicy) -> None:
+                   policy: BadValuePolicy, kept_at_rollback: frozenset[str]) -> None:
     position = statement.position
     # A table copied after this statement already has it (in data and shape).
     done = {n for n, s in sinks.items()
             if s.snapshot_position is not None and position <= s.snapshot_position}
     # A DdlStop propagates: run() records phase `failed` with the statement.
-    changes = evolver.handle(statement, target, done)
+    changes = evolver.handle(statement, target, done, kept_at_rollback)
     for change in changes:
         sink = sinks[change.table]
         if change.truncate:

@@ -11,7 +11,7 @@ from wacdc.schema.model import Table
 from wacdc.schema.profile import Profile
 from wacdc.schema.types import target_columns, unsupported_columns
 from wacdc.source.catalog import Catalog, load_catalog
-from wacdc.source.introspect import engines
+from wacdc.source.introspect import non_transactional
 
 
 def table_checks(settings: Settings, profile: Profile,
@@ -54,7 +54,7 @@ def _engine_findings(conn: pymysql.connections.Connection, database: str,
                     "on the way back (reverse replication) a batch interrupted in MySQL "
                     "leaves its part in this table until it is applied again",
                     f"ALTER TABLE `{name}` ENGINE=InnoDB (what Prisma creates)")
-            for name, engine in sorted(engines(conn, database, names).items())]
+            for name, engine in sorted(non_transactional(conn, database, names).items())]
 
 
 def _identifier_findings(settings: Settings, profile: Profile,

@@ -269,9 +269,13 @@ class RollbackController:
                                "before the drain finished")
             return False
         counts = count_both(s)
+        if time.monotonic() > deadline:  # the idle bound may have ended the freeze's session
+            self._abort_frozen(req, freeze, f"the freeze reached its limit ({limit}s) "
+                               "before the row counts were taken")
+            return False
         differ = mismatches(counts, "MySQL", "PostgreSQL")
         if differ:
-            freeze.rollback()
+            _release(freeze)
             self._refuse(req, differ)
             return False
         position = current_position(s.mysql)

@@ -162,15 +162,17 @@ def list_base_tables(conn: pymysql.connections.Connection, schema: str) -> list[
         return [row[0] for row in cur.fetchall()]
 
 
-def engines(conn: pymysql.connections.Connection, schema: str,
-            names: list[str]) -> dict[str, str]:
-    """{table: storage engine} of those of `names` that are not InnoDB (transactional)."""
+def non_transactional(conn: pymysql.connections.Connection, schema: str,
+                      names: list[str]) -> dict[str, str]:
+    """{table: storage engine} of those of `names` whose engine has no transactions
+    (MyISAM, Aria, MEMORY, ...: information_schema.ENGINES says so)."""
     if not names:
         return {}
     with conn.cursor() as cur:
-        cur.execute("SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE "
-                    f"TABLE_SCHEMA = %s AND TABLE_NAME IN ({_in(names)}) "
-                    "AND ENGINE <> 'InnoDB'", (schema, *names))
+        cur.execute("SELECT t.TABLE_NAME, t.ENGINE FROM information_schema.TABLES t "
+                    "JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE "
+                    f"WHERE t.TABLE_SCHEMA = %s AND t.TABLE_NAME IN ({_in(names)}) "
+                    "AND e.TRANSACTIONS <> 'YES'", (schema, *names))
         return {str(name): str(engine) for name, engine in cur.fetchall()}
 
 
