@@ -590,6 +590,15 @@ def test_resume_after_ddl_passes_one_statement_with_every_tracked_table_it_names
         assert pg.execute("SELECT id FROM a ORDER BY id").fetchall() == [(1,), (2,), (3,)]
     again = run_cli("run", "--exit-when-caught-up", env=env)  # it stays passed
     assert again.code == 0, again.output[-3000:]
+    # The flag is for the first statement after the checkpoint only: one that passes
+    # anyway disarms it, and a later stop still stops.
+    empty_source_db.execute("ALTER TABLE a ADD COLUMN extra INT NULL")
+    with empty_source_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute("UPDATE b SET n = 20 WHERE id = 2")
+    late = run_cli("run", "--exit-when-caught-up", "--resume-after-ddl", env=env)
+    assert late.code == 2 and "statement-format DML on tracked table b" in late.output, \
+        late.output[-3000:]
 
 
 def test_a_tracked_table_changing_engine_while_streaming_stops_and_a_restart_reads_it(

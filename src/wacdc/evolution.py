@@ -97,6 +97,10 @@ class SchemaEvolver:
                 continue
             self._check_engine(name, query, position, name in kept_at_rollback)
             changes.append(self._evolve(name, query, position, target))
+        # --resume-after-ddl is for the statement that stopped the stream: the first one
+        # after the checkpoint. If it no longer stops (the operator changed PostgreSQL
+        # so that it fits), the flag must not let a later, different stop pass unseen.
+        self.accept_next = False
         return changes
 
     def _check_engine(self, name: str, query: str, position: BinlogPosition,
