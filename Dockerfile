@@ -20,6 +20,12 @@ WORKDIR /src
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 
+# A C compiler for wacdc's own extension (MySQL's binary JSON, src/wacdc/source/_jsonbinary.c);
+# build stage only: the runtime stage copies the built virtualenv.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
 # The package itself, without dependencies (all of them came from the lock above).
 # pyproject's [tool.setuptools.data-files] installs config/ to <venv>/share/wacdc/config,
 # which config_dir() (src/wacdc/schema/profile.py) finds as sys.prefix/share/wacdc/config.
@@ -28,6 +34,7 @@ COPY config/ config/
 COPY src/ src/
 RUN pip install --no-deps . \
  && test -f /opt/venv/share/wacdc/config/profiles/prisma.toml \
+ && python -c "from wacdc.source import jsonbinary; assert jsonbinary.COMPILED" \
  && pip check
 
 # --- runtime ----------------------------------------------------------------------------------

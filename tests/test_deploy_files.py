@@ -244,6 +244,16 @@ def test_final_stage_is_python_311_slim(stages):
         assert ":" in stage.image and not stage.image.endswith(":latest"), stage.image
 
 
+def test_the_build_stage_compiles_the_c_extension_and_checks_it(stages):
+    # setuptools builds src/wacdc/source/_jsonbinary.c as optional: without a compiler
+    # the image would silently print MySQL's JSON in pure Python, several times slower.
+    build = stages[0]
+    runs = " ".join(i.args for i in build.all("RUN"))
+    assert re.search(r"apt-get install[^;&]*\bgcc\b", runs), "no C compiler in the build stage"
+    assert "jsonbinary.COMPILED" in runs, "the build does not check the extension was built"
+    assert not any("gcc" in i.args for i in stages[-1].all("RUN")), "gcc in the runtime image"
+
+
 def test_runs_as_non_root_uid_10001(stages):
     final = stages[-1]
     users = final.all("USER")

@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wacdc.source.imageplan import _json_binary
-from wacdc.source.jsonbinary import decimal_text, double_text, json_text
+from wacdc.source import jsonbinary
+from wacdc.source.jsonbinary import decimal_text, double_text, json_text_python
 from wacdc.source.library import install
 
 # --- a hand-made encoder ----------------------------------------------------------------
@@ -160,28 +160,44 @@ def time_packed(h: int, mi: int, s: int, us: int = 0, negative: bool = False) ->
 
 # --- unit tests -------------------------------------------------------------------------
 
+# Both printers, the Python one and the C extension (the one the decoders use), take every
+# unit test; the differential tests below compare them on generated and corrupted input.
+both = pytest.mark.parametrize("json_text", [json_text_python, jsonbinary.json_text],
+                               ids=["python", "compiled"])
 
-def test_literals_and_empty() -> None:
+
+def test_the_compiled_printer_is_built() -> None:
+    # `make test` builds the package with a compiler, so a C extension that failed to
+    # compile (setuptools builds it as optional) fails here instead of slowing MySQL.
+    assert jsonbinary.COMPILED, "src/wacdc/source/_jsonbinary.c was not built: install " \
+        "gcc and the Python headers, then `make clean test`"
+    assert jsonbinary.json_text is not json_text_python
+
+
+@both
+def test_literals_and_empty(json_text: Any) -> None:
     assert json_text(b"\x04\x00") == "null"
     assert json_text(b"\x04\x01") == "true"
     assert json_text(b"\x04\x02") == "false"
     assert json_text(b"") == "null"  # MySQL's reading of '' (INSERT IGNORE NULL)
     assert json_text(memoryview(b"\x04\x01")) == "true"
-    assert _json_binary(b"") == "null"
-    assert _json_binary(binary({"a": None})) == '{"a": null}'
+    assert json_text(b"") == "null"
+    assert json_text(binary({"a": None})) == '{"a": null}'
 
 
 @pytest.mark.parametrize(("jtype", "value"), [
     (0x05, -32768), (0x05, 32767), (0x06, 65535), (0x07, -2**31), (0x08, 2**32 - 1),
     (0x09, -2**63), (0x09, 2**63 - 1), (0x0A, 2**64 - 1), (0x0A, 0)])
-def test_integers_top_level_and_in_both_formats(jtype: int, value: int) -> None:
+@both
+def test_integers_top_level_and_in_both_formats(jtype: int, value: int, json_text: Any) -> None:
     assert json_text(binary(Typed(jtype, value))) == str(value)
     for large in (False, True):  # inline (16-bit; 32-bit in large) or at an offset
         assert json_text(binary([Typed(jtype, value), 1], large)) == f"[{value}, 1]"
         assert json_text(binary({"k": Typed(jtype, value)}, large)) == f'{{"k": {value}}}'
 
 
-def test_inline_values_in_the_large_format_use_the_entry_bytes() -> None:
+@both
+def test_inline_values_in_the_large_format_use_the_entry_bytes(json_text: Any) -> None:
     # int16 -1 and a literal inlined in 4-byte entries; int32 inline only when large.
     doc = [Typed(0x05, -1), None, True, Typed(0x07, -70000), Typed(0x08, 4000000000)]
     assert json_text(binary(doc, large=True)) == "[-1, null, true, -70000, 4000000000]"
@@ -198,7 +214,8 @@ def test_inline_values_in_the_large_format_use_the_entry_bytes() -> None:
     (1234567890123456.7, "1234567890123456.8"), (-1.8446744073709552e19,
      "-1.8446744073709552e19"), (1e21, "1e21"), (1.5e300, "1.5e300"), (-1e-100, "-1e-100"),
     (999999999999999.0, "999999999999999.0"), (0.000123, "0.000123")])
-def test_doubles_print_as_mysql_prints_them(value: float, text: str) -> None:
+@both
+def test_doubles_print_as_mysql_prints_them(value: float, text: str, json_text: Any) -> None:
     # Expected texts are MySQL 9.7's (SELECT CAST(CAST('[...]' AS JSON) AS CHAR)).
     assert double_text(value) == text
     assert json_text(binary(value)) == text
@@ -212,7 +229,8 @@ def test_doubles_read_back_exactly(value: float) -> None:
     assert "." in text or "e" in text
 
 
-def test_strings_escape_like_mysql() -> None:
+@both
+def test_strings_escape_like_mysql(json_text: Any) -> None:
     s = 'a"b\\c/\b\f\n\r\t\x00\x01\x1f\x7f é 🙏'
     assert json_text(binary(s)) == '"a\\"b\\\\c/\\b\\f\\n\\r\\t\\u0000\\u0001\\u001f\x7f é 🙏"'
     assert json_text(binary({s: s})) == f"{{{json_text(binary(s))}: {json_text(binary(s))}}}"
@@ -220,7 +238,8 @@ def test_strings_escape_like_mysql() -> None:
     assert json_text(binary(long)) == f'"{long}"'
 
 
-def test_decimals_keep_their_scale() -> None:
+@both
+def test_decimals_keep_their_scale(json_text: Any) -> None:
     cases = [("1.50", 5, 2, "1.50"), ("-0.50", 10, 2, "-0.50"), ("0", 5, 3, "0.000"),
              ("1.0", 2, 1, "1.0"), ("0", 1, 0, "0"), ("-7", 10, 0, "-7"),
              ("0.5", 5, 5, "0.50000"), ("123456789012.000000001", 30, 9,
@@ -234,7 +253,8 @@ def test_decimals_keep_their_scale() -> None:
         assert json_text(binary({"p": Opaque(246, data)})) == f'{{"p": {text}}}'
 
 
-def test_temporal_values() -> None:
+@both
+def test_temporal_values(json_text: Any) -> None:
     cases = [
         (12, datetime_packed(2024, 1, 2, 3, 4, 5, 123000), '"2024-01-02 03:04:05.123000"'),
         (7, datetime_packed(1970, 1, 1, 0, 0, 1), '"1970-01-01 00:00:01.000000"'),
@@ -251,7 +271,8 @@ def test_temporal_values() -> None:
         assert json_text(binary([Opaque(field_type, data)])) == f"[{text}]"
 
 
-def test_other_opaque_values_print_as_base64() -> None:
+@both
+def test_other_opaque_values_print_as_base64(json_text: Any) -> None:
     assert json_text(binary(Opaque(16, b"\x05"))) == '"base64:type16:BQ=="'
     assert json_text(binary(Opaque(15, b""))) == '"base64:type15:"'
     assert json_text(binary(Opaque(252, b"ab\0"))) == '"base64:type252:YWIA"'
@@ -266,7 +287,8 @@ def test_other_opaque_values_print_as_base64() -> None:
     assert json_text(binary(Opaque(253, 'a"é'.encode()))) == '"a\\"é"'
 
 
-def test_containers_nested_empty_and_key_order() -> None:
+@both
+def test_containers_nested_empty_and_key_order(json_text: Any) -> None:
     assert json_text(binary({})) == "{}"
     assert json_text(binary([])) == "[]"
     assert json_text(binary({}, large=True)) == "{}"
@@ -276,7 +298,8 @@ def test_containers_nested_empty_and_key_order() -> None:
     assert json_text(binary(doc, large=True)) == json_text(binary(doc))
 
 
-def test_trailing_bytes_and_gaps_are_ignored() -> None:
+@both
+def test_trailing_bytes_and_gaps_are_ignored(json_text: Any) -> None:
     # MySQL's in-place partial updates leave unused space inside and after values.
     assert json_text(binary([1, "x"]) + b"garbage") == '[1, "x"]'
     t, body = _encode(["abc", "de"])
@@ -295,9 +318,10 @@ _doc = st.recursive(_plain, lambda kids: st.lists(kids, max_size=5)
                     | st.dictionaries(_text, kids, max_size=5), max_leaves=25)
 
 
+@both
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(_doc, st.booleans())
-def test_float_free_documents_match_mysql_dumps(doc: Any, large: bool) -> None:
+def test_float_free_documents_match_mysql_dumps(json_text: Any, doc: Any, large: bool) -> None:
     assert json_text(binary(doc, large)) == mysql_dumps(doc)
 
 
@@ -306,12 +330,14 @@ _any_doc = st.recursive(_plain | st.floats(allow_nan=False, allow_infinity=False
                         | st.dictionaries(_text, kids, max_size=5), max_leaves=25)
 
 
+@both
 @given(_any_doc)
-def test_documents_parse_back_to_themselves(doc: Any) -> None:
+def test_documents_parse_back_to_themselves(json_text: Any, doc: Any) -> None:
     assert json.loads(json_text(binary(doc))) == doc
 
 
-def test_a_large_document() -> None:
+@both
+def test_a_large_document(json_text: Any) -> None:
     doc = {"big": ["x" * 1000] * 80, "n": list(range(-40000, 40000, 7))}
     data = binary(doc, large=True)
     assert len(data) > 65536
@@ -338,7 +364,8 @@ def test_a_large_document() -> None:
     (b"\x00\x01\x00\x0b\x00\x02\x00\x01\x00\x04\x00\x00a", "object key outside"),
     (b"\x00\x01\x00\x0b\x00\x0b\x00\x01\x00\x04\x00\x00a", "object key outside"),
 ])
-def test_invalid_binary_is_a_value_error(data: bytes, message: str) -> None:
+@both
+def test_invalid_binary_is_a_value_error(data: bytes, message: str, json_text: Any) -> None:
     with pytest.raises(ValueError, match=message):
         json_text(data)
 
@@ -352,7 +379,8 @@ def test_decimal_digits_out_of_range_are_invalid() -> None:
         decimal_text(bytes([3, 1, 0x80 | 100, 3]))
 
 
-def test_too_deep_is_a_value_error() -> None:
+@both
+def test_too_deep_is_a_value_error(json_text: Any) -> None:
     doc: Any = []
     for _ in range(100):  # 101 levels; MySQL prints at most 100
         doc = [doc]
@@ -391,6 +419,77 @@ def test_the_library_returns_text_for_whole_values_and_diffs_for_partial_ones() 
     diff = bytes([0, 3]) + b"$.a" + bytes([len(diff_value)]) + diff_value
     result = patched(Packet(len(diff).to_bytes(4, "little") + diff), 4, True)
     assert isinstance(result, JsonDiff)
+
+
+# --- the two printers against each other ------------------------------------------------
+
+_typed_leaf = st.builds(Typed, st.sampled_from([0x05, 0x06, 0x07, 0x08, 0x09, 0x0A]),
+                        st.just(0)).flatmap(
+    lambda t: st.integers(*_TYPED_RANGES[t.jtype]).map(lambda v: Typed(t.jtype, v)))
+_TYPED_RANGES = {0x05: (-2**15, 2**15 - 1), 0x06: (0, 2**16 - 1), 0x07: (-2**31, 2**31 - 1),
+                 0x08: (0, 2**32 - 1), 0x09: (-2**63, 2**63 - 1), 0x0A: (0, 2**64 - 1)}
+_opaque_leaf = st.one_of(
+    st.builds(lambda v: Opaque(246, decimal_binary(str(v), 20, 5)),
+              st.decimals(-10**14, 10**14, places=5)),
+    st.builds(lambda b: Opaque(12, datetime_packed(2000 + b % 100, 1 + b % 12, 1 + b % 28)),
+              st.integers(0, 10**6)),
+    st.builds(Opaque, st.sampled_from([15, 16, 252, 253]), st.binary(max_size=90)
+              .filter(lambda b: True)).filter(
+        lambda o: o.field_type != 253 or _is_utf8(o.data)))
+_mixed_doc = st.recursive(
+    _plain | st.floats(allow_nan=False, allow_infinity=False) | _typed_leaf | _opaque_leaf
+    | st.text(max_size=300),
+    lambda kids: st.lists(kids, max_size=6) | st.dictionaries(_text, kids, max_size=6),
+    max_leaves=30)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _outcome(printer: Any, data: bytes) -> tuple[str, str]:
+    try:
+        return "text", printer(data)
+    except ValueError as exc:
+        return "error", type(exc).__name__
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_mixed_doc, st.booleans())
+def test_both_printers_print_every_document_alike(doc: Any, large: bool) -> None:
+    data = binary(doc, large)
+    assert jsonbinary.json_text(data) == json_text_python(data)
+
+
+@settings(max_examples=700, suppress_health_check=[HealthCheck.too_slow])
+@given(_mixed_doc, st.booleans(), st.data())
+def test_both_printers_refuse_the_same_corrupted_documents(doc: Any, large: bool,
+                                                           data: Any) -> None:
+    # Bytes flipped, cut off or appended: either both print the same text or both raise
+    # ValueError (never a crash, a different text, or another exception).
+    raw = bytearray(binary(doc, large))
+    for _ in range(data.draw(st.integers(1, 4))):
+        how = data.draw(st.sampled_from(["flip", "cut", "grow"]))
+        if how == "flip" and raw:
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        elif how == "cut" and raw:
+            del raw[data.draw(st.integers(0, len(raw) - 1)):]
+        else:
+            raw += data.draw(st.binary(min_size=1, max_size=8))
+    corrupted = bytes(raw)
+    assert _outcome(jsonbinary.json_text, corrupted) == _outcome(json_text_python, corrupted)
+
+
+def test_random_bytes_are_refused_or_printed_alike() -> None:
+    rng = random.Random(20261202)
+    for _ in range(20000):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        data = bytes([rng.choice([0, 1, 2, 3, 0x0C, 0x0F, rng.randrange(16)])]) + data[1:]
+        assert _outcome(jsonbinary.json_text, data) == _outcome(json_text_python, data), data
 
 
 # --- against a real MySQL ---------------------------------------------------------------
@@ -511,7 +610,8 @@ def _server_roundtrip(live: dict[str, Any], values: Sequence[tuple[str, tuple]],
 def _check(rows: list[Row], expected_count: int) -> None:
     assert len(rows) == expected_count
     for row in rows:
-        assert json_text(row.raw) == row.mysql, (row.id, row.raw)
+        assert json_text_python(row.raw) == row.mysql, (row.id, row.raw)
+        assert jsonbinary.json_text(row.raw) == row.mysql, (row.id, row.raw)
         assert row.compiled == row.mysql
         assert row.library == row.mysql
         json.loads(row.mysql)
@@ -608,5 +708,5 @@ def test_datetime_fixtures_agree_with_python() -> None:
     moment = dt.datetime(2023, 7, 8, 9, 10, 11, 654321)
     data = datetime_packed(moment.year, moment.month, moment.day, moment.hour,
                            moment.minute, moment.second, moment.microsecond)
-    assert json_text(binary(Opaque(12, data))) == \
+    assert json_text_python(binary(Opaque(12, data))) == \
         f'"{moment.isoformat(sep=" ", timespec="microseconds")}"'

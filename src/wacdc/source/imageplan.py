@@ -103,15 +103,6 @@ def _set_reader(members: list[str] | None) -> Callable[[int], Any]:
     return read
 
 
-def _json_binary(data: bytes) -> str:
-    """MySQL's binary JSON as the text MySQL itself prints (what the snapshot reads).
-
-    An empty value is JSON null, as MySQL reads it ('' is stored for NULL put into a NOT
-    NULL JSON column by INSERT IGNORE or a lax sql_mode); SQL NULL is the NULL bitmap.
-    """
-    return json_text(data)
-
-
 def _codec(column: Any) -> str | None:
     """The Python codec the library decodes this text column with; None: keep bytes."""
     name = column.character_set_name
@@ -167,7 +158,7 @@ class ImagePlan:
         self._namespace: dict[str, Any] = {
             "_from_bytes": int.from_bytes, "_datetime2": _datetime2, "_date3": _date3,
             "_time2": time2, "_EPOCH": _EPOCH, "_timedelta": _timedelta,
-            "_json_binary": _json_binary, "_ZERO_DATE": ZERO_DATE,
+            "_json_binary": json_text, "_ZERO_DATE": ZERO_DATE,
             "_PartialJson": PartialJson,
             "_errors": errors}
         self.json_columns = tuple(i for i, c in enumerate(columns)

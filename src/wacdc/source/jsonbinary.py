@@ -39,17 +39,23 @@ JSON column was added), and reads it back as null (json_binary::parse_binary); S
 is the row image's NULL bitmap, never an empty value.
 
 Invalid or truncated input raises ValueError.
+
+Two implementations give the same text and refuse the same inputs: `json_text_python`
+here, and the C extension `_jsonbinary` (built with the package when a compiler is there;
+containers, strings and integers in C, doubles and opaque values through the functions
+below). `json_text` is the C one when it is built; `COMPILED` says which it is.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 import struct
 from typing import Any
 
-__all__ = ["json_text"]
+__all__ = ["COMPILED", "json_text", "json_text_python"]
 
 _MAX_DEPTH = 100  # MySQL's JSON_DOCUMENT_MAX_DEPTH; also keeps crafted input off the C stack
 
@@ -87,7 +93,7 @@ _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]').search
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)  # bytes MySQL uses for 0..9 leftover digits
 
 
-def json_text(data: bytes | bytearray | memoryview) -> str:
+def json_text_python(data: bytes | bytearray | memoryview) -> str:
     """The JSON text MySQL returns for this binary JSON value (its type byte first)."""
     if not data:
         return "null"  # MySQL's reading of an empty value (see the module docstring)
@@ -346,3 +352,13 @@ def decimal_text(data: bytes) -> str:
     whole = text[:intg].lstrip("0") or "0"
     fraction = text[intg:]
     return f"{'-' if negative else ''}{whole}{'.' + fraction if scale else ''}"
+
+
+try:  # the compiled twin (src/wacdc/source/_jsonbinary.c), when the build made it
+    import wacdc.source._jsonbinary as _jsonbinary
+except ImportError:  # no compiler where the package was built: the same text, slower
+    COMPILED = False
+    json_text = json_text_python
+else:
+    COMPILED = True
+    json_text = functools.partial(_jsonbinary.json_text, double_text, _opaque)
