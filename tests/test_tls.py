@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,8 +239,13 @@ def test_required_against_a_server_without_tls_fails_clearly(mysql_server: Serve
 
 def test_preferred_encrypts_when_offered_and_falls_back_when_not(
         tls_source: TlsSource, mysql_server: ServerHandle, target_db: TargetDb) -> None:
-    with connect(parse_url(tls_source.url("mysql"), "mysql")) as conn:
+    with connect(parse_url(tls_source.url("mysql"), "mysql")) as conn, \
+            connect(parse_url(tls_source.url("mysql"), "mysql")) as again:
         encryption = session_encryption(conn)
+        assert session_encryption(again).encrypted
+        # One PREFERRED context per process (PyMySQL would parse the CA bundle each time).
+        assert conn.ctx is again.ctx
+        assert conn.ctx.verify_mode == ssl.CERT_NONE and not conn.ctx.check_hostname
     assert encryption.encrypted and encryption.version.startswith("TLSv1."), encryption
     with _plaintext_server(mysql_server) as plain:
         with connect(parse_url(plain.url("mysql"), "mysql")) as conn:

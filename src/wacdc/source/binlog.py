@@ -44,7 +44,7 @@ from pymysqlreplication.row_event import (
 from wacdc.config import DatabaseUrl
 from wacdc.errors import RowImageError
 from wacdc.events import BinlogPosition, RowChange
-from wacdc.source.connection import connection_kwargs
+from wacdc.source.connection import SourceConnection, connection_kwargs
 from wacdc.source.decoder import DECODERS, CompiledDecoder, pairs
 from wacdc.source.load_query import LoadQueryEvent
 from wacdc.source.payload import TransactionPayloadEvent
@@ -119,6 +119,7 @@ def open_stream(url: DatabaseUrl, server_id: int, start: BinlogPosition,
         # ships otherwise (the benchmark's library figure).
         table_map_memo=TableMapMemo() if compiled else None,
         connection_settings=settings,
+        pymysql_wrapper=SourceConnection,  # PREFERRED's TLS context built once
         server_id=server_id,
         log_file=None if auto_position else start.file,
         log_pos=None if auto_position else start.pos,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import ssl
@@ -67,6 +68,31 @@ def connection_kwargs(url: DatabaseUrl, database: str | None = None) -> dict[str
     if options.connect_timeout is not None:
         kwargs["connect_timeout"] = options.connect_timeout
     return kwargs
+
+
+class SourceConnection(pymysql.connections.Connection):
+    """PyMySQL's connection, with ssl-mode=PREFERRED's TLS context built once per process.
+
+    For PREFERRED PyMySQL builds a context at every connect with create_default_context(),
+    which parses the system's whole CA bundle (0.1-0.2 s on a small machine) for a context
+    that then checks no certificate; wacdc opens several connections as it starts and
+    more at every reconnect. Every other mode passes its own context (`tls_kwargs`)."""
+
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        if isinstance(sslp, dict) and not sslp:  # PyMySQL's PREFERRED: no TLS options
+            return _preferred_context()
+        return super()._create_ssl_ctx(sslp)  # type: ignore[misc]
+
+
+@functools.cache
+def _preferred_context() -> ssl.SSLContext:
+    """PyMySQL's PREFERRED context (no certificate or name checked) without the CA bundle
+    it would never consult; an SSLContext can be shared by connections and threads."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def tls_kwargs(tls: MySQLTls) -> dict[str, Any]:
@@ -175,7 +201,7 @@ def connect(url: DatabaseUrl, *, database: str | None = None, autocommit: bool =
     if text_values:
         kwargs["conv"] = TEXT_CONVERSIONS
     try:
-        conn = pymysql.connect(
+        conn = SourceConnection(
             **kwargs,
             autocommit=autocommit,
             read_timeout=read_timeout,
