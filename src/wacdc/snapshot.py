@@ -166,7 +166,6 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
     profile, tables = plan_target(settings, allow_retired=True)
     source_url = settings.source()
     policy = coercion_policy(settings)
-    converters = {t.name: RowConverter(t.name, t.columns, t.key, policy) for t in tables}
 
     target = connect_target(settings.target(), autocommit=True)
     with target:
@@ -191,7 +190,9 @@ def run_snapshot(settings: Settings, stop: threading.Event | None = None,
         builder.start()
         todo = _still_to_copy(tables, progress_rows, builder, result)
         try:
-            if todo:
+            if todo:  # converters for these only: a restart with all copied builds none
+                converters = {t.name: RowConverter(t.name, t.columns, t.key, policy)
+                              for t in todo}
                 _copy_tables(settings, target, todo, converters, builder, result, stop,
                              on_chunk)
         finally:

@@ -146,7 +146,7 @@ def row_changes_of(stream: BinLogStreamReader, event: Any, position: BinlogPosit
     op = "insert" if isinstance(event, WriteRowsEvent) else \
         "delete" if isinstance(event, DeleteRowsEvent) else "update"
     decoder: CompiledDecoder | None = stream.wacdc_decoder
-    decoded = decoder.images(event, str(position)) if decoder is not None else None
+    decoded = decoder.images(event, position) if decoder is not None else None
     if decoded is not None:
         names, images = decoded
         for before, after in pairs(event, images):

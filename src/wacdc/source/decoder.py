@@ -93,8 +93,9 @@ class CompiledDecoder:
         self._plans[id(table)] = (table, plan, reason)
         return plan, reason
 
-    def images(self, event: RowsEvent, where: str) -> tuple[tuple[str, ...], list[Image]] | None:
-        """(column names, images in event order), or None when the library must decode."""
+    def images(self, event: RowsEvent, where: object) -> tuple[tuple[str, ...], list[Image]] | None:
+        """(column names, images in event order), or None when the library must decode.
+        `where`: the event's binlog position, printed only in an error."""
         if event.event_type not in _PLAIN_ROW_EVENTS:
             self._fallback(event.table, "event type")
             return None
@@ -133,7 +134,7 @@ class CompiledDecoder:
 
     @staticmethod
     def _partial_after(plan: ImagePlan, buf: bytes, pos: int, before: Image, event: RowsEvent,
-                       where: str) -> tuple[Image, int]:
+                       where: object) -> tuple[Image, int]:
         """The after image of a PARTIAL_UPDATE_ROWS_EVENT row: its value options, the
         bitmap of JSON columns sent as diffs, the image. An empty diff means unchanged
         (the before value, exact); a real diff cannot be applied without the document
@@ -163,7 +164,7 @@ class CompiledDecoder:
         return tuple(values), pos
 
     @staticmethod
-    def _check_present(event: RowsEvent, plan: ImagePlan, where: str) -> None:
+    def _check_present(event: RowsEvent, plan: ImagePlan, where: object) -> None:
         bitmaps = [event.columns_present_bitmap]
         if isinstance(event, UpdateRowsEvent):
             bitmaps.append(event.columns_present_bitmap2)
