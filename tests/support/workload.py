@@ -151,7 +151,8 @@ class Workload:
                 cur.execute(f"SELECT {', '.join(quote_ident(k) for k in sorted(key))} FROM "
                             f"{quote_ident(table)} ORDER BY RAND() LIMIT 1")
                 found = cur.fetchone()
-                if found is None:
+                if found is None:  # end the read's transaction: the next step sets gtid_next
+                    conn.rollback()
                     return
                 sets = [(c.name, v) for c, v in zip(gen.columns, row, strict=True)
                         if c.name not in key and c.name not in unique]
