@@ -25,9 +25,9 @@ lint: $(STAMP)
 
 # Every real-server test runs on both source flavours, MariaDB and Oracle MySQL (`servers`
 # builds the MySQL root when there is no mysqld; WACDC_TEST_FLAVOURS=mysql narrows a run).
-# The streaming correctness tests are parametrised by decode mode too (the `decoders`
-# marker, tests/conftest.py): mysql-replication decoding the row images, and decoding in
-# a child process. WACDC_TEST_DECODERS=compiled narrows a run.
+# The streaming tests the decode path matters to run again per decode mode (the
+# `decoders` marker, tests/conftest.py): mysql-replication decoding the row images, and
+# decoding in a child process. WACDC_TEST_DECODERS=compiled narrows a run.
 test: $(STAMP) servers lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 

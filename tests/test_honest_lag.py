@@ -17,7 +17,7 @@ from tests.support.workload import TABLES
 
 def test_lag_during_a_long_snapshot_is_the_backlog_not_zero(source_db: SourceDb,
                                                             target_db: TargetDb) -> None:
-    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 200, "WhatsAppMessage": 40_000})
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 200, "WhatsAppMessage": 12_000})
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
                     WACDC_SNAPSHOT_CHUNK_ROWS="20")
     stop = threading.Event()

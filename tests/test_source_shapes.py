@@ -35,8 +35,10 @@ from tests.support.harness import (
 from tests.support.independent import independent_differences
 from tests.support.workload import ALL_TABLES, TABLES, Workload, in_background
 
-# Run again with each other way of decoding the binlog (tests/conftest.py).
-pytestmark = pytest.mark.decoders("library", "process")
+# The tests marked `decoders` run again with each other way of decoding the binlog
+# (tests/conftest.py): `library` where row images are what they check, `process` where
+# the child's reading, framing and hand-over are; the rest, control-plane behaviour the
+# decoders share, runs with the default compiled, in-thread decoder only.
 
 ALL = ",".join(ALL_TABLES)
 
@@ -82,6 +84,7 @@ def _json_cells(source: SourceDb, target: TargetDb, table: str, column: str
     return want, have
 
 
+@pytest.mark.decoders("library")
 def test_json_null_and_typed_scalars_survive_both_paths(source_db: SourceDb,
                                                        target_db: TargetDb) -> None:
     shapes = [  # (id, SQL for metadata)
@@ -117,6 +120,7 @@ def test_json_null_and_typed_scalars_survive_both_paths(source_db: SourceDb,
     assert independent_differences(source_db, target_db, ["WhatsAppCustomer"]) == {}
 
 
+@pytest.mark.decoders("process")
 def test_tagged_gtids_before_the_snapshot_and_while_streaming_resume_exactly(
         source_db: SourceDb, target_db: TargetDb) -> None:
     only_on(source_db.server, "mysql", "tagged GTIDs are Oracle MySQL 8.3+")
@@ -190,6 +194,7 @@ def _payload_events(source: SourceDb, kind: str = "Transaction_payload") -> int:
     return count
 
 
+@pytest.mark.decoders("process")
 def test_session_compressed_transactions_are_decompressed_and_applied(
         source_db: SourceDb, target_db: TargetDb) -> None:
     only_on(source_db.server, "mysql", "binlog_transaction_compression is Oracle MySQL's")
@@ -225,6 +230,7 @@ def test_session_compressed_transactions_are_decompressed_and_applied(
                                .fetchone()[0])
 
 
+@pytest.mark.decoders("library")
 def test_partial_json_names_the_column_that_carried_the_diff(source_db: SourceDb,
                                                             target_db: TargetDb) -> None:
     only_on(source_db.server, "mysql", "binlog_row_value_options is Oracle MySQL's")
@@ -253,6 +259,7 @@ def test_partial_json_names_the_column_that_carried_the_diff(source_db: SourceDb
 
 
 @pytest.mark.slow
+@pytest.mark.decoders("library", "process")
 def test_the_19_tables_under_every_shape_and_kill_9_then_a_cutover(
         source_db: SourceDb, target_db: TargetDb) -> None:
     mysql = source_db.server.flavour == "mysql"
@@ -325,6 +332,7 @@ def _delete_orphans_of_restricting_keys(source: SourceDb) -> None:
             conn.commit()
 
 
+@pytest.mark.decoders("process")
 def test_mariadb_compressed_binlog_events_are_decompressed_and_applied(
         source_db: SourceDb, target_db: TargetDb) -> None:
     only_on(source_db.server, "mariadb", "log_bin_compress is MariaDB's")
@@ -507,6 +515,7 @@ def test_a_load_data_logged_as_a_statement_passes_untracked_and_stops_on_a_track
       'ALTER TABLE "WhatsAppTemplate" ADD COLUMN "extra" INT NULL'],
      "a statement wacdc cannot read names it", "ALTER TABLE"),
 ], ids=["gh-ost-rename", "drop", "unreadable"])
+@pytest.mark.decoders("process")
 def test_a_rename_drop_or_unreadable_statement_on_a_tracked_table_stops_naming_it(
         source_db: SourceDb, target_db: TargetDb, statements: list[str], why: str,
         verb: str) -> None:
@@ -522,6 +531,7 @@ def test_a_rename_drop_or_unreadable_statement_on_a_tracked_table_stops_naming_i
     assert f"'{verb}" in out and "at binlog." in out, out[-3000:]
 
 
+@pytest.mark.decoders("process")
 def test_a_large_transaction_is_applied_in_pieces_atomically_and_survives_kill_9(
         source_db: SourceDb, target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES="WhatsAppCustomer",

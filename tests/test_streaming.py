@@ -25,8 +25,10 @@ from tests.support.harness import (
 )
 from tests.support.workload import TABLES, Workload, in_background
 
-# Run again with each other way of decoding the binlog (tests/conftest.py).
-pytestmark = pytest.mark.decoders("library", "process")
+# The tests marked `decoders` run again with each other way of decoding the binlog
+# (tests/conftest.py): `library` where row images are what they check, `process` where
+# the child's reading, framing and hand-over are; the rest, control-plane behaviour the
+# decoders share, runs with the default compiled, in-thread decoder only.
 
 
 def _phase(pg: psycopg.Connection) -> str | None:
@@ -44,6 +46,7 @@ def _identical(source: SourceDb, target: TargetDb) -> None:
     assert table_differences(source, target, tables=list(TABLES)) == {}
 
 
+@pytest.mark.decoders("library", "process")
 def test_random_workload_is_identical_after_catch_up(source_db: SourceDb,
                                                      target_db: TargetDb) -> None:
     fill_whatsapp(source_db, counts={"WhatsAppCustomer": 200, "WhatsAppMessage": 200})
@@ -78,6 +81,7 @@ def test_changes_during_the_snapshot_are_applied_once(source_db: SourceDb,
     _identical(source_db, target_db)
 
 
+@pytest.mark.decoders("process")
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(source_db: SourceDb,
                                                               target_db: TargetDb) -> None:
     fill_whatsapp(source_db, counts={"WhatsAppCustomer": 300, "WhatsAppMessage": 300})
@@ -100,6 +104,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(source_db: SourceDb
     _identical(source_db, target_db)
 
 
+@pytest.mark.decoders("process")
 def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
                                                          target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
@@ -121,6 +126,7 @@ def test_sigterm_during_load_exits_0_quickly_and_resumes(source_db: SourceDb,
     _identical(source_db, target_db)
 
 
+@pytest.mark.decoders("library")
 def test_add_column_mid_stream_flows_and_drop_column_stops(source_db: SourceDb,
                                                             target_db: TargetDb) -> None:
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES))
@@ -185,6 +191,7 @@ def _stop(proc: subprocess.Popen) -> bytes:
     return err
 
 
+@pytest.mark.decoders("process")
 def test_source_and_target_restarts_mid_stream(mysql_server, pg_server, source_db: SourceDb,
                                                target_db: TargetDb) -> None:
     from tests.support.flavours import require_control
@@ -287,6 +294,7 @@ def test_apply_error_stops_with_table_key_and_position(source_db: SourceDb,
     assert phase == "failed" and "bad-1" in error
 
 
+@pytest.mark.decoders("library")
 def test_composite_and_unique_keys_any_table_set(empty_source_db: SourceDb,
                                                  target_db: TargetDb) -> None:
     """Not special-cased to the WhatsApp tables: plain profile, composite and unique keys."""

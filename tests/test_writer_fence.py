@@ -67,7 +67,7 @@ def _one(pg: psycopg.Connection, query: str) -> object:
 
 def test_a_lock_lost_mid_snapshot_stops_the_old_writer_before_its_next_commit(
         source_db: SourceDb, target_db: TargetDb) -> None:
-    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 200, "WhatsAppMessage": 30_000})
+    fill_whatsapp(source_db, counts={"WhatsAppCustomer": 200, "WhatsAppMessage": 12_000})
     env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
                     WACDC_SNAPSHOT_CHUNK_ROWS="25")
     first, first_log = _start(env, "--snapshot-only")
