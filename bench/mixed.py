@@ -25,7 +25,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -231,17 +231,21 @@ def compare(source_url: str, target_url: str, tables: list[str]) -> list[str]:
     return differ
 
 
+# Other ways to run the same catch-up, each into a database of its own: name -> settings.
+VARIANTS = {"process": {"WACDC_DECODE_IN": "process"},
+            "serial": {"WACDC_APPLY_BEHIND": "false"}}
+
+
 def measure(source_url: str, target_url: str, changes: int, mariadb: bool,
             env: dict[str, str] | None = None, profile: Path | None = None,
-            process_target_url: str | None = None) -> dict:
-    """Snapshot, burst, catch up; the ratios of one burst. With `process_target_url`, the
-    same burst is also caught up into that database with WACDC_DECODE_IN=process."""
+            variant_targets: dict[str, str] | None = None) -> dict:
+    """Snapshot, burst, catch up; the ratios of one burst. `variant_targets` (a VARIANTS
+    name -> a target database): the same burst also caught up into it that way."""
     env = {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
            "WACDC_LOG_FORMAT": "json", **(env or {})}
-    both = {"inline": env}
-    if process_target_url:
-        both["process"] = {**env, "WACDC_TARGET_URL": process_target_url,
-                           "WACDC_DECODE_IN": "process"}
+    both = {"default": env}
+    for name, url in (variant_targets or {}).items():
+        both[name] = {**env, "WACDC_TARGET_URL": url, **VARIANTS[name]}
     for one in both.values():
         run_wacdc(one)  # snapshot, caught up
     idle = run_wacdc(env)  # nothing to do: start-up, connects, catalog checks and exit
@@ -253,7 +257,7 @@ def measure(source_url: str, target_url: str, changes: int, mariadb: bool,
         end = current_position(conn)
     wacdc = run_wacdc(env, profile)
     tables = load_profile("prisma").tables
-    two = run_wacdc(both["process"]) if "process" in both else None
+    others = {name: run_wacdc(one) for name, one in both.items() if name != "default"}
     for mode, one in both.items():
         differ = compare(source_url, one["WACDC_TARGET_URL"], tables)
         if differ:
@@ -270,8 +274,15 @@ def measure(source_url: str, target_url: str, changes: int, mariadb: bool,
             "compiled_seconds": compiled["seconds"],
             "compiled_changes_per_s": compiled["changes"] / compiled["seconds"],
             "ratio_to_library": bare["seconds"] / wacdc["seconds"],
-            **({"process_seconds": two["seconds"],
-                "process_ratio_to_library": bare["seconds"] / two["seconds"]} if two else {})}
+            **{f"{name}_{figure}": value for name, run in others.items() for figure, value in
+               (("seconds", run["seconds"]), ("cpu_seconds", run["cpu_seconds"]),
+                ("ratio_to_library", bare["seconds"] / run["seconds"]))}}
+
+
+def _variant(name: str) -> Callable[[dict], str]:
+    return lambda r: (f"{r[name + '_seconds']:.1f} s, {r[name + '_ratio_to_library']:.2f}x "
+                      f"the library, CPU {r[name + '_cpu_seconds']:.1f} s"
+                      if name + "_seconds" in r else "not measured")
 
 
 def report_lines(results: dict[str, dict | None]) -> list[str]:
@@ -303,8 +314,9 @@ def report_lines(results: dict[str, dict | None]) -> list[str]:
         ("mysql-replication bare decode", lambda r: f"{r['library_seconds']:.1f} s, "
          f"{r['library_changes_per_s']:,.0f} changes/s"),
         ("the same with `WACDC_DECODE_IN=process` (decode in a child process)",
-         lambda r: f"{r['process_seconds']:.1f} s, {r['process_ratio_to_library']:.2f}x the "
-         "library" if "process_seconds" in r else "not measured"),
+         _variant("process")),
+        ("the same with `WACDC_APPLY_BEHIND=false` (each commit waited for)",
+         _variant("serial")),
         ("wacdc's compiled decoder alone", lambda r: f"{r['compiled_seconds']:.1f} s, "
          f"{r['compiled_changes_per_s']:,.0f} changes/s"),
         ("**wacdc / library decode** (target ≥ 3)", lambda r: f"**{r['ratio_to_library']:.2f}** "
@@ -326,8 +338,8 @@ def _standalone() -> int:
     parser.add_argument("--changes", type=int, default=150_000)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--profile", type=Path, help="py-spy the catch-up into this file")
-    parser.add_argument("--process", action="store_true",
-                        help="also catch the burst up with WACDC_DECODE_IN=process")
+    parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS),
+                        help="also catch the burst up this way (into a database of its own)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra settings for wacdc (e.g. WACDC_DECODE_IN=process)")
     args = parser.parse_args()
@@ -335,12 +347,12 @@ def _standalone() -> int:
     with wacdc_process.private_servers(args.flavour) as (source, pg):
         generate(source.url("mixed"), args.messages)
         with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE mixed_t")
-            conn.execute("CREATE DATABASE mixed_p")
+            for name in ("t", *args.variant):
+                conn.execute(f"CREATE DATABASE mixed_{name}")
         result = measure(source.url("mixed"), pg.url("mixed_t"), args.changes,
                          args.flavour == "mariadb",
                          env=dict(kv.split("=", 1) for kv in args.env), profile=args.profile,
-                         process_target_url=pg.url("mixed_p") if args.process else None)
+                         variant_targets={v: pg.url(f"mixed_{v}") for v in args.variant})
         print(json.dumps(result, indent=2))
     return 0
 

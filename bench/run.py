@@ -235,7 +235,8 @@ def bench_mixed(servers: dict, pg: PostgresServer, args: argparse.Namespace,
         generate(source.url("mixed"), 20_000)
         one = mixed.measure(source.url("mixed"), _fresh_pg(pg, "mixed_t"), args.mixed_changes,
                             flavour == "mariadb", env={"WACDC_METRICS_PORT": "0"},
-                            process_target_url=_fresh_pg(pg, "mixed_p"))
+                            variant_targets={name: _fresh_pg(pg, f"mixed_{name}")
+                                             for name in mixed.VARIANTS})
         print(f"{flavour}: {one['changes']:,} changes, wacdc {one['wacdc_seconds']:.1f} s "
               f"({one['wacdc_changes_per_s']:,.0f}/s), library decode "
               f"{one['library_seconds']:.1f} s: {one['ratio_to_library']:.2f}x", flush=True)

@@ -294,6 +294,39 @@ def test_apply_error_stops_with_table_key_and_position(source_db: SourceDb,
     assert phase == "failed" and "bad-1" in error
 
 
+@pytest.mark.parametrize("behind", ["true", "false"])
+def test_a_batch_refused_while_the_next_is_read_stops_there_with_the_prefix_applied(
+        source_db: SourceDb, target_db: TargetDb, behind: str) -> None:
+    """WACDC_APPLY_BEHIND: batch N commits while N+1 is read; N's refusal still stops the
+    stream at N, naming its key, with exactly the batches before it applied."""
+    env = wacdc_env(source_db, target_db, WACDC_TABLES=",".join(TABLES),
+                    WACDC_BATCH_MAX_ROWS="50", WACDC_BATCH_MAX_SECONDS="60",
+                    WACDC_APPLY_BEHIND=behind)
+    assert run_cli("run", "--snapshot-only", env=env).code == 0
+    with target_db.connect() as pg:
+        pg.execute('ALTER TABLE "WhatsAppCampaign" ADD CONSTRAINT no_spam '
+                   "CHECK (name NOT LIKE 'spam%')")
+    ids = [f"zz-behind-{n:04}" for n in range(1, 601)]
+    with source_db.connect() as conn, conn.cursor() as cur:
+        for n, key in enumerate(ids, 1):  # one transaction each: batches of 50 rows
+            cur.execute("INSERT INTO WhatsAppCampaign (id, name, templateName, targetType, "
+                        "updatedAt) VALUES (%s, %s, 't', 'all', NOW(3))",
+                        (key, "spam" if n == 400 else f"fine {n}"))
+            conn.commit()
+    result = run_cli("run", "--exit-when-caught-up", env=env)
+    assert result.code == 2, result.output[-3000:]
+    assert "refused the insert of WhatsAppCampaign key='zz-behind-0400'" in result.stderr
+    with target_db.connect() as pg:
+        applied = [r[0] for r in pg.execute(
+            """SELECT id FROM "WhatsAppCampaign" WHERE id LIKE 'zz-behind-%' ORDER BY id""")]
+    # A prefix of whole batches: 350 unless an idle moment flushed a short batch early.
+    assert applied == ids[:len(applied)] and 350 <= len(applied) < 400, applied[-3:]
+    with target_db.connect() as pg:
+        pg.execute('ALTER TABLE "WhatsAppCampaign" DROP CONSTRAINT no_spam')
+    assert run_cli("run", "--exit-when-caught-up", env=env).code == 0
+    _identical(source_db, target_db)
+
+
 @pytest.mark.decoders("library")
 def test_composite_and_unique_keys_any_table_set(empty_source_db: SourceDb,
                                                  target_db: TargetDb) -> None:

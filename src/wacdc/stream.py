@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 import pymysql
@@ -28,13 +28,18 @@ from wacdc.events import (
 )
 from wacdc.evolution import SchemaEvolver, truncate_sql
 from wacdc.log import get_logger
-from wacdc.observe import metrics
 from wacdc.observe.lag import commit_estimate
+from wacdc.observe.late_writes import (
+    statement_after_cutover,
+    write_after_cutover,
+    write_in_bridge,
+)
 from wacdc.reverse.echo import ECHO_TABLE, echo_of
 from wacdc.runtime import DaemonStatus, Phase
 from wacdc.schema.convert import BadValuePolicy
 from wacdc.sink import state, writer
 from wacdc.sink.apply import Applier, Resolver, TableSink
+from wacdc.sink.behind import ApplyBehind
 from wacdc.snapshot import coercion_policy
 from wacdc.source.connection import server_info
 from wacdc.source.introspect import non_transactional
@@ -44,7 +49,6 @@ from wacdc.source.reader import StreamSpec, open_source
 log = get_logger("wacdc.stream")
 HEARTBEAT_S = 0.1  # an idle source still wakes the loop this often: flush, stop, lag
 POLL_S = 0.5  # source head polled (for lag) and liveness written to `wacdc` this often
-LATE_WRITES_LOGGED = 20  # per transaction; the metric counts every row
 
 Hook = Callable[[], None]
 
@@ -61,7 +65,7 @@ class StreamSession:
                  target: psycopg.Connection, control: pymysql.connections.Connection,
                  lease: writer.WriterLease, status: DaemonStatus) -> None:
         self.settings, self.evolver, self.stop = settings, evolver, stop
-        self.target, self.control = target, control  # `target` is joined to `lease`
+        self._target, self.control = target, control  # `target` is joined to `lease`
         self.lease, self.status = lease, status
         self.policy = coercion_policy(settings)
         checkpoint = state.get_checkpoint(target)
@@ -88,6 +92,8 @@ class StreamSession:
         self.lag.oldest_pending = self.lag.behind_since = None
         self.poll_at = 0.0
         self.applier = Applier(target, self.sinks, lease)
+        self.applying = ApplyBehind(self.applier, self._committed,
+                                    enabled=settings.apply_behind)
         # Rows of non-transactional tracked tables stay through a ROLLBACK (framing).
         self.kept_at_rollback = frozenset(non_transactional(
             control, settings.source().database, list(self.sinks)))
@@ -108,7 +114,7 @@ class StreamSession:
         self.first_at = 0.0
         # By GTID the checkpoint's file:pos may name another server's binlog: only the
         # stream's own positions count towards "caught up".
-        self.applied = BinlogPosition("", 0) if auto_position else checkpoint
+        self._applied = BinlogPosition("", 0) if auto_position else checkpoint
         self.between_items: list[Hook] = []  # run after each item while not following
         self.every_poll: list[Hook] = []  # run every POLL_S, between items
         self.echo: str | None = None  # inside an echo applied in pieces: its snapshot
@@ -117,12 +123,30 @@ class StreamSession:
     def tables(self) -> list[str]:
         return list(self.sinks)
 
+    @property
+    def target(self) -> psycopg.Connection:
+        """The applying connection, once the batch in flight committed (wacdc.sink.behind)."""
+        self.applying.settle()
+        return self._target
+
+    @property
+    def applied(self) -> BinlogPosition:
+        """Where PostgreSQL's committed checkpoint stands (the batch in flight settled)."""
+        self.applying.settle()
+        return self._applied
+
     def bridge(self, resolver: Resolver | None) -> None:
         """A bridge window opens (its conflicts resolved in each batch) or closes."""
         self.flush()
         self.applier.resolver = resolver
 
     def run(self, exit_when_caught_up: bool) -> int:
+        try:
+            return self._run(exit_when_caught_up)
+        finally:  # nothing else may use the connection while a batch is in flight
+            self.applying.close()
+
+    def _run(self, exit_when_caught_up: bool) -> int:
         # The subscribers run once before the first item too: a cutover interrupted
         # after its fence drains to that fence before anything else is taken.
         if self._between_items():
@@ -176,16 +200,17 @@ class StreamSession:
             self.status.set_phase(Phase.STREAMING, self.target)
             log.info("caught up: streaming", position=str(self.lag.applied))
 
-    def step(self, item: StreamItem) -> None:
-        """Take one stream item: batch it, apply when due, keep lag and liveness."""
+    def step(self, item: StreamItem, *, behind: bool = True) -> None:
+        """Take one stream item: batch it, apply when due (with `behind`, the next batch is
+        read while it commits; drains wait for each), keep lag and liveness."""
         idle = isinstance(item, Heartbeat)
         if isinstance(item, Transaction) and (self.echo or echo_of(item.changes)):
             item = self._echo(item)
         if isinstance(item, Transaction):
             if self.status.phase == Phase.BRIDGE and item.changes:
-                _write_in_bridge(item, self.status)
+                write_in_bridge(item, self.status)
             if self.following and item.changes:
-                _write_after_cutover(item)
+                write_after_cutover(item)
             if not self.batch:
                 self.first_at = time.monotonic()
             self.batch.append(item)
@@ -194,22 +219,27 @@ class StreamSession:
         elif isinstance(item, Piece):
             self._piece(item)
         elif isinstance(item, Statement):
-            self.flush()  # everything before the statement first
-            if item.tables == (ECHO_TABLE,):
-                pass  # reverse replication creates (or drops) its checkpoint table
-            elif self.following:  # PostgreSQL is the primary: MySQL's DDL is not its own
-                _statement_after_cutover(item)
-            else:
-                _schema_change(item, self.evolver, self.sinks, self.target, self.policy,
-                               self.kept_at_rollback)
+            self._statement(item)
         else:
             self.lag.idle(item.position)
             self.status.progressed()  # idle and connected
         due = (self.rows >= self.settings.batch_max_rows
                or (self.batch and time.monotonic() - self.first_at
                    >= self.settings.batch_max_seconds))
-        if idle or due or self.stop.is_set():
+        if idle or self.stop.is_set():
             self.flush()
+        elif due:
+            self.flush(behind=behind)
+
+    def _statement(self, item: Statement) -> None:
+        self.flush()  # everything before the statement first
+        if item.tables == (ECHO_TABLE,):
+            pass  # reverse replication creates (or drops) its checkpoint table
+        elif self.following:  # PostgreSQL is the primary: MySQL's DDL is not its own
+            statement_after_cutover(item)
+        else:
+            _schema_change(item, self.evolver, self.sinks, self.target, self.policy,
+                           self.kept_at_rollback)
 
     def _echo(self, item: Transaction) -> Transaction:
         """wacdc's own reverse transaction read back: nothing of it is applied again; it
@@ -228,7 +258,7 @@ class StreamSession:
             self.echo = echo_of(item.changes)  # an echo's first piece: skipped
             return
         if self.following and item.changes:
-            _write_after_cutover(item)
+            write_after_cutover(item)
         if not self.applier.in_piece:
             log.info("a large source transaction: applying it in pieces inside one "
                      "PostgreSQL transaction (committed with its end)",
@@ -236,17 +266,22 @@ class StreamSession:
         self.applier.apply_piece(item)
         self.status.progressed()
 
-    def flush(self) -> None:
+    def flush(self, *, behind: bool = False) -> None:
+        """Apply the batch; `behind`: return while it commits (settled by the next use)."""
+        self.applying.settle()  # (while self.batch is still pending: see _committed)
         if not self.batch:
             return
-        if self.batch[0].discard_pieces:  # the source rolled back what its pieces applied
-            self.applier.abandon()
-        self.applier.apply(self.batch)
-        self.applied = self.batch[-1].end
-        last = self.batch[-1]
-        self.lag.applied_up_to(self.applied, commit_estimate(last.commit_time, last.received_at))
+        batch, self.batch, self.rows = self.batch, [], 0
+        self.applying.apply(batch, behind=behind)
+
+    def _committed(self, batch: Sequence[Transaction]) -> None:
+        last = batch[-1]
+        self._applied = last.end
+        self.lag.applied_up_to(last.end, commit_estimate(last.commit_time, last.received_at))
+        # Read while that batch committed, not applied yet: lag still counts from it.
+        for txn in self.batch:
+            self.lag.read(txn.end, bool(txn.changes), txn.commit_time, txn.received_at)
         self.status.progressed()
-        self.batch, self.rows = [], 0
 
     def drain_to(self, head: BinlogPosition, give_up: Callable[[], bool]) -> bool:
         """Apply everything up to `head` now (no batching delay); False if `give_up`."""
@@ -254,7 +289,7 @@ class StreamSession:
         if self.applied >= head:
             return True
         for item in self.items:
-            self.step(item)
+            self.step(item, behind=False)
             if isinstance(item, Transaction) and item.end >= head:
                 self.flush()
             if self.applied >= head or (isinstance(item, Heartbeat) and not self.batch
@@ -273,7 +308,7 @@ class StreamSession:
             if seen(item):
                 self.flush()
                 return True
-            self.step(item)
+            self.step(item, behind=False)
             if deadline is None:
                 # Unbounded (a cutover resumed after its fence: nothing is frozen): lag
                 # and liveness are still reported; the subscribers wait for the end.
@@ -283,39 +318,6 @@ class StreamSession:
             if deadline is not None and time.monotonic() > deadline:
                 return False
         raise SourceGone("the source closed the binlog stream during the cutover")
-
-
-def _write_in_bridge(txn: Transaction, status: DaemonStatus) -> None:
-    """An app write that still reached MySQL in a bridge window: counted, and the window's
-    quiet period starts again."""
-    for change in txn.changes:
-        metrics.bridge_mysql_writes.labels(table=change.table).inc()
-    status.bridge.mysql_writes += len(txn.changes)
-    status.bridge.last_mysql_write = time.time()
-
-
-def _statement_after_cutover(statement: Statement) -> None:
-    """A TRUNCATE or DDL on a tracked table in MySQL after the cutover (FENCE=none): not
-    applied to the primary (PostgreSQL), raised instead."""
-    metrics.errors.labels(kind="StatementAfterCutover").inc()
-    log.error("a schema change or TRUNCATE ran in MySQL after the cutover: NOT applied to "
-              "PostgreSQL (it is the primary now); find who still uses MySQL",
-              statement=statement.query[:300], position=str(statement.position))
-
-
-def _write_after_cutover(txn: Transaction | Piece) -> None:
-    """An alarm for each row change that reached MySQL after the cutover (FENCE=none)."""
-    for n, change in enumerate(txn.changes):
-        metrics.writes_after_cutover.labels(table=change.table, op=change.op).inc()
-        if n < LATE_WRITES_LOGGED:
-            log.error("a write landed in MySQL after the cutover: applied to PostgreSQL too; "
-                      "the app (or a job) still writes MySQL: stop it", table=change.table,
-                      op=change.op, position=str(change.position))
-    metrics.errors.labels(kind="WriteAfterCutover").inc()
-    if len(txn.changes) > LATE_WRITES_LOGGED:
-        log.error("more writes of that transaction landed in MySQL after the cutover",
-                  rows=len(txn.changes),
-                  end=str(txn.end if isinstance(txn, Transaction) else txn.position))
 
 
 def _poll_source(control: pymysql.connections.Connection, target: psycopg.Connection,

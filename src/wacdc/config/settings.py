@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         default="inline", validation_alias=AliasChoices("WACDC_DECODE_IN", "decode_in"),
         description="streaming: read and decode the binlog inline, or in a child process "
                     "(a core of its own; docs/benchmarks.md says when it pays)")
+    apply_behind: bool = Field(
+        default=True, validation_alias=AliasChoices("WACDC_APPLY_BEHIND", "apply_behind"),
+        description="streaming: read and decode the next batch while PostgreSQL commits "
+                    "the last one (one batch in flight at most; each commits with its "
+                    "checkpoint, in order); false: wait for each commit")
     batch_max_seconds: float = Field(
         default=0.1, gt=0,
         validation_alias=AliasChoices("WACDC_BATCH_MAX_SECONDS", "batch_max_seconds"),
