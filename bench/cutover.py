@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run(source_url: str, target_url: str, rate: int, warmup_s: float = 5) -> dict:
     env = {**os.environ, "WACDC_SOURCE_URL": source_url, "WACDC_TARGET_URL": target_url,
            "WACDC_LOG_FORMAT": "json", "WACDC_METRICS_PORT": "0",
-           "WACDC_MATVIEW_REFRESH": "0"}  # exit once the cutover is done
+           "WACDC_MATVIEW_REFRESH": "0"}
     daemon = subprocess.Popen([sys.executable, "-m", "wacdc.cli", "run"], env=env, cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert daemon.stderr is not None
@@ -72,6 +73,7 @@ def run(source_url: str, target_url: str, rate: int, warmup_s: float = 5) -> dic
                                 env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
         took = time.monotonic() - sent_at
         thread.join(timeout=30)
+        daemon.send_signal(signal.SIGTERM)  # it replicates back to MySQL now (reverse)
         daemon.wait(timeout=60)
     finally:
         stop.set()

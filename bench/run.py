@@ -184,6 +184,9 @@ def _arguments() -> argparse.Namespace:
                         help="rows of the one-statement UPDATE and DELETE")
     parser.add_argument("--skip", action="append", default=[], choices=SECTIONS,
                         help="keep that section of the last report (repeatable)")
+    parser.add_argument("--reuse", action="append", default=[], choices=SECTIONS,
+                        help="take that section's figures from bench/results/latest.json "
+                             "(a run that stopped later) and write its block (repeatable)")
     return parser.parse_args()
 
 
@@ -204,8 +207,12 @@ def main() -> int:
                     "earlier": {name: previous.get(name) or previous.get("earlier", {}).get(name)
                                 for name in args.skip}}
     try:
+        for name in args.reuse:
+            if not previous.get(name):
+                raise SystemExit(f"--reuse {name}: {RESULTS} has no figures for it")
+            report[name] = previous[name]
         for name in SECTIONS:
-            if name not in args.skip:
+            if name not in args.skip and name not in args.reuse:
                 print(f"== {name}", flush=True)
                 report[name] = MEASURE[name](servers, pg, args, flavours)
                 # after every section: a later failure keeps what was measured
