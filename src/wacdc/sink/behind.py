@@ -26,7 +26,6 @@ class ApplyBehind:
     def __init__(self, applier: Applier, committed: Committed, *, enabled: bool) -> None:
         self.applier = applier
         self.committed = committed  # called in the caller's thread once a batch committed
-        self.enabled = enabled
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="wacdc-apply") \
             if enabled else None
         self._in_flight: tuple[Future[BatchStats], Sequence[Transaction]] | None = None
