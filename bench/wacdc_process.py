@@ -21,8 +21,9 @@ def run_wacdc(args: list[str], env: Mapping[str, str], profile: Path | None = No
     (collapsed stacks into that file; slower: not a timing)."""
     command = [sys.executable, "-m", "wacdc.cli", *args]
     if profile:
-        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "250", "-f",
-                   "raw", "-o", str(profile), "--", *command]
+        # --subprocesses: WACDC_DECODE_IN=process's decode child is sampled too.
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
+                   "-r", "250", "-f", "raw", "-o", str(profile), "--", *command]
     started = time.monotonic()
     proc = subprocess.Popen(command, env=dict(env), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
