@@ -16,7 +16,9 @@ The library has no extension points for any of them:
 - TRANSACTION_PAYLOAD_EVENT (type 0x28, source/payload.py) in the packet event map;
 - EXECUTE_LOAD_QUERY_EVENT (type 18) read with its statement (source/load_query.py);
 - every event type judged, and MariaDB's compressed events rebuilt, in a wrapper around
-  `BinLogPacketWrapper.__init__` (source/event_types.py, source/compressed.py);
+  `BinLogPacketWrapper.__init__` (source/event_types.py, source/compressed.py); plain
+  row and repeated table-map events framed there from their bytes, when the stream
+  has a table-map memo (source/packet_framing.py);
 - QUERY events with status variables the library does not know still read (MySQL 9);
 - table-map parses reused per stream (source/tablemap.py: off unless the stream's table
   map carries a memo, so the library decoder is the library as it ships);
@@ -42,12 +44,14 @@ from pymysqlreplication.table import Table
 
 from wacdc.errors import WacdcError
 from wacdc.gtidset import MysqlGtidSet
+from wacdc.source import packet_framing
 from wacdc.source.compressed import uncompressed_packet
 from wacdc.source.event_types import COMPRESSED_TYPES, PASS_TYPES, refusal
 from wacdc.source.gtid import GTID_TAGGED_LOG_EVENT, TaggedGtidEvent
 from wacdc.source.imageplan import time2
 from wacdc.source.jsonbinary import json_text
 from wacdc.source.load_query import EXECUTE_LOAD_QUERY_EVENT, LoadQueryEvent
+from wacdc.source.packet_framing import FRAMED_TYPES
 from wacdc.source.payload import TRANSACTION_PAYLOAD_EVENT, TransactionPayloadEvent
 
 # The versions these patches were written (and tested) for: requirements.lock.
@@ -177,8 +181,13 @@ def _judge_event_types() -> None:
                  **kwargs: Any) -> None:
         data = from_packet.get_all_data()  # a fresh packet: the OK byte, then the header
         kind = data[5] if len(data) >= _HEADER else None
-        if kind is None or kind in PASS_TYPES:
+        if kind is None:
             original(self, from_packet, *args, **kwargs)  # a short packet: the library's error
+            return
+        if kind in PASS_TYPES:
+            if kind not in FRAMED_TYPES or not packet_framing.frame(
+                    self, from_packet, data, kind, *args, **kwargs):
+                original(self, from_packet, *args, **kwargs)
             return
         if kind not in COMPRESSED_TYPES:
             raise refusal(kind, int.from_bytes(data[14:18], "little"), data[18])
