@@ -33,6 +33,7 @@ STAGES = (  # (stage, frames that mark it, whether a mark must be the innermost 
      False),
     ("handing over to the daemon (pickling, pipe)", ("_Sender.__call__",), False),
     ("binlog framing: the library's event objects", ("BinLogPacketWrapper.__init__",), False),
+    ("binlog framing: wacdc's, from the packet", ("(wacdc/source/packet_framing.py",), False),
     ("reading binlog packets (PyMySQL, TLS)", ("Connection._read_packet",), False),
     ("row images decoded (compiled plans)", ("CompiledDecoder.images",), False),
     ("values converted", ("RowConverter.convert",), False),

@@ -185,8 +185,9 @@ def _judge_event_types() -> None:
             original(self, from_packet, *args, **kwargs)  # a short packet: the library's error
             return
         if kind in PASS_TYPES:
-            if kind not in FRAMED_TYPES or not packet_framing.frame(
-                    self, from_packet, data, kind, *args, **kwargs):
+            # The library passes every argument by position; anything else is its own way.
+            if kwargs or kind not in FRAMED_TYPES or not packet_framing.frame(
+                    self, from_packet, data, kind, *args):
                 original(self, from_packet, *args, **kwargs)
             return
         if kind not in COMPRESSED_TYPES:

@@ -24,7 +24,6 @@ on real binlogs of both flavours.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from pymysqlreplication.constants import BINLOG
@@ -50,89 +49,100 @@ _SHAPES: dict[int, tuple[type[RowsEvent], int, int]] = {
 FRAMED_TYPES = frozenset({*_SHAPES, BINLOG.TABLE_MAP_EVENT})
 
 _EVENT_HEADER = struct.Struct("<IBIIIH")  # after the OK byte, as the wrapper unpacks it
+_EVENT_SIZE = struct.Struct("<I")
 _WRAPPER_BUFFER = "_BinLogPacketWrapper__data_buffer"
 _PRIVATE = "_RowsEvent__"
-_TEMPLATES = "_wacdc_row_templates"  # on the Table: (type, stream options) -> attributes
+_TEMPLATES = "_wacdc_row_templates"  # on the Table: (context, {type: attributes})
 
 
-def frame(wrapper: Any, from_packet: Any, data: bytes, kind: int, table_map: Any,
-          ctl_connection: Any, mysql_version: Any, use_checksum: Any, allowed_events: Any,
-          only_tables: Any, ignored_tables: Any, only_schemas: Any, ignored_schemas: Any,
-          freeze_schema: Any, ignore_decode_errors: Any, verify_checksum: Any,
-          optional_meta_data: Any, enable_logging: Any, use_column_name_cache: Any = False,
-          post_header_lengths: Any = None) -> bool:
+def frame(wrapper: Any, from_packet: Any, data: bytes, kind: int, *args: Any) -> bool:
     """Fill `wrapper` as BinLogPacketWrapper.__init__ would for this event (of
-    FRAMED_TYPES); False (and nothing touched) when the library must do it. The arguments
-    are the wrapper's own."""
-    if getattr(table_map, "memo", None) is None or verify_checksum:
+    FRAMED_TYPES); False (and nothing touched) when the library must do it. `args`: the
+    wrapper's own arguments after the packet, positional as the library passes them."""
+    table_map: Any = args[0] if args else None
+    if getattr(table_map, "memo", None) is None:
         return False
-    stream = _Stream(table_map, ctl_connection, mysql_version, use_checksum, allowed_events,
-                     (only_tables, ignored_tables, only_schemas, ignored_schemas),
-                     ignore_decode_errors, optional_meta_data, enable_logging,
-                     use_column_name_cache, post_header_lengths)
+    context = table_map.framing
+    if context is None or context.args != args:  # once per stream and table map, mostly
+        context = table_map.framing = _Context(args)
+    if context.verify_checksum:
+        return False
     if kind == BINLOG.TABLE_MAP_EVENT:
-        return _table_map(wrapper, from_packet, data, stream)
-    return _rows(wrapper, from_packet, data, kind, stream)
+        return _table_map(wrapper, from_packet, data, context)
+    return _rows(wrapper, from_packet, data, kind, context)
 
 
-@dataclass(slots=True)
-class _Stream:
-    """What the wrapper is told about the stream, per event."""
+class _Context:
+    """What a stream tells the wrapper (the same for every event until a rotation, a new
+    format description or a reconnect), and what follows from it, worked out once."""
 
-    table_map: Any
-    ctl_connection: Any
-    mysql_version: Any
-    use_checksum: Any
-    allowed_events: Any
-    filters: tuple[Any, Any, Any, Any]  # only/ignored tables, only/ignored schemas
-    ignore_decode_errors: Any
-    optional_meta_data: Any
-    enable_logging: Any
-    use_column_name_cache: Any
-    post_header_lengths: Any
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        (table_map, ctl_connection, mysql_version, use_checksum, allowed_events, only_tables,
+         ignored_tables, only_schemas, ignored_schemas, _freeze_schema, ignore_decode_errors,
+         verify_checksum, optional_meta_data, enable_logging, *rest) = args
+        use_column_name_cache, post_header_lengths = (*rest, False, None)[:2]
+        self.args = args
+        self.table_map = table_map
+        self.memo = table_map.memo
+        self.verify_checksum = verify_checksum
+        self.body_less = 23 if use_checksum else 19  # header (and checksum) of event_size
+        self.allowed = {cls: cls in allowed_events for cls in
+                        (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, TableMapEvent)}
+        self.filters = (only_tables, ignored_tables, only_schemas, ignored_schemas)
+        self.filter_kwargs = {"only_tables": only_tables, "ignored_tables": ignored_tables,
+                              "only_schemas": only_schemas, "ignored_schemas": ignored_schemas}
+        self.optional_meta_data = bool(optional_meta_data)
+        self.lengths = post_header_lengths or ()
+        self.wrapper = {"read_bytes": 0, _WRAPPER_BUFFER: b"",
+                        "charset": ctl_connection.charset, "enable_logging": enable_logging,
+                        "use_column_name_cache": use_column_name_cache}
+        # What BinLogEvent.__init__ sets from the stream (the memo's PER_EVENT, less the
+        # event's own packet, type, timestamp and size).
+        self.event = {"table_map": table_map, "_post_header_lengths": post_header_lengths,
+                      "_ctl_connection": ctl_connection, "mysql_version": mysql_version,
+                      "_ignore_decode_errors": ignore_decode_errors,
+                      "_verify_checksum": False, "_is_event_valid": None, "complete": True,
+                      "dbms": ctl_connection._get_dbms()}
+        # RowsEvent.__init__'s own, from the stream.
+        self.rows = {_PRIVATE + "only_tables": only_tables,
+                     _PRIVATE + "ignored_tables": ignored_tables,
+                     _PRIVATE + "only_schemas": only_schemas,
+                     _PRIVATE + "ignored_schemas": ignored_schemas,
+                     _PRIVATE + "use_column_name_cache": use_column_name_cache,
+                     _PRIVATE + "enable_logging": enable_logging}
+        self.maps: dict[bytes, dict[str, Any]] = {}  # table-map bytes -> event attributes
 
-    def body_size(self, event_size: int) -> int:
-        """The event's size less its header (and checksum), as the library counts it."""
-        return event_size - (23 if self.use_checksum else 19)
 
-    def per_event(self, kind: int) -> dict[str, Any]:
-        """What BinLogEvent.__init__ sets from the stream (the memo's PER_EVENT)."""
-        return {"event_type": kind, "_post_header_lengths": self.post_header_lengths,
-                "_ctl_connection": self.ctl_connection, "mysql_version": self.mysql_version,
-                "_ignore_decode_errors": self.ignore_decode_errors,
-                "_verify_checksum": False, "_is_event_valid": None, "complete": True,
-                "dbms": self.ctl_connection._get_dbms()}
-
-
-def _table_map(wrapper: Any, from_packet: Any, data: bytes, stream: _Stream) -> bool:
+def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -> bool:
     """A table map this stream parsed before (identical bytes): that parse, no reading."""
-    if TableMapEvent not in stream.allowed_events:
+    if not context.allowed[TableMapEvent]:
         return False
-    memo = stream.table_map.memo
-    size = stream.body_size(int.from_bytes(data[10:14], "little"))
-    only_tables, ignored_tables, only_schemas, ignored_schemas = stream.filters
-    parsed = memo.get((data[HEADER:HEADER + size], bool(stream.optional_meta_data)),
-                      {"only_tables": only_tables, "ignored_tables": ignored_tables,
-                       "only_schemas": only_schemas, "ignored_schemas": ignored_schemas})
-    if parsed is None:
-        return False  # new to this stream, or filtered: the library parses it (and keeps it)
-    _fill_wrapper(wrapper, from_packet, data, stream)
+    key = data[HEADER:HEADER + _EVENT_SIZE.unpack_from(data, 10)[0] - context.body_less]
+    attributes = context.maps.get(key)
+    if attributes is None:
+        parsed = context.memo.get((key, context.optional_meta_data), context.filter_kwargs)
+        if parsed is None:
+            return False  # new to this stream, or filtered: the library parses it
+        if len(context.maps) >= context.memo.limit:
+            context.maps.clear()
+        attributes = context.maps[key] = {
+            **context.event, "event_type": BINLOG.TABLE_MAP_EVENT, "event_size": len(key),
+            **parsed}
+    _fill_wrapper(wrapper, from_packet, data, context)
     event = object.__new__(TableMapEvent)
-    event.__dict__.update(stream.per_event(BINLOG.TABLE_MAP_EVENT))
-    event.__dict__.update({"packet": wrapper, "table_map": stream.table_map,
-                           "timestamp": wrapper.timestamp, "event_size": size})
-    event.__dict__.update(parsed)
-    stream.table_map[event.table_id] = event.table_obj
+    event.__dict__.update(attributes)
+    event.packet, event.timestamp = wrapper, wrapper.timestamp
+    context.table_map[event.table_id] = event.table_obj
     wrapper.event = event
     return True
 
 
-def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, stream: _Stream) -> bool:
+def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, context: _Context) -> bool:
     """A plain row event: the wrapper, and the event as RowsEvent and its subclass build it
     (or none, for a table the stream filtered, as the library gives)."""
     cls, known, bitmaps = _SHAPES[kind]
-    lengths = stream.post_header_lengths
-    if lengths and len(lengths) >= kind and lengths[kind - 1] != known:
+    lengths = context.lengths
+    if len(lengths) >= kind and lengths[kind - 1] != known:
         return False
     body = HEADER + known
     if known == 10 and data[HEADER + 8] | data[HEADER + 9] << 8 != 2:
@@ -145,26 +155,24 @@ def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, stream: _Strea
     if end > len(data):
         return False  # truncated: the library raises its own error
     table_id = int.from_bytes(data[HEADER:HEADER + 6], "little")
-    table = stream.table_map.get(table_id) if cls in stream.allowed_events else None
-    _fill_wrapper(wrapper, from_packet, data, stream)
-    if table is None or not _kept(table, stream.filters):
+    table = context.table_map.get(table_id) if context.allowed[cls] else None
+    _fill_wrapper(wrapper, from_packet, data, context)
+    if table is None or not _kept(table, context.filters):
         # Not subscribed, or a table the library filtered (its map was never kept).
         wrapper.event = None
         return True
     event = object.__new__(cls)  # the library's class, filled as its constructors would
     attributes = event.__dict__
-    attributes.update(_template(table, kind, stream))
+    attributes.update(_template(table, kind, context))
     attributes.update({
-        "packet": wrapper, "table_map": stream.table_map, "timestamp": wrapper.timestamp,
-        "event_size": stream.body_size(wrapper.event_size), "table_id": table_id,
+        "packet": wrapper, "timestamp": wrapper.timestamp,
+        "event_size": wrapper.event_size - context.body_less, "table_id": table_id,
         "flags": data[HEADER + 6] | data[HEADER + 7] << 8, "number_of_columns": width,
         "columns_present_bitmap": data[body + 1:body + 1 + size],
         _PRIVATE + "rows": None, _PRIVATE + "none_sources": {},
     })
     if bitmaps == 2:
         attributes["columns_present_bitmap2"] = data[body + 1 + size:end]
-    if known == 10:
-        attributes["extra_data_length"] = 2
     # Where the library's reads leave the packet: the images begin here.
     from_packet.advance(end - HEADER)
     wrapper.read_bytes = end - HEADER
@@ -172,17 +180,15 @@ def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, stream: _Strea
     return True
 
 
-def _fill_wrapper(wrapper: Any, from_packet: Any, data: bytes, stream: _Stream) -> None:
+def _fill_wrapper(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -> None:
     """The wrapper's own attributes, from the 20-byte header the library would unpack."""
     timestamp, kind, server_id, event_size, log_pos, flags = _EVENT_HEADER.unpack_from(data, 1)
     from_packet.advance(HEADER)
-    wrapper.__dict__.update({
-        "read_bytes": 0, _WRAPPER_BUFFER: b"", "packet": from_packet,
-        "charset": stream.ctl_connection.charset, "enable_logging": stream.enable_logging,
-        "use_column_name_cache": stream.use_column_name_cache, "timestamp": timestamp,
-        "event_type": kind, "server_id": server_id, "event_size": event_size,
-        "log_pos": log_pos, "flags": flags,
-    })
+    attributes = wrapper.__dict__
+    attributes.update(context.wrapper)
+    attributes.update({"packet": from_packet, "timestamp": timestamp, "event_type": kind,
+                       "server_id": server_id, "event_size": event_size, "log_pos": log_pos,
+                       "flags": flags})
 
 
 def _kept(table: Any, filters: tuple[Any, Any, Any, Any]) -> bool:
@@ -195,26 +201,18 @@ def _kept(table: Any, filters: tuple[Any, Any, Any, Any]) -> bool:
             and (ignored_schemas is None or schema not in ignored_schemas))
 
 
-def _template(table: Any, kind: int, stream: _Stream) -> dict[str, Any]:
+def _template(table: Any, kind: int, context: _Context) -> dict[str, Any]:
     """The attributes of this table's row events of this type that do not vary per event,
-    kept on the table (a table object belongs to one stream's maps and filters; a new
-    control connection or format description makes a new template)."""
-    templates = table.__dict__.setdefault(_TEMPLATES, {})
+    kept on the table for the stream's current context."""
+    kept = table.__dict__.get(_TEMPLATES)
+    if kept is None or kept[0] is not context:
+        kept = table.__dict__[_TEMPLATES] = (context, {})
+    templates = kept[1]
     cached = templates.get(kind)
-    if cached is not None and cached["_ctl_connection"] is stream.ctl_connection \
-            and cached["mysql_version"] is stream.mysql_version \
-            and cached["_post_header_lengths"] is stream.post_header_lengths:
-        return cached
-    only_tables, ignored_tables, only_schemas, ignored_schemas = stream.filters
-    cached = {
-        **stream.per_event(kind), "_processed": True,
-        _PRIVATE + "only_tables": only_tables, _PRIVATE + "ignored_tables": ignored_tables,
-        _PRIVATE + "only_schemas": only_schemas,
-        _PRIVATE + "ignored_schemas": ignored_schemas,
-        _PRIVATE + "use_column_name_cache": stream.use_column_name_cache,
-        _PRIVATE + "enable_logging": stream.enable_logging,
-        "primary_key": table.primary_key, "schema": table.schema, "table": table.table,
-        "columns": table.columns,
-    }
-    templates[kind] = cached
+    if cached is None:
+        cached = templates[kind] = {
+            **context.event, **context.rows, "event_type": kind, "_processed": True,
+            "primary_key": table.primary_key, "schema": table.schema, "table": table.table,
+            "columns": table.columns,
+            **({"extra_data_length": 2} if _SHAPES[kind][1] == 10 else {})}
     return cached

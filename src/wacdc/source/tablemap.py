@@ -47,13 +47,15 @@ class TableMapMemo:
 
 
 class StreamTableMap(dict[int, Any]):
-    """table id -> Table, as the library keeps it, plus the stream's memo (or None)."""
+    """table id -> Table, as the library keeps it, plus the stream's memo (or None) and
+    what source/packet_framing.py worked out for it."""
 
-    __slots__ = ("memo",)
+    __slots__ = ("framing", "memo")
 
     def __init__(self, items: Any = (), memo: TableMapMemo | None = None) -> None:
         super().__init__(items)
         self.memo = memo
+        self.framing: Any = None
 
 
 def _passes_filters(parsed: dict[str, Any], kwargs: dict[str, Any]) -> bool:
