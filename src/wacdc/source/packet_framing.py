@@ -117,7 +117,8 @@ def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -
     """A table map this stream parsed before (identical bytes): that parse, no reading."""
     if not context.allowed[TableMapEvent]:
         return False
-    key = data[HEADER:HEADER + _EVENT_SIZE.unpack_from(data, 10)[0] - context.body_less]
+    size = _EVENT_SIZE.unpack_from(data, 10)[0] - context.body_less
+    key = data[HEADER:HEADER + size]
     attributes = context.maps.get(key)
     if attributes is None:
         parsed = context.memo.get((key, context.optional_meta_data), context.filter_kwargs)
@@ -126,7 +127,7 @@ def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -
         if len(context.maps) >= context.memo.limit:
             context.maps.clear()
         attributes = context.maps[key] = {
-            **context.event, "event_type": BINLOG.TABLE_MAP_EVENT, "event_size": len(key),
+            **context.event, "event_type": BINLOG.TABLE_MAP_EVENT, "event_size": size,
             **parsed}
     _fill_wrapper(wrapper, from_packet, data, context)
     event = object.__new__(TableMapEvent)
