@@ -16,9 +16,11 @@ the library's constructors set, from the bytes directly, for two shapes:
 - a table-map event identical to one this stream parsed (source/tablemap.py's memo).
 
 Anything else, any stream without a table-map memo (WACDC_DECODER=library: the library
-as it ships) and any stream verifying checksums goes the library's way. The event is the
-library's own class; tests/test_packet_framing.py compares the two attribute by attribute
-on real binlogs of both flavours.
+as it ships), verifying checksums or freezing its schema goes the library's way. The
+event is the library's own class, and the wrapper and packet are left where the
+library's reads leave them (for an event it drops too); tests/test_packet_framing.py
+compares the two attribute by attribute on real binlogs of both flavours, and over every
+combination of the stream's options on hand-built events.
 """
 
 from __future__ import annotations
@@ -63,13 +65,16 @@ def frame(wrapper: Any, from_packet: Any, data: bytes, kind: int, *args: Any) ->
     if getattr(table_map, "memo", None) is None:
         return False
     context = table_map.framing
-    if context is None or context.args != args:  # once per stream and table map, mostly
+    # Once per stream and table map, mostly. use_checksum (args[3]) is left out: MySQL's
+    # compressed transactions carry inner events without one, between outer events with.
+    if context is None or context.args[4:] != args[4:] or context.args[:3] != args[:3]:
         context = table_map.framing = _Context(args)
-    if context.verify_checksum:
+    if context.verify_checksum or context.freeze_schema:
         return False
+    body_less = 23 if args[3] else 19  # the header (and checksum) of the event's size
     if kind == BINLOG.TABLE_MAP_EVENT:
-        return _table_map(wrapper, from_packet, data, context)
-    return _rows(wrapper, from_packet, data, kind, context)
+        return _table_map(wrapper, from_packet, data, context, body_less)
+    return _rows(wrapper, from_packet, data, kind, context, body_less)
 
 
 class _Context:
@@ -77,15 +82,16 @@ class _Context:
     format description or a reconnect), and what follows from it, worked out once."""
 
     def __init__(self, args: tuple[Any, ...]) -> None:
-        (table_map, ctl_connection, mysql_version, use_checksum, allowed_events, only_tables,
-         ignored_tables, only_schemas, ignored_schemas, _freeze_schema, ignore_decode_errors,
+        (table_map, ctl_connection, mysql_version, _use_checksum, allowed_events, only_tables,
+         ignored_tables, only_schemas, ignored_schemas, freeze_schema, ignore_decode_errors,
          verify_checksum, optional_meta_data, enable_logging, *rest) = args
         use_column_name_cache, post_header_lengths = (*rest, False, None)[:2]
         self.args = args
         self.table_map = table_map
         self.memo = table_map.memo
         self.verify_checksum = verify_checksum
-        self.body_less = 23 if use_checksum else 19  # header (and checksum) of event_size
+        # The library drops a repeated table map under freeze_schema: its way, not ours.
+        self.freeze_schema = freeze_schema
         self.allowed = {cls: cls in allowed_events for cls in
                         (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, TableMapEvent)}
         self.filters = (only_tables, ignored_tables, only_schemas, ignored_schemas)
@@ -93,7 +99,7 @@ class _Context:
                               "only_schemas": only_schemas, "ignored_schemas": ignored_schemas}
         self.optional_meta_data = bool(optional_meta_data)
         self.lengths = post_header_lengths or ()
-        self.wrapper = {"read_bytes": 0, _WRAPPER_BUFFER: b"",
+        self.wrapper = {_WRAPPER_BUFFER: b"",
                         "charset": ctl_connection.charset, "enable_logging": enable_logging,
                         "use_column_name_cache": use_column_name_cache}
         # What BinLogEvent.__init__ sets from the stream (the memo's PER_EVENT, less the
@@ -113,11 +119,14 @@ class _Context:
         self.maps: dict[bytes, dict[str, Any]] = {}  # table-map bytes -> event attributes
 
 
-def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -> bool:
+def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context,
+               body_less: int) -> bool:
     """A table map this stream parsed before (identical bytes): that parse, no reading."""
     if not context.allowed[TableMapEvent]:
         return False
-    size = _EVENT_SIZE.unpack_from(data, 10)[0] - context.body_less
+    size = _EVENT_SIZE.unpack_from(data, 10)[0] - body_less
+    if HEADER + size > len(data):
+        return False  # truncated: the library raises its own error
     key = data[HEADER:HEADER + size]
     attributes = context.maps.get(key)
     if attributes is None:
@@ -129,7 +138,7 @@ def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -
         attributes = context.maps[key] = {
             **context.event, "event_type": BINLOG.TABLE_MAP_EVENT, "event_size": size,
             **parsed}
-    _fill_wrapper(wrapper, from_packet, data, context)
+    _fill_wrapper(wrapper, from_packet, data, context, size)  # the library reads it all
     event = object.__new__(TableMapEvent)
     event.__dict__.update(attributes)
     event.packet, event.timestamp = wrapper, wrapper.timestamp
@@ -138,7 +147,8 @@ def _table_map(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -
     return True
 
 
-def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, context: _Context) -> bool:
+def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, context: _Context,
+          body_less: int) -> bool:
     """A plain row event: the wrapper, and the event as RowsEvent and its subclass build it
     (or none, for a table the stream filtered, as the library gives)."""
     cls, known, bitmaps = _SHAPES[kind]
@@ -146,9 +156,11 @@ def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, context: _Cont
     if len(lengths) >= kind and lengths[kind - 1] != known:
         return False
     body = HEADER + known
+    if len(data) <= body:
+        return False  # truncated: the library raises its own error
     if known == 10 and data[HEADER + 8] | data[HEADER + 9] << 8 != 2:
         return False  # V2 extra data (partition or NDB information): the library reads it
-    width = data[body] if len(data) > body else 251
+    width = data[body]
     if width >= 251:  # a longer length-coded count (or none): the library's reader
         return False
     size = (width + 7) // 8
@@ -156,38 +168,45 @@ def _rows(wrapper: Any, from_packet: Any, data: bytes, kind: int, context: _Cont
     if end > len(data):
         return False  # truncated: the library raises its own error
     table_id = int.from_bytes(data[HEADER:HEADER + 6], "little")
-    table = context.table_map.get(table_id) if context.allowed[cls] else None
-    _fill_wrapper(wrapper, from_packet, data, context)
-    if table is None or not _kept(table, context.filters):
-        # Not subscribed, or a table the library filtered (its map was never kept).
+    if not context.allowed[cls]:  # not subscribed: the library reads no further
+        _fill_wrapper(wrapper, from_packet, data, context, 0)
         wrapper.event = None
         return True
+    table = context.table_map.get(table_id)
+    if table is None or not _kept(table, context.filters):
+        # A table the library filtered (its map was never kept), or filters here: it stops
+        # once it has read the table id.
+        _fill_wrapper(wrapper, from_packet, data, context, 6)
+        wrapper.event = None
+        return True
+    _fill_wrapper(wrapper, from_packet, data, context, end - HEADER)
     event = object.__new__(cls)  # the library's class, filled as its constructors would
     attributes = event.__dict__
     attributes.update(_template(table, kind, context))
     attributes.update({
         "packet": wrapper, "timestamp": wrapper.timestamp,
-        "event_size": wrapper.event_size - context.body_less, "table_id": table_id,
+        "event_size": wrapper.event_size - body_less, "table_id": table_id,
         "flags": data[HEADER + 6] | data[HEADER + 7] << 8, "number_of_columns": width,
         "columns_present_bitmap": data[body + 1:body + 1 + size],
         _PRIVATE + "rows": None, _PRIVATE + "none_sources": {},
     })
     if bitmaps == 2:
         attributes["columns_present_bitmap2"] = data[body + 1 + size:end]
-    # Where the library's reads leave the packet: the images begin here.
-    from_packet.advance(end - HEADER)
-    wrapper.read_bytes = end - HEADER
     wrapper.event = event
     return True
 
 
-def _fill_wrapper(wrapper: Any, from_packet: Any, data: bytes, context: _Context) -> None:
-    """The wrapper's own attributes, from the 20-byte header the library would unpack."""
+def _fill_wrapper(wrapper: Any, from_packet: Any, data: bytes, context: _Context,
+                  read: int) -> None:
+    """The wrapper's own attributes, from the 20-byte header the library would unpack, and
+    the packet `read` bytes past that header, where the library's reads would leave it
+    (for a row event, where its images begin)."""
     timestamp, kind, server_id, event_size, log_pos, flags = _EVENT_HEADER.unpack_from(data, 1)
-    from_packet.advance(HEADER)
+    from_packet.advance(HEADER + read)
     attributes = wrapper.__dict__
     attributes.update(context.wrapper)
-    attributes.update({"packet": from_packet, "timestamp": timestamp, "event_type": kind,
+    attributes.update({"read_bytes": read, "packet": from_packet, "timestamp": timestamp,
+                       "event_type": kind,
                        "server_id": server_id, "event_size": event_size, "log_pos": log_pos,
                        "flags": flags})
 
