@@ -320,3 +320,26 @@ def test_a_row_event_is_framed_as_the_library_builds_it_whatever_the_options(chu
             assert framed[:3] == library[:3], (case, _diff(library[0], framed[0]))
             assert framed[3] == library[3], (case, _diff(library[3] or {}, framed[3] or {}))
     assert framed_count >= 10
+
+
+def test_the_arguments_the_library_gives_defaults_may_be_left_out() -> None:
+    """use_column_name_cache and post_header_lengths omitted: the library's defaults."""
+    library_init = _original(BinLogPacketWrapper.__init__)
+    ctl = SimpleNamespace(charset="utf8mb4", _get_dbms=lambda: "mariadb")
+    seen = []
+    for way in ("library", "framed"):
+        table_map = StreamTableMap({77: _table(77)}, TableMapMemo())
+        args = (table_map, ctl, (10, 11, 0), False,
+                frozenset({WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent}), None, None,
+                None, None, False, False, False, True, False)
+        packet = _packet(BINLOG.UPDATE_ROWS_EVENT_V1, 77, b"", False, 0)
+        wrapper = object.__new__(BinLogPacketWrapper)
+        if way == "library":
+            library_init(wrapper, packet, *args)
+        else:
+            data = packet.get_all_data()
+            assert frame(wrapper, packet, data, data[5], *args)
+        seen.append((_plain(wrapper.event), packet._position,  # type: ignore[attr-defined]
+                     wrapper.read_bytes))
+    assert seen[0] == seen[1]
+    assert seen[1][0]["_post_header_lengths"] is None

@@ -85,7 +85,9 @@ class _Context:
         (table_map, ctl_connection, mysql_version, _use_checksum, allowed_events, only_tables,
          ignored_tables, only_schemas, ignored_schemas, freeze_schema, ignore_decode_errors,
          verify_checksum, optional_meta_data, enable_logging, *rest) = args
-        use_column_name_cache, post_header_lengths = (*rest, False, None)[:2]
+        # The two the library's signature gives defaults (False, None).
+        use_column_name_cache = rest[0] if rest else False
+        post_header_lengths = rest[1] if len(rest) > 1 else None
         self.args = args
         self.table_map = table_map
         self.memo = table_map.memo
